@@ -1,0 +1,86 @@
+// Package activities holds the side effects of tend's workflows: reading a lead's plan from
+// Postgres and sending a sequence step's email exactly once. Activities are methods on structs
+// that carry their dependencies; the worker registers each struct once.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/sequence"
+)
+
+// Error types of non-retryable activity failures; the workflow branches on them.
+const (
+	// ErrTypeHardBounce: the receiving server said the mailbox does not exist; the address is
+	// suppressed.
+	ErrTypeHardBounce = "HardBounce"
+	// ErrTypeRejected: a permanent rejection that is not the mailbox's fault (policy, content).
+	ErrTypeRejected = "Rejected"
+	// ErrTypeUnknownLead: the lead no longer exists.
+	ErrTypeUnknownLead = "UnknownLead"
+	// ErrTypeBadTemplate: the step's template is missing or does not render.
+	ErrTypeBadTemplate = "BadTemplate"
+)
+
+// Leads reads what a lead's workflow needs to plan its sequence.
+type Leads struct {
+	Store   *db.Store
+	Catalog *sequence.Catalog
+	Log     *slog.Logger
+}
+
+// PlanInput asks for the sequence a lead should run.
+type PlanInput struct {
+	LeadID string
+	// Segment, when set, overrides the segment stored for the lead.
+	Segment string
+}
+
+// Plan is the sequence a lead runs and the lead facts the workflow decides on.
+type Plan struct {
+	Segment  string
+	Stage    lifecycle.Stage
+	TimeZone string
+	Sequence sequence.Sequence
+	// Done lists the step ids of this sequence already sent, failed or suppressed for the lead, so
+	// that a fresh run (after a restart of the workflow) never repeats them.
+	Done []string
+}
+
+// Plan returns the lead's segment sequence. A segment that no longer exists in the catalog falls
+// back to the default segment.
+func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
+	lead, err := a.Store.Lead(ctx, in.LeadID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Plan{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan lead %s: %w", in.LeadID, err)
+	}
+	segID := lead.Segment
+	if in.Segment != "" {
+		segID = in.Segment
+	}
+	seg, ok := a.Catalog.Segment(segID)
+	if !ok {
+		seg, _ = a.Catalog.Segment(a.Catalog.DefaultSegment)
+	}
+	sends, err := a.Store.Sends(ctx, in.LeadID)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
+	}
+	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{}}
+	for _, s := range sends {
+		if s.SequenceID == seg.Sequence.ID && s.Status != db.SendPending {
+			p.Done = append(p.Done, s.StepID)
+		}
+	}
+	return p, nil
+}

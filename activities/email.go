@@ -1,0 +1,171 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/render"
+)
+
+// Mailer delivers one message; *mail.Mailer is the production implementation.
+type Mailer interface {
+	Send(ctx context.Context, msg mail.Message) error
+}
+
+// From is the sender identity of marketing email.
+type From struct {
+	Name    string
+	Address string
+	// Domain is the right-hand side of every Message-ID tend generates.
+	Domain string
+	// PostalAddress is printed in every footer (CAN-SPAM).
+	PostalAddress string
+}
+
+// Email sends sequence steps.
+type Email struct {
+	Store    *db.Store
+	Mailer   Mailer
+	Renderer *render.Renderer
+	From     From
+	Log      *slog.Logger
+	// AfterAccepted, when set, runs after the SMTP server accepted a message and tend recorded it,
+	// and its error fails the activity. It exists for fault-injection tests of exactly-once
+	// delivery; production code leaves it nil.
+	AfterAccepted func(ctx context.Context, in SendInput) error
+}
+
+// SendInput names the step to send. It carries ids only, never personal data.
+type SendInput struct {
+	LeadID     string
+	SequenceID string
+	StepID     string
+	Template   string
+	Subject    string
+}
+
+// Send outcomes.
+const (
+	StatusSent         = "sent"
+	StatusAlreadySent  = "already_sent"
+	StatusSuppressed   = "suppressed"
+	StatusUnsubscribed = "unsubscribed"
+)
+
+// SendResult says what happened to the step.
+type SendResult struct {
+	Status    string
+	MessageID string
+	// Reason explains a suppressed or unsubscribed result.
+	Reason string
+}
+
+// SendStep sends the step's email to the lead, at most once per (lead, sequence, step): the send
+// row is created and locked before SMTP and marked sent in the same transaction after the server
+// accepted the message, so a retried or concurrent attempt finds it sent (or busy) and does not
+// mail again. Temporary SMTP failures are returned as retryable errors; permanent ones are
+// recorded and returned as non-retryable errors, and a hard bounce suppresses the address.
+func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) {
+	log := a.logger().With("lead_id", in.LeadID, "sequence", in.SequenceID, "step", in.StepID)
+	claim, err := a.Store.ClaimSend(ctx, db.SendKey{LeadID: in.LeadID, SequenceID: in.SequenceID, StepID: in.StepID}, in.Template, a.From.Domain)
+	if errors.Is(err, db.ErrNotFound) {
+		return SendResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+	}
+	if err != nil {
+		return SendResult{}, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
+	}
+	res := SendResult{MessageID: claim.Send.MessageID}
+	switch claim.Send.Status {
+	case db.SendSent:
+		claim.Abort(ctx)
+		log.Info("step already sent; not sending again")
+		res.Status = StatusAlreadySent
+		return res, nil
+	case db.SendSuppressed:
+		claim.Abort(ctx)
+		res.Status, res.Reason = StatusSuppressed, claim.Send.Error
+		return res, nil
+	case db.SendFailed:
+		claim.Abort(ctx)
+		return res, temporal.NewNonRetryableApplicationError("step failed permanently earlier: "+claim.Send.Error, ErrTypeRejected, nil)
+	}
+	if claim.Lead.UnsubscribedAt != nil {
+		res.Status, res.Reason = StatusUnsubscribed, "unsubscribed"
+		return res, claim.MarkSuppressed(ctx, "unsubscribed")
+	}
+	if claim.SuppressedReason != "" {
+		res.Status, res.Reason = StatusSuppressed, claim.SuppressedReason
+		return res, claim.MarkSuppressed(ctx, "address suppressed: "+claim.SuppressedReason)
+	}
+
+	data := render.NewData(render.Lead{Name: claim.Lead.Name, Company: claim.Lead.Company, Email: claim.Lead.Email,
+		Attributes: claim.Lead.Attributes}, render.Sender{Name: a.From.Name, PostalAddress: a.From.PostalAddress}, "")
+	email, err := a.Renderer.Render(in.Template, in.Subject, data)
+	if err != nil {
+		claim.Abort(ctx)
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render step %s: %v", in.StepID, err), ErrTypeBadTemplate, nil)
+	}
+	msg := mail.Message{
+		FromName: a.From.Name, FromAddress: a.From.Address,
+		ToName: claim.Lead.Name, ToAddress: claim.Lead.Email,
+		Subject: email.Subject, MessageID: claim.Send.MessageID,
+		Text: email.Text, HTML: email.HTML,
+		Headers: map[string]string{"X-Tend-Send": claim.Send.ID},
+	}
+	sendErr := a.Mailer.Send(ctx, msg)
+	if sendErr == nil {
+		if err := claim.MarkSent(ctx, email.Subject, 250); err != nil {
+			// The server has the message but we could not record it. The claim's transaction rolls
+			// back; report it loudly: a retry would send this step a second time.
+			log.Error("message accepted by SMTP but not recorded as sent", "err", err)
+			return res, fmt.Errorf("record sent step %s to lead %s: %w", in.StepID, in.LeadID, err)
+		}
+		log.Info("step sent", "message_id", claim.Send.MessageID, "attempt", activity.GetInfo(ctx).Attempt)
+		res.Status = StatusSent
+		return res, a.afterAccepted(ctx, in)
+	}
+	var f *mail.Failure
+	if !errors.As(sendErr, &f) {
+		f = &mail.Failure{Temporary: true, Stage: "send"}
+	}
+	if f.Temporary {
+		if err := claim.MarkRetry(ctx, f.Code, f.Error()); err != nil {
+			log.Warn("could not record temporary failure", "err", err)
+		}
+		log.Warn("temporary SMTP failure; will retry", "smtp", f.Error())
+		return res, fmt.Errorf("send step %s to lead %s: %w", in.StepID, in.LeadID, f)
+	}
+	hard := f.HardBounce()
+	if err := claim.MarkFailed(ctx, f.Code, f.Enhanced, f.Error(), hard); err != nil {
+		return res, fmt.Errorf("record failed step %s to lead %s: %w", in.StepID, in.LeadID, err)
+	}
+	typ := ErrTypeRejected
+	if hard {
+		typ = ErrTypeHardBounce
+		log.Warn("hard bounce; address suppressed", "smtp", f.Error())
+	} else {
+		log.Error("permanent SMTP rejection", "smtp", f.Error())
+	}
+	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send step %s to lead %s: %v", in.StepID, in.LeadID, f), typ, nil)
+}
+
+func (a *Email) afterAccepted(ctx context.Context, in SendInput) error {
+	if a.AfterAccepted == nil {
+		return nil
+	}
+	return a.AfterAccepted(ctx, in)
+}
+
+func (a *Email) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}

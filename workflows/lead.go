@@ -1,0 +1,386 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tendhq/tend/activities"
+	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/schedule"
+	"github.com/tendhq/tend/internal/sequence"
+)
+
+// LeadInput starts (or continues) a lead's workflow. State is set only on continue-as-new.
+type LeadInput struct {
+	LeadID string
+	State  *LeadState `json:",omitempty"`
+}
+
+// Capture is the payload of SignalCapture: what the capture changed, never personal data.
+type Capture struct {
+	Segment  string
+	Stage    lifecycle.Stage
+	TimeZone string
+}
+
+// Lead workflow statuses.
+const (
+	StatusRunning   = "running"   // working through a sequence
+	StatusCompleted = "completed" // the sequence has run to its end; waiting for new captures
+	StatusExited    = "exited"    // an exit rule stopped the sequence
+)
+
+// StepRecord is what happened to one step.
+type StepRecord struct {
+	SequenceID string
+	StepID     string
+	// Outcome is sent, already_sent, skipped, suppressed, unsubscribed, bounced, rejected or failed.
+	Outcome string
+	At      time.Time
+	Detail  string `json:",omitempty"`
+}
+
+// LeadState is the workflow's small, PII-free state, returned by QueryState and carried across
+// continue-as-new.
+type LeadState struct {
+	LeadID   string
+	Segment  string
+	Stage    lifecycle.Stage
+	TimeZone string
+	Status   string
+	// Sequence is the plan being run (the version of the sequence the lead was enrolled with).
+	Sequence *sequence.Sequence `json:",omitempty"`
+	// NextStep indexes Sequence.Steps.
+	NextStep int
+	// StepBase is when the wait before NextStep started counting.
+	StepBase time.Time
+	// NextSendAt is when NextStep is due, inside the send window.
+	NextSendAt time.Time `json:",omitempty"`
+	// PendingSegment is a different segment asked for by a later capture; its series starts when
+	// the current one ends.
+	PendingSegment string `json:",omitempty"`
+	ExitReason     string `json:",omitempty"`
+	Captures       int
+	History        []StepRecord
+	// Runs counts continue-as-new generations.
+	Runs int
+}
+
+// historyLimit bounds the step history carried in state; the sends table keeps the full record.
+const historyLimit = 50
+
+var planOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
+}
+
+// sendOptions: temporary SMTP failures (4xx, connection trouble) retry with backoff for up to two
+// days; permanent ones are non-retryable errors from the activity.
+var sendOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    2 * time.Minute,
+	ScheduleToCloseTimeout: 48 * time.Hour,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    5 * time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Minute,
+	},
+}
+
+// Lead is the entity workflow of one lead: it runs the nurture sequence of the lead's segment,
+// step by step, each after its wait and inside the send window, and then stays open for later
+// captures. It continues as new when Temporal suggests it, after draining its signals.
+func Lead(ctx workflow.Context, in LeadInput) error {
+	r := &leadRun{ctx: ctx, captures: workflow.GetSignalChannel(ctx, SignalCapture), cancelTimer: func() {}}
+	if in.State != nil {
+		r.st = *in.State
+	} else {
+		r.st = LeadState{LeadID: in.LeadID, Status: StatusRunning}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LeadState, error) { return r.st, nil }); err != nil {
+		return err
+	}
+	r.drain()
+	if r.st.Sequence == nil && r.st.Status == StatusRunning {
+		if err := r.plan(""); err != nil {
+			return err
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			r.cancelTimer()
+			return err // the lead's workflow was cancelled (e.g. the lead was erased)
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			r.drain()
+			r.cancelTimer()
+			r.st.Runs++
+			st := r.st
+			return workflow.NewContinueAsNewError(ctx, Lead, LeadInput{LeadID: st.LeadID, State: &st})
+		}
+		if r.st.Status != StatusRunning {
+			// Nothing to send: wait for the next capture, which may start a new series.
+			r.receive(ctx)
+			if err := r.maybeStartPending(); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.exitIfReached() {
+			continue
+		}
+		step := r.st.Sequence.Steps[r.st.NextStep]
+		due := r.st.StepBase.Add(step.Wait)
+		r.st.NextSendAt = r.sendTime(due)
+		if r.waitUntil(r.st.NextSendAt) {
+			continue // a capture arrived: re-check exits and the send time
+		}
+		if err := r.runStep(step); err != nil {
+			return err
+		}
+	}
+}
+
+type leadRun struct {
+	ctx      workflow.Context
+	st       LeadState
+	captures workflow.ReceiveChannel
+
+	timerAt     time.Time
+	timer       workflow.Future
+	cancelTimer func()
+}
+
+func (r *leadRun) apply(c Capture) {
+	r.st.Captures++
+	if c.Stage != "" {
+		r.st.Stage = c.Stage
+	}
+	if c.TimeZone != "" {
+		r.st.TimeZone = c.TimeZone
+	}
+	if c.Segment != "" && r.st.Segment != "" && c.Segment != r.st.Segment {
+		r.st.PendingSegment = c.Segment
+	} else if c.Segment == r.st.Segment {
+		r.st.PendingSegment = ""
+	}
+}
+
+// drain applies every capture already delivered, without blocking.
+func (r *leadRun) drain() {
+	for {
+		var c Capture
+		if !r.captures.ReceiveAsync(&c) {
+			return
+		}
+		r.apply(c)
+	}
+}
+
+// receive blocks until one capture arrives, then drains the rest.
+func (r *leadRun) receive(ctx workflow.Context) {
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(r.captures, func(ch workflow.ReceiveChannel, _ bool) {
+		var c Capture
+		ch.Receive(ctx, &c)
+		r.apply(c)
+		r.drain()
+	})
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	sel.Select(ctx)
+}
+
+func (r *leadRun) plan(segment string) error {
+	ctx := workflow.WithActivityOptions(r.ctx, planOptions)
+	var a *activities.Leads
+	var p activities.Plan
+	if err := workflow.ExecuteActivity(ctx, a.Plan, activities.PlanInput{LeadID: r.st.LeadID, Segment: segment}).Get(ctx, &p); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+			r.st.Status, r.st.ExitReason = StatusExited, "lead deleted"
+			return nil
+		}
+		return err
+	}
+	seq := p.Sequence
+	r.st.Segment = p.Segment
+	if r.st.Stage == "" {
+		r.st.Stage = p.Stage
+	}
+	if r.st.TimeZone == "" {
+		r.st.TimeZone = p.TimeZone
+	}
+	if r.st.PendingSegment == p.Segment {
+		r.st.PendingSegment = ""
+	}
+	r.st.Sequence = &seq
+	r.st.NextStep = 0
+	r.st.Status = StatusRunning
+	r.st.ExitReason = ""
+	r.st.StepBase = workflow.Now(r.ctx)
+	r.st.NextSendAt = time.Time{}
+	done := map[string]bool{}
+	for _, id := range p.Done {
+		done[id] = true
+	}
+	// Resume after the steps an earlier run already finished.
+	for r.st.NextStep < len(seq.Steps) && done[seq.Steps[r.st.NextStep].ID] {
+		r.st.NextStep++
+	}
+	if r.st.NextStep >= len(seq.Steps) {
+		r.st.Status = StatusCompleted
+	}
+	return nil
+}
+
+// maybeStartPending starts the series of a segment asked for by a capture once the current series
+// has ended (completed, or exited for a reason other than unsubscribe or suppression).
+func (r *leadRun) maybeStartPending() error {
+	if r.st.PendingSegment == "" || r.st.ExitReason == "unsubscribed" || r.st.ExitReason == "suppressed" ||
+		r.st.ExitReason == "bounced" || r.st.ExitReason == "lead deleted" {
+		return nil
+	}
+	if r.st.Sequence != nil && r.st.Sequence.Exit.Reached(r.st.Stage) {
+		return nil
+	}
+	return r.plan(r.st.PendingSegment)
+}
+
+func (r *leadRun) exitIfReached() bool {
+	if r.st.Sequence.Exit.Reached(r.st.Stage) {
+		r.exit("stage " + string(r.st.Stage) + " reached")
+		return true
+	}
+	return false
+}
+
+func (r *leadRun) exit(reason string) {
+	r.st.Status, r.st.ExitReason = StatusExited, reason
+	r.st.NextSendAt = time.Time{}
+	r.cancelTimer()
+}
+
+// sendTime is the first instant at or after due inside the sequence's send window, in the lead's
+// time zone when known.
+func (r *leadRun) sendTime(due time.Time) time.Time {
+	w, err := schedule.Compile(r.st.Sequence.Window.Cron, r.st.Sequence.Window.TimeZone)
+	if err != nil {
+		// The catalog was validated when loaded; an invalid window cannot reach here, but if it
+		// does, sending on time beats never sending.
+		return due
+	}
+	return w.Next(due, r.st.TimeZone)
+}
+
+// waitUntil sleeps until t, and returns true early if a capture arrives. The timer survives an
+// early return so that a capture that changes nothing costs no new timer.
+func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
+	if !t.After(workflow.Now(r.ctx)) {
+		return false
+	}
+	if r.timer == nil || !r.timerAt.Equal(t) {
+		r.cancelTimer()
+		tctx, cancel := workflow.WithCancel(r.ctx)
+		r.timer, r.timerAt, r.cancelTimer = workflow.NewTimer(tctx, t.Sub(workflow.Now(r.ctx))), t, cancel
+	}
+	fired := false
+	sel := workflow.NewSelector(r.ctx)
+	sel.AddFuture(r.timer, func(workflow.Future) { fired = true })
+	sel.AddReceive(r.captures, func(c workflow.ReceiveChannel, _ bool) {
+		var cp Capture
+		c.Receive(r.ctx, &cp)
+		r.apply(cp)
+		r.drain()
+	})
+	sel.Select(r.ctx)
+	if r.ctx.Err() != nil {
+		return true
+	}
+	if fired {
+		r.timer, r.cancelTimer = nil, func() {}
+	}
+	return !fired
+}
+
+func (r *leadRun) record(step sequence.Step, outcome, detail string) {
+	r.st.History = append(r.st.History, StepRecord{SequenceID: r.st.Sequence.ID, StepID: step.ID, Outcome: outcome,
+		At: workflow.Now(r.ctx), Detail: detail})
+	if len(r.st.History) > historyLimit {
+		r.st.History = r.st.History[len(r.st.History)-historyLimit:]
+	}
+}
+
+func (r *leadRun) advance() {
+	r.st.NextStep++
+	r.st.StepBase = workflow.Now(r.ctx)
+	r.st.NextSendAt = time.Time{}
+	if r.st.NextStep >= len(r.st.Sequence.Steps) {
+		r.st.Status = StatusCompleted
+	}
+}
+
+func (r *leadRun) runStep(step sequence.Step) error {
+	if !step.When.Holds(r.st.Stage) {
+		r.record(step, "skipped", "stage "+string(r.st.Stage))
+		r.advance()
+		return r.maybeStartPendingIfDone()
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, sendOptions)
+	var a *activities.Email
+	var res activities.SendResult
+	err := workflow.ExecuteActivity(ctx, a.SendStep, activities.SendInput{
+		LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: step.Template, Subject: step.Subject,
+	}).Get(ctx, &res)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) {
+			// Retries ran out (two days of temporary failures): record it and move on.
+			r.record(step, "failed", "gave up after retries")
+			r.advance()
+			return r.maybeStartPendingIfDone()
+		}
+		switch appErr.Type() {
+		case activities.ErrTypeHardBounce:
+			r.record(step, "bounced", "")
+			r.exit("bounced")
+			return nil
+		case activities.ErrTypeUnknownLead:
+			r.exit("lead deleted")
+			return nil
+		case activities.ErrTypeRejected:
+			r.record(step, "rejected", "")
+		case activities.ErrTypeBadTemplate:
+			r.record(step, "failed", "template error")
+		default:
+			r.record(step, "failed", "gave up after retries")
+		}
+		r.advance()
+		return r.maybeStartPendingIfDone()
+	}
+	switch res.Status {
+	case activities.StatusUnsubscribed:
+		r.record(step, "unsubscribed", "")
+		r.exit("unsubscribed")
+		return nil
+	case activities.StatusSuppressed:
+		r.record(step, "suppressed", res.Reason)
+		r.exit("suppressed")
+		return nil
+	}
+	r.record(step, res.Status, "")
+	r.advance()
+	return r.maybeStartPendingIfDone()
+}
+
+func (r *leadRun) maybeStartPendingIfDone() error {
+	if r.st.Status == StatusCompleted {
+		return r.maybeStartPending()
+	}
+	return nil
+}

@@ -1,0 +1,19 @@
+// Package workflows holds tend's deterministic Temporal code: one long-lived workflow per lead that
+// runs the nurture sequence of the lead's segment with durable timers inside the send window.
+package workflows
+
+// TaskQueue is the task queue tend's workers poll.
+const TaskQueue = "tend"
+
+// Signal, query and workflow names.
+const (
+	// SignalCapture tells a lead's workflow that the lead was captured (again).
+	SignalCapture = "capture"
+	// QueryState returns the workflow's LeadState.
+	QueryState = "state"
+	// LeadWorkflowName is the registered name of the lead workflow.
+	LeadWorkflowName = "Lead"
+)
+
+// LeadWorkflowID is the workflow ID of a lead's workflow. It holds the lead's UUID, never an email.
+func LeadWorkflowID(leadID string) string { return "lead-" + leadID }
