@@ -206,3 +206,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// LeadCount returns how many leads exist.
+func (s *Store) LeadCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM leads`).Scan(&n)
+	return n, translate(err)
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/examples"
+	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/devstack"
+	"github.com/tendhq/tend/internal/mailcapture"
+	"github.com/tendhq/tend/internal/pgcluster"
+)
+
+// runDev runs everything on this machine: a private Postgres (unless DATABASE_URL is set), an
+// embedded Temporal server with its Web UI, a capture SMTP server with an inbox (unless SMTP_URL
+// is set), the worker and the HTTP API; and on first start it captures three demo leads.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("dev", stderr)
+	dataDir := fs.String("data", "", "data directory (default TEND_DATA_DIR or .tend)")
+	httpAddr := fs.String("http", "", "API listen address (default TEND_HTTP_ADDR or 127.0.0.1:8080)")
+	temporalPort := fs.Int("temporal-port", 7233, "embedded Temporal frontend port")
+	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port (0 disables it)")
+	smtpPort := fs.Int("smtp-port", 1025, "capture SMTP server port")
+	inboxPort := fs.Int("inbox-port", 8025, "capture inbox web page port")
+	pgPort := fs.Int("pg-port", 0, "private Postgres port (default: a free port)")
+	demo := fs.Bool("demo", true, "capture three demo leads when the database has none")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// Postgres.
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintln(stdout, "starting Postgres in", filepath.Join(dir, "postgres"))
+		pg, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(dir, "postgres"), Port: *pgPort, Log: newPrefixWriter(stderr, "postgres: ")})
+		if err != nil {
+			return fmt.Errorf("start Postgres: %w", err)
+		}
+		cleanups = append(cleanups, func() { _ = pg.Stop() })
+		if err := pg.CreateDatabase(ctx, "tend"); err != nil {
+			return err
+		}
+		cfg.DatabaseURL = pg.URL("tend")
+	}
+
+	// Temporal.
+	fmt.Fprintln(stdout, "starting Temporal (state in", filepath.Join(dir, "temporal.db")+")")
+	tsrv, err := devstack.StartTemporal(ctx, devstack.TemporalConfig{DBPath: filepath.Join(dir, "temporal.db"), Port: *temporalPort,
+		UIPort: *uiPort, Namespace: cfg.TemporalNamespace, Log: log})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = tsrv.Stop() })
+	cfg.TemporalAddress = tsrv.Address
+
+	// SMTP.
+	inboxURL := ""
+	if cfg.SMTPURL == "" {
+		mc := mailcapture.New(mailcapture.Options{Log: log.With("component", "mailcapture")})
+		if err := mc.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(*smtpPort))); err != nil {
+			return fmt.Errorf("start capture SMTP server: %w", err)
+		}
+		cleanups = append(cleanups, func() { _ = mc.Close() })
+		cfg.SMTPURL = "smtp://" + mc.Addr() + "?tls=none"
+		inboxAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(*inboxPort))
+		ln, err := net.Listen("tcp", inboxAddr)
+		if err != nil {
+			return fmt.Errorf("capture inbox on %s: %w", inboxAddr, err)
+		}
+		inbox := &http.Server{Handler: mc.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = inbox.Serve(ln) }()
+		cleanups = append(cleanups, func() { _ = inbox.Close() })
+		inboxURL = "http://" + inboxAddr
+	}
+
+	// Examples, from the working directory when present, else the copies built into the binary.
+	if getenv("TEND_SEQUENCES") == "" {
+		if _, err := os.Stat(cfg.Sequences); errors.Is(err, os.ErrNotExist) {
+			data, err := examples.FS.ReadFile("sequences.yaml")
+			if err != nil {
+				return err
+			}
+			p := filepath.Join(dir, "sequences.yaml")
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			cfg.Sequences = p
+		}
+	}
+	if len(cfg.APIKeys) == 0 {
+		key, err := devAPIKey(dir)
+		if err != nil {
+			return err
+		}
+		cfg.APIKeys = []string{key}
+	}
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, store.Close)
+	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	tc, err := app.DialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, tc.Close)
+	stopWorker, err := startWorker(ctx, cfg, store, tc, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopWorker)
+	svc, stopServer, err := startServer(ctx, cfg, store, tc, log, nil)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopServer)
+
+	api := "http://" + cfg.HTTPAddr
+	fmt.Fprintf(stdout, `
+tend dev is running.
+  API            %s   (API key: %s)
+  Temporal UI    %s
+  Temporal gRPC  %s   (namespace %s)
+  Postgres       %s
+  Sequences      %s
+`, api, cfg.APIKeys[0], orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL), cfg.Sequences)
+	if inboxURL != "" {
+		fmt.Fprintf(stdout, "  Inbox          %s   (JSON: %s/api/messages)\n", inboxURL, inboxURL)
+	} else {
+		fmt.Fprintln(stdout, "  SMTP           SMTP_URL")
+	}
+	fmt.Fprintf(stdout, `
+Capture a lead:
+  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+    -d '{"email":"you@example.com","name":"Your Name","interests":["analytics"],"source":"ebook_download"}' \
+    %s/api/v1/leads
+
+Press Ctrl+C to stop; state is kept in %s and resumes on the next start.
+`, cfg.APIKeys[0], api, dir)
+
+	if *demo {
+		if err := seedDemo(ctx, svc, stdout); err != nil {
+			log.Warn("demo leads not captured", "err", err)
+		}
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping tend dev …")
+	return nil
+}
+
+// seedDemo captures three demo leads, one per kind of segment, when the database has no lead yet,
+// so a newcomer sees drip emails arrive without typing anything.
+func seedDemo(ctx context.Context, svc *capture.Service, stdout io.Writer) error {
+	n, err := svc.Store.LeadCount(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	demo := []capture.Request{
+		{Email: "ada@example.com", Name: "Ada Lovelace", Company: "Analytical Engines Ltd", Interests: []string{"analytics"},
+			Source: "ebook_download", TimeZone: "Europe/London", Consent: &capture.Consent{Granted: true, WordingID: "demo-v1"}},
+		{Email: "grace@example.com", Name: "Grace Hopper", Company: "Compiler Works", Interests: []string{"security"},
+			Source: "webinar_registration", TimeZone: "America/New_York", Consent: &capture.Consent{Granted: true, WordingID: "demo-v1"}},
+		{Email: "alan@example.com", Name: "", Source: "newsletter_signup", Consent: &capture.Consent{Granted: true, WordingID: "demo-v1"}},
+	}
+	for _, r := range demo {
+		res, err := svc.Capture(ctx, r, capture.Meta{ImportBatch: "tend-dev-demo"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "demo lead %s captured: segment %s, stage %s\n", res.Lead.ID, res.Lead.Segment, res.Lead.Stage)
+	}
+	fmt.Fprintln(stdout, "their first emails arrive in the inbox within seconds, the next ones over the following minutes")
+	return nil
+}
+
+// devAPIKey returns the API key kept in the data directory, creating it on first start.
+func devAPIKey(dir string) (string, error) {
+	p := filepath.Join(dir, "api-key")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	key := "dev_" + hex.EncodeToString(buf)
+	if err := os.WriteFile(p, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save dev API key: %w", err)
+	}
+	return key, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(disabled)"
+	}
+	return s
+}
+
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
+			return u[:scheme+3] + "…@" + u[at+1:]
+		}
+	}
+	return u
+}
+
+// prefixWriter prefixes each line, for the Postgres server log.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func newPrefixWriter(w io.Writer, prefix string) io.Writer {
+	return &prefixWriter{w: w, prefix: prefix}
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line != "" {
+			if _, err := io.WriteString(p.w, p.prefix+line); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(b), nil
+}

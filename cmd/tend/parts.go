@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/config"
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/sequence"
+)
+
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL is not set (e.g. postgres://tend:secret@localhost:5432/tend)")
+	}
+	return db.Open(ctx, cfg.DatabaseURL)
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("migrate", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "database schema is up to date")
+	}
+	for _, m := range applied {
+		fmt.Fprintln(stdout, "applied", m)
+	}
+	return nil
+}
+
+func runLint(files []string, stdout io.Writer, getenv func(string) string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%w: tend sequences lint FILE...", errUsage)
+	}
+	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
+	if err != nil {
+		return err
+	}
+	bad := 0
+	for _, f := range files {
+		_, err := sequence.Load(f, sequence.Options{TemplateExists: r.Has})
+		var diags sequence.Diagnostics
+		switch {
+		case errors.As(err, &diags):
+			for _, d := range diags {
+				fmt.Fprintln(stdout, d.String())
+			}
+			bad += len(diags)
+		case err != nil:
+			fmt.Fprintf(stdout, "%s:0: %v\n", f, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s) found", bad)
+	}
+	fmt.Fprintf(stdout, "%d file(s) OK\n", len(files))
+	return nil
+}
+
+// workerParts is what `tend worker` and `tend dev` start.
+func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger) (stop func(), err error) {
+	renderer, err := app.NewRenderer(cfg.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := app.LoadCatalog(cfg.Sequences, renderer)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SMTPURL == "" {
+		return nil, errors.New("SMTP_URL is not set (e.g. smtp://user:pass@smtp.example.com:587)")
+	}
+	mcfg, err := mail.ParseURL(cfg.SMTPURL)
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := mail.New(mcfg, log.With("component", "mail"))
+	if err != nil {
+		return nil, err
+	}
+	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Renderer: renderer, Mailer: mailer,
+		From: app.FromConfig(cfg), Log: log.With("component", "worker")})
+	if err := w.Start(); err != nil {
+		_ = mailer.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return func() { w.Stop(); _ = mailer.Close() }, nil
+}
+
+// startServer starts the HTTP API and the enrolment reconciler; stop shuts both down.
+func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger, extra func(*http.ServeMux)) (svc *capture.Service, stop func(), err error) {
+	renderer, err := app.NewRenderer(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	catalog, err := app.LoadCatalog(cfg.Sequences, renderer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.APIKeys) == 0 {
+		log.Warn("TEND_API_KEYS is empty: every admin API call will be refused")
+	}
+	var h http.Handler
+	h, svc = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
+		Log: log.With("component", "api")})
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	if extra != nil {
+		extra(mux)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s (TEND_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go svc.RunReconciler(rctx, cfg.ReconcileEvery, cfg.ReconcileEvery)
+	return svc, func() {
+		cancel()
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("server", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tc, err := app.DialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	_, stop, err := startServer(ctx, cfg, store, tc, log, nil)
+	if err != nil {
+		return err
+	}
+	log.Info("tend server listening", "addr", cfg.HTTPAddr)
+	<-ctx.Done()
+	stop()
+	return nil
+}
+
+func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("worker", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tc, err := app.DialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	stop, err := startWorker(ctx, cfg, store, tc, log)
+	if err != nil {
+		return err
+	}
+	log.Info("tend worker running", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
+	<-ctx.Done()
+	stop()
+	return nil
+}

@@ -1,0 +1,183 @@
+// Package capture records leads: it validates and normalises a capture (web form, API, CSV
+// import), upserts the lead by email with its source and consent, assigns the segment, and enrols
+// the lead in its workflow. Enrolment goes through an outbox written in the same transaction as the
+// lead, so a capture that reached Postgres always reaches Temporal, if need be later through the
+// reconciler.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/workflows"
+)
+
+// Request is one capture of a lead, as received.
+type Request struct {
+	Email      string            `json:"email"`
+	Name       string            `json:"name,omitempty"`
+	Company    string            `json:"company,omitempty"`
+	Interests  []string          `json:"interests,omitempty"`
+	Source     string            `json:"source,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	TimeZone   string            `json:"time_zone,omitempty"`
+	Consent    *Consent          `json:"consent,omitempty"`
+}
+
+// Consent is the consent the person gave with this capture.
+type Consent struct {
+	Granted   bool   `json:"granted"`
+	WordingID string `json:"wording_id,omitempty"`
+}
+
+// Meta is what the capture's channel knows besides the request.
+type Meta struct {
+	IP          string
+	ImportBatch string
+}
+
+// Result is a recorded capture.
+type Result struct {
+	Lead    db.Lead
+	Created bool
+	// Enrolled is false when Temporal could not be reached; the reconciler enrols the lead later.
+	Enrolled bool
+}
+
+// Enroller delivers a capture to the lead's workflow, starting it if needed.
+type Enroller interface {
+	Enroll(ctx context.Context, leadID string, c workflows.Capture) error
+}
+
+// Service records captures.
+type Service struct {
+	Store    *db.Store
+	Catalog  *sequence.Catalog
+	Enroller Enroller
+	Log      *slog.Logger
+}
+
+// Capture validates req, records it and enrols the lead. A *ValidationError means nothing was
+// stored; db.ErrUnavailable means the database could not be reached and nothing was stored.
+func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, error) {
+	n, err := normalize(req)
+	if err != nil {
+		return Result{}, err
+	}
+	seg := s.Catalog.SegmentFor(n.Interests)
+	c := db.Capture{
+		Email: n.Email, Name: n.Name, Company: n.Company, Interests: n.Interests, Attributes: n.Attributes,
+		TimeZone: n.TimeZone, Source: n.Source, Segment: seg.ID, Stage: string(stageFor(n.Source)), ImportBatch: meta.ImportBatch,
+	}
+	if n.Consent != nil {
+		c.Consent = &db.Consent{Granted: n.Consent.Granted, WordingID: n.Consent.WordingID, IP: meta.IP}
+	}
+	rec, err := s.Store.RecordCapture(ctx, c)
+	if err != nil {
+		return Result{}, fmt.Errorf("record capture: %w", err)
+	}
+	res := Result{Lead: rec.Lead, Created: rec.Created}
+	res.Enrolled = s.deliver(ctx, db.Enrollment{ID: rec.EnrollmentID, LeadID: rec.Lead.ID, Segment: rec.Lead.Segment,
+		Stage: rec.Lead.Stage, TimeZone: rec.Lead.TimeZone})
+	return res, nil
+}
+
+// deliver signals the lead's workflow and marks the outbox row delivered. A failure leaves the row
+// for the reconciler.
+func (s *Service) deliver(ctx context.Context, e db.Enrollment) bool {
+	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone})
+	if err != nil {
+		s.logger().Warn("enrolment deferred: Temporal did not take the capture", "lead_id", e.LeadID, "err", err)
+		if mErr := s.Store.MarkEnrollmentFailed(context.WithoutCancel(ctx), e.ID, err.Error()); mErr != nil {
+			s.logger().Warn("could not record failed enrolment", "lead_id", e.LeadID, "err", mErr)
+		}
+		return false
+	}
+	if err := s.Store.MarkEnrollmentDelivered(context.WithoutCancel(ctx), e.ID); err != nil {
+		// The workflow has the capture; delivering it again later is harmless.
+		s.logger().Warn("could not mark enrolment delivered", "lead_id", e.LeadID, "err", err)
+	}
+	return true
+}
+
+// Reconcile delivers outbox rows older than age that are still undelivered and returns how many it
+// delivered.
+func (s *Service) Reconcile(ctx context.Context, age time.Duration) (int, error) {
+	pending, err := s.Store.PendingEnrollments(ctx, time.Now().Add(-age), 100)
+	if err != nil {
+		return 0, fmt.Errorf("list pending enrolments: %w", err)
+	}
+	n := 0
+	for _, e := range pending {
+		if ctx.Err() != nil {
+			break
+		}
+		if s.deliver(ctx, e) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RunReconciler calls Reconcile every interval until ctx ends.
+func (s *Service) RunReconciler(ctx context.Context, interval, age time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.Reconcile(ctx, age)
+			if err != nil && ctx.Err() == nil {
+				s.logger().Warn("reconciler", "err", err)
+			}
+			if n > 0 {
+				s.logger().Info("reconciler enrolled deferred captures", "count", n)
+			}
+		}
+	}
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// TemporalEnroller enrols leads with signal-with-start on the lead's workflow.
+type TemporalEnroller struct {
+	Client    client.Client
+	TaskQueue string
+}
+
+// Enroll signals the lead's workflow with the capture, starting the workflow if none is open.
+func (t TemporalEnroller) Enroll(ctx context.Context, leadID string, c workflows.Capture) error {
+	tq := t.TaskQueue
+	if tq == "" {
+		tq = workflows.TaskQueue
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := t.Client.SignalWithStartWorkflow(ctx, workflows.LeadWorkflowID(leadID), workflows.SignalCapture, c,
+		client.StartWorkflowOptions{
+			ID:                    workflows.LeadWorkflowID(leadID),
+			TaskQueue:             tq,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		}, workflows.Lead, workflows.LeadInput{LeadID: leadID})
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return nil
+	}
+	return err
+}

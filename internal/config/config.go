@@ -1,0 +1,109 @@
+// Package config reads tend's settings from the environment (with defaults), and validates them
+// with errors that name the variable at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting tend reads. The environment variable of each field is in its comment.
+type Config struct {
+	DataDir  string // TEND_DATA_DIR: where tend dev keeps Postgres, Temporal's SQLite file; default .tend
+	HTTPAddr string // TEND_HTTP_ADDR: the API server's listen address; default 127.0.0.1:8080
+
+	DatabaseURL string // DATABASE_URL: Postgres; tend dev starts its own cluster when empty
+
+	TemporalAddress   string // TEMPORAL_ADDRESS: host:port of the Temporal frontend; default 127.0.0.1:7233
+	TemporalNamespace string // TEMPORAL_NAMESPACE: default "default"
+	TemporalAPIKey    string // TEMPORAL_API_KEY: for Temporal Cloud API-key auth (implies TLS)
+	TemporalTLS       bool   // TEMPORAL_TLS: "true" to dial with TLS (system roots) without client certs
+	TemporalTLSCert   string // TEMPORAL_TLS_CERT: client certificate file (mTLS)
+	TemporalTLSKey    string // TEMPORAL_TLS_KEY: client key file (mTLS)
+	TemporalTLSCA     string // TEMPORAL_TLS_CA: CA bundle to verify the server with
+	TaskQueue         string // TEND_TASK_QUEUE: default "tend"
+
+	SMTPURL string // SMTP_URL: smtp://user:pass@host:587?tls=starttls; tend dev uses its capture server when empty
+
+	APIKeys []string // TEND_API_KEYS: comma-separated admin API keys
+
+	Sequences    string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
+	TemplatesDir string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
+
+	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
+	FromAddress     string // TEND_FROM_ADDRESS: sender address; default hello@acme.test
+	MessageIDDomain string // TEND_MESSAGE_ID_DOMAIN: right side of Message-IDs; default the From domain
+	PostalAddress   string // TEND_POSTAL_ADDRESS: the postal address every marketing email carries
+
+	ReconcileEvery time.Duration // TEND_RECONCILE_EVERY: how often undelivered enrolments are retried; default 10s
+	LogLevel       string        // TEND_LOG_LEVEL: debug, info, warn, error; default info
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in production).
+func FromEnv(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		DataDir:           get("TEND_DATA_DIR", ".tend"),
+		HTTPAddr:          get("TEND_HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:       get("DATABASE_URL", ""),
+		TemporalAddress:   get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: get("TEMPORAL_NAMESPACE", "default"),
+		TemporalAPIKey:    get("TEMPORAL_API_KEY", ""),
+		TemporalTLSCert:   get("TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKey:    get("TEMPORAL_TLS_KEY", ""),
+		TemporalTLSCA:     get("TEMPORAL_TLS_CA", ""),
+		TaskQueue:         get("TEND_TASK_QUEUE", "tend"),
+		SMTPURL:           get("SMTP_URL", ""),
+		Sequences:         get("TEND_SEQUENCES", "examples/sequences.yaml"),
+		TemplatesDir:      get("TEND_TEMPLATES_DIR", ""),
+		FromName:          get("TEND_FROM_NAME", "Acme Insights"),
+		FromAddress:       get("TEND_FROM_ADDRESS", "hello@acme.test"),
+		MessageIDDomain:   get("TEND_MESSAGE_ID_DOMAIN", ""),
+		PostalAddress:     get("TEND_POSTAL_ADDRESS", "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin, Germany"),
+		LogLevel:          get("TEND_LOG_LEVEL", "info"),
+	}
+	var errs []error
+	if v := get("TEMPORAL_TLS", ""); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TEMPORAL_TLS: %q is not true or false", v))
+		}
+		c.TemporalTLS = b
+	}
+	for _, k := range strings.Split(get("TEND_API_KEYS", ""), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.APIKeys = append(c.APIKeys, k)
+		}
+	}
+	d, err := time.ParseDuration(get("TEND_RECONCILE_EVERY", "10s"))
+	if err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("TEND_RECONCILE_EVERY: %q is not a positive duration like 10s", get("TEND_RECONCILE_EVERY", "")))
+	}
+	c.ReconcileEvery = d
+	if a, err := mail.ParseAddress(c.FromAddress); err != nil || a.Name != "" {
+		errs = append(errs, fmt.Errorf("TEND_FROM_ADDRESS: %q is not a plain email address", c.FromAddress))
+	} else if c.MessageIDDomain == "" {
+		c.MessageIDDomain = c.FromAddress[strings.LastIndex(c.FromAddress, "@")+1:]
+	}
+	if strings.ContainsAny(c.FromName+c.PostalAddress+c.MessageIDDomain, "\r\n<>") {
+		errs = append(errs, errors.New("TEND_FROM_NAME, TEND_POSTAL_ADDRESS and TEND_MESSAGE_ID_DOMAIN must not contain line breaks or angle brackets"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("TEND_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
+	}
+	return c, errors.Join(errs...)
+}

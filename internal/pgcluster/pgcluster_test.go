@@ -1,0 +1,153 @@
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's log copier and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func query(t *testing.T, url, sql string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var out string
+	require.NoError(t, conn.QueryRow(ctx, sql).Scan(&out))
+	return out
+}
+
+func TestStartCreateStopTemporary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var log syncBuffer
+	c, err := Start(ctx, Config{Ephemeral: true, Log: &log})
+	require.NoError(t, err, log.String())
+	dir := c.Dir()
+	t.Cleanup(func() { c.Stop() })
+
+	require.Equal(t, "postgres://postgres@127.0.0.1:"+strconv.Itoa(c.Port())+"/app?sslmode=disable", c.URL("app"))
+	require.Equal(t, "off", query(t, c.URL("postgres"), "SHOW fsync"))
+	require.Equal(t, "UTF8", query(t, c.URL("postgres"), "SHOW server_encoding"))
+	require.Equal(t, "127.0.0.1", query(t, c.URL("postgres"), "SHOW listen_addresses"))
+
+	require.NoError(t, c.CreateDatabase(ctx, "app"))
+	require.NoError(t, c.CreateDatabase(ctx, "app"), "second create must be a no-op")
+	require.Equal(t, "app", query(t, c.URL("app"), "SELECT current_database()"))
+
+	require.NoError(t, c.Stop())
+	require.NoError(t, c.Stop(), "Stop is idempotent")
+	_, err = os.Stat(dir)
+	require.ErrorIs(t, err, os.ErrNotExist, "temporary data dir is removed")
+}
+
+// TestPersistentRestartAfterKill uses a Dir under t.TempDir (0700, owned by
+// root when tests run as root), keeps durability, and checks that data
+// survives a kill -9 of the postmaster and a restart on the same directory.
+func TestPersistentRestartAfterKill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "nested", "pgdata")
+	var log syncBuffer
+
+	c, err := Start(ctx, Config{Dir: dir, Log: &log})
+	require.NoError(t, err, log.String())
+	t.Cleanup(func() { c.Stop() })
+	require.Equal(t, "on", query(t, c.URL("postgres"), "SHOW fsync"))
+	require.NoError(t, c.CreateDatabase(ctx, "keep"))
+	query(t, c.URL("keep"), "SELECT 'x' FROM (SELECT 1) s") // connectable
+
+	conn, err := pgx.Connect(ctx, c.URL("keep"))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE TABLE t (v text); INSERT INTO t VALUES ('survives')")
+	require.NoError(t, err)
+	conn.Close(ctx)
+
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	// The backends notice the postmaster's death and exit; wait for the
+	// log pipe to close, which happens when the last of them is gone.
+	select {
+	case <-c.logDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server processes did not exit after kill -9")
+	}
+	_, err = os.Stat(filepath.Join(dir, "postmaster.pid"))
+	require.NoError(t, err, "kill -9 leaves postmaster.pid behind")
+
+	c2, err := Start(ctx, Config{Dir: dir, Log: &log})
+	require.NoError(t, err, log.String())
+	t.Cleanup(func() { c2.Stop() })
+	require.Equal(t, "survives", query(t, c2.URL("keep"), "SELECT v FROM t"))
+
+	_, err = Start(ctx, Config{Dir: dir})
+	require.ErrorContains(t, err, "already running")
+
+	require.NoError(t, c2.Stop())
+	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
+	require.NoError(t, err, "a given Dir is kept")
+}
+
+func TestStalePIDFromReusedPID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	c, err := Start(ctx, Config{Dir: dir, Ephemeral: true})
+	require.NoError(t, err)
+	require.NoError(t, c.Stop())
+
+	// Our own PID is alive and not a postmaster: the situation PostgreSQL
+	// mistakes for a running server after a container restart.
+	stale := strconv.Itoa(os.Getpid()) + "\n" + dir + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte(stale), 0o600))
+
+	c, err = Start(ctx, Config{Dir: dir, Ephemeral: true})
+	require.NoError(t, err)
+	require.NoError(t, c.Stop())
+}
+
+func TestRejectsNonEmptyNonClusterDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600))
+	_, err := Start(context.Background(), Config{Dir: dir})
+	require.ErrorContains(t, err, "neither empty nor a PostgreSQL cluster")
+}
+
+func TestMissingBinaries(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Start(context.Background(), Config{})
+	require.ErrorIs(t, err, ErrBinariesNotFound)
+	require.ErrorContains(t, err, "apt-get install postgresql")
+}

@@ -1,0 +1,566 @@
+package sequence
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"text/template/parse"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/schedule"
+)
+
+// Version is the only file format version this package reads.
+const Version = 1
+
+// Options tunes the checks Parse makes beyond the file itself.
+type Options struct {
+	// TemplateExists reports whether an email template of that name exists; nil skips the check.
+	TemplateExists func(name string) bool
+}
+
+// The fields each mapping of the file may hold. The JSON Schema in schemas/ must list the same.
+var (
+	catalogFields   = []string{"version", "default_segment", "send_window", "segments"}
+	windowFields    = []string{"cron", "time_zone"}
+	segmentFields   = []string{"id", "name", "interests", "sequence"}
+	sequenceFields  = []string{"id", "send_window", "exit", "steps"}
+	exitFields      = []string{"stages", "unsubscribed"}
+	stepFields      = []string{"id", "template", "subject", "wait", "when"}
+	conditionFields = []string{"stage_in"}
+)
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// subjectFields are the fields of the data a subject is rendered with.
+var subjectFields = []string{"FirstName", "Name", "Company", "Email"}
+
+// Load reads and parses the sequences file at path. When the file is invalid the error is
+// Diagnostics, listing every mistake.
+func Load(path string, opts Options) (*Catalog, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load sequences: %w", err)
+	}
+	cat, diags := Parse(path, data, opts)
+	if len(diags) > 0 {
+		return nil, diags
+	}
+	return cat, nil
+}
+
+// Parse parses and validates a sequences file. It reports every mistake it finds, in line order,
+// not just the first; the catalog is nil whenever there is any.
+func Parse(filename string, data []byte, opts Options) (*Catalog, Diagnostics) {
+	p := &parser{file: filename, opts: opts}
+	root, ok := p.decode(data)
+	if !ok {
+		return nil, p.diags
+	}
+	cat := p.catalog(root)
+	slices.SortStableFunc(p.diags, func(a, b Diagnostic) int { return a.Line - b.Line })
+	if len(p.diags) > 0 {
+		return nil, p.diags
+	}
+	return cat, nil
+}
+
+type parser struct {
+	file  string
+	opts  Options
+	diags Diagnostics
+
+	segmentLines  map[string]int // segment id → line, for duplicates
+	sequenceLines map[string]int // sequence id → line, across the whole file
+	interests     map[string]claim
+}
+
+type claim struct {
+	segment string
+	line    int
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+func (p *parser) decode(data []byte) (root *yaml.Node, ok bool) {
+	var doc yaml.Node
+	err := func() (err error) {
+		// yaml.v3 has panicked on hostile input before; a bad file must never take the worker down.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("yaml: %v", r)
+			}
+		}()
+		return yaml.Unmarshal(data, &doc)
+	}()
+	if err != nil {
+		msg := err.Error()
+		line := 0
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = msg[len(m[0]):]
+		}
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		p.diags = append(p.diags, Diagnostic{File: p.file, Line: line, Message: "invalid YAML: " + msg})
+		return nil, false
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return doc.Content[0], true
+	}
+	// An empty file is an empty mapping, so that the missing fields are what gets reported.
+	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}, true
+}
+
+func (p *parser) errorf(n *yaml.Node, ctx, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if ctx != "" {
+		msg = ctx + ": " + msg
+	}
+	p.diags = append(p.diags, Diagnostic{File: p.file, Line: n.Line, Message: msg})
+}
+
+func (p *parser) catalog(root *yaml.Node) *Catalog {
+	p.segmentLines = map[string]int{}
+	p.sequenceLines = map[string]int{}
+	p.interests = map[string]claim{}
+
+	f := p.fields(root, "", catalogFields)
+	if f == nil {
+		return nil
+	}
+	p.required(root, f, "", "version", "default_segment", "segments")
+	if n := f["version"]; n != nil {
+		var v int
+		if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+			p.errorf(n, "", "version: expected a number, got %s", describe(n))
+		} else if v != Version {
+			p.errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
+		}
+	}
+	cat := &Catalog{}
+	if n := f["send_window"]; n != nil {
+		cat.Window = p.window(n, "send_window")
+	}
+	if n := f["segments"]; n != nil {
+		items := p.list(n, "", "segments")
+		if items != nil && len(items) == 0 {
+			p.errorf(n, "", "segments: must list at least one segment")
+		}
+		for i, item := range items {
+			cat.Segments = append(cat.Segments, p.segment(item, i, cat.Window))
+		}
+	}
+	if n := f["default_segment"]; n != nil {
+		cat.DefaultSegment, _ = p.scalar(n, "", "default_segment")
+		if _, ok := cat.Segment(cat.DefaultSegment); !ok && cat.DefaultSegment != "" {
+			var ids []string
+			for _, s := range cat.Segments {
+				if s.ID != "" && !slices.Contains(ids, s.ID) {
+					ids = append(ids, s.ID)
+				}
+			}
+			msg := fmt.Sprintf("default_segment: no segment has id %q", cat.DefaultSegment)
+			if len(ids) > 0 {
+				msg += " (ids: " + strings.Join(ids, ", ") + ")"
+			}
+			p.errorf(n, "", "%s", msg)
+		}
+	}
+	return cat
+}
+
+func (p *parser) window(n *yaml.Node, ctx string) Window {
+	f := p.fields(n, ctx, windowFields)
+	var w Window
+	if c := f["cron"]; c != nil {
+		if w.Cron, _ = p.scalar(c, ctx, "cron"); w.Cron != "" {
+			if _, err := schedule.Compile(w.Cron, ""); err != nil {
+				p.errorf(c, ctx, "%v", err)
+			}
+		}
+	}
+	if z := f["time_zone"]; z != nil {
+		if w.TimeZone, _ = p.scalar(z, ctx, "time_zone"); w.TimeZone != "" {
+			if err := schedule.ValidTimeZone(w.TimeZone); err != nil {
+				p.errorf(z, ctx, "%v", err)
+			}
+		}
+	}
+	return w
+}
+
+func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
+	ctx := fmt.Sprintf("segment #%d", i+1)
+	if id := peekID(n); id != "" {
+		ctx = fmt.Sprintf("segment %q", id)
+	}
+	f := p.fields(n, ctx, segmentFields)
+	if f == nil {
+		return Segment{}
+	}
+	var seg Segment
+	if idn := f["id"]; idn != nil {
+		seg.ID, _ = p.id(idn, ctx, "segment")
+		if seg.ID != "" {
+			if first, dup := p.segmentLines[seg.ID]; dup {
+				p.errorf(idn, "", "duplicate segment id %q (first on line %d)", seg.ID, first)
+			} else {
+				p.segmentLines[seg.ID] = idn.Line
+			}
+		}
+	}
+	p.required(n, f, ctx, "id", "sequence")
+	if nn := f["name"]; nn != nil {
+		seg.Name, _ = p.scalar(nn, ctx, "name")
+	}
+	if in := f["interests"]; in != nil {
+		seen := map[string]bool{}
+		for _, item := range p.list(in, ctx, "interests") {
+			interest, ok := p.scalar(item, ctx, "interests")
+			if !ok {
+				continue
+			}
+			key := strings.ToLower(strings.TrimSpace(interest))
+			switch c, claimed := p.interests[key]; {
+			case key == "":
+				p.errorf(item, ctx, "empty interest")
+				continue
+			case seen[key]:
+				p.errorf(item, ctx, "interest %q is listed twice", interest)
+				continue
+			case claimed:
+				p.errorf(item, ctx, "interest %q is already claimed by segment %q (line %d)", interest, c.segment, c.line)
+				continue
+			}
+			seen[key] = true
+			p.interests[key] = claim{segment: seg.ID, line: item.Line}
+			seg.Interests = append(seg.Interests, interest)
+		}
+	}
+	if sn := f["sequence"]; sn != nil {
+		seg.Sequence = p.sequence(sn, ctx, window)
+	}
+	return seg
+}
+
+func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
+	ctx := segCtx + ": sequence"
+	if id := peekID(n); id != "" {
+		ctx = fmt.Sprintf("sequence %q", id)
+	}
+	f := p.fields(n, ctx, sequenceFields)
+	if f == nil {
+		return Sequence{}
+	}
+	seq := Sequence{Window: window, Exit: Exit{Unsubscribed: true}}
+	if idn := f["id"]; idn != nil {
+		seq.ID, _ = p.id(idn, ctx, "sequence")
+		if seq.ID != "" {
+			if first, dup := p.sequenceLines[seq.ID]; dup {
+				p.errorf(idn, "", "duplicate sequence id %q (first on line %d)", seq.ID, first)
+			} else {
+				p.sequenceLines[seq.ID] = idn.Line
+			}
+		}
+	}
+	p.required(n, f, ctx, "id", "steps")
+	if wn := f["send_window"]; wn != nil {
+		own := p.window(wn, ctx+": send_window")
+		if own.Cron != "" {
+			seq.Window.Cron = own.Cron
+		}
+		if own.TimeZone != "" {
+			seq.Window.TimeZone = own.TimeZone
+		}
+	}
+	if en := f["exit"]; en != nil {
+		seq.Exit = p.exit(en, ctx)
+	}
+	if sn := f["steps"]; sn != nil {
+		items := p.list(sn, ctx, "steps")
+		if items != nil && len(items) == 0 {
+			p.errorf(sn, ctx, "steps: must list at least one step")
+		}
+		stepLines := map[string]int{}
+		for i, item := range items {
+			seq.Steps = append(seq.Steps, p.step(item, ctx, i, seq.Exit, stepLines))
+		}
+	}
+	return seq
+}
+
+func (p *parser) exit(n *yaml.Node, seqCtx string) Exit {
+	ctx := seqCtx + ": exit"
+	f := p.fields(n, ctx, exitFields)
+	e := Exit{Unsubscribed: true}
+	if sn := f["stages"]; sn != nil {
+		e.Stages = p.stages(sn, ctx, "stages")
+	}
+	if un := f["unsubscribed"]; un != nil {
+		var v bool
+		if un.Kind != yaml.ScalarNode || un.Decode(&v) != nil {
+			p.errorf(un, ctx, "unsubscribed: expected true, got %s", describe(un))
+		} else if !v {
+			p.errorf(un, ctx, "unsubscribed: false is not allowed: unsubscribed leads always exit")
+		}
+	}
+	return e
+}
+
+// step parses the i-th step of a sequence; stepLines maps the ids seen so far in it to their lines.
+func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines map[string]int) Step {
+	ctx := fmt.Sprintf("%s: step #%d", seqCtx, i+1)
+	if id := peekID(n); id != "" {
+		ctx = fmt.Sprintf("step %q", id)
+	}
+	f := p.fields(n, ctx, stepFields)
+	if f == nil {
+		return Step{}
+	}
+	var st Step
+	if idn := f["id"]; idn != nil {
+		if st.ID, _ = p.id(idn, ctx, "step"); st.ID != "" {
+			if first, dup := stepLines[st.ID]; dup {
+				p.errorf(idn, seqCtx, "duplicate step id %q (first on line %d)", st.ID, first)
+			} else {
+				stepLines[st.ID] = idn.Line
+			}
+		}
+	}
+	p.required(n, f, ctx, "id", "template", "subject")
+	if tn := f["template"]; tn != nil {
+		st.Template, _ = p.scalar(tn, ctx, "template")
+		if st.Template != "" && p.opts.TemplateExists != nil && !p.opts.TemplateExists(st.Template) {
+			p.errorf(tn, ctx, "unknown template %q", st.Template)
+		}
+	}
+	if sn := f["subject"]; sn != nil {
+		st.Subject, _ = p.scalar(sn, ctx, "subject")
+		if err := checkSubject(st.Subject); err != nil {
+			p.errorf(sn, ctx, "%v", err)
+		}
+	}
+	if wn := f["wait"]; wn != nil {
+		if s, ok := p.scalar(wn, ctx, "wait"); ok {
+			d, err := ParseDuration(s)
+			switch {
+			case err != nil:
+				p.errorf(wn, ctx, "wait: %v", err)
+			case d < 0:
+				p.errorf(wn, ctx, "wait: %s is negative", s)
+			default:
+				st.Wait = d
+			}
+		}
+	}
+	if wn := f["when"]; wn != nil {
+		cf := p.fields(wn, ctx+": when", conditionFields)
+		if sn := cf["stage_in"]; sn != nil {
+			st.When.StageIn = p.stages(sn, ctx+": when", "stage_in")
+			if len(st.When.StageIn) > 0 && !slices.ContainsFunc(st.When.StageIn, func(s lifecycle.Stage) bool { return !exit.Reached(s) }) {
+				p.errorf(sn, ctx, "never sent: every stage in when.stage_in is an exit stage of the sequence")
+			}
+		}
+	}
+	return st
+}
+
+// checkSubject parses a subject as the mailer will, and refuses fields the lead data does not have,
+// which would otherwise render as "<no value>" in a customer's inbox.
+func checkSubject(subject string) error {
+	t, err := template.New("subject").Funcs(template.FuncMap{"attr": func(key, fallback string) string { return fallback }}).Parse(subject)
+	if err != nil {
+		return fmt.Errorf("invalid subject: %w", err)
+	}
+	var unknown string
+	walkFields(t.Root, func(name string) {
+		if unknown == "" && !slices.Contains(subjectFields, name) {
+			unknown = name
+		}
+	})
+	if unknown != "" {
+		return fmt.Errorf("subject uses unknown field .%s (have .%s; use attr \"key\" \"fallback\" for other lead attributes)",
+			unknown, strings.Join(subjectFields, ", ."))
+	}
+	return nil
+}
+
+func walkFields(n parse.Node, visit func(string)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			walkFields(c, visit)
+		}
+	case *parse.ActionNode:
+		walkFields(n.Pipe, visit)
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Cmds {
+			walkFields(c, visit)
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			walkFields(a, visit)
+		}
+	case *parse.FieldNode:
+		visit(n.Ident[0])
+	case *parse.ChainNode:
+		walkFields(n.Node, visit)
+	case *parse.IfNode:
+		walkBranch(&n.BranchNode, visit)
+	case *parse.WithNode:
+		walkBranch(&n.BranchNode, visit)
+	case *parse.RangeNode:
+		walkBranch(&n.BranchNode, visit)
+	case *parse.TemplateNode:
+		walkFields(n.Pipe, visit)
+	}
+}
+
+func walkBranch(b *parse.BranchNode, visit func(string)) {
+	walkFields(b.Pipe, visit)
+	walkFields(b.List, visit)
+	walkFields(b.ElseList, visit)
+}
+
+func (p *parser) stages(n *yaml.Node, ctx, field string) []lifecycle.Stage {
+	var out []lifecycle.Stage
+	for _, item := range p.list(n, ctx, field) {
+		s, ok := p.scalar(item, ctx, field)
+		if !ok {
+			continue
+		}
+		st, err := lifecycle.Parse(s)
+		if err != nil {
+			p.errorf(item, ctx, "%s: %v", field, err)
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (p *parser) id(n *yaml.Node, ctx, kind string) (string, bool) {
+	s, ok := p.scalar(n, ctx, "id")
+	if !ok {
+		return "", false
+	}
+	if !idPattern.MatchString(s) {
+		p.errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
+		return "", false
+	}
+	return s, true
+}
+
+// fields checks that n is a mapping holding only known keys, each once, and returns the value of
+// every key that has one. A key with an empty value counts as absent. It returns nil when n is not a
+// mapping.
+func (p *parser) fields(n *yaml.Node, ctx string, known []string) map[string]*yaml.Node {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, ctx, "expected a mapping, got %s", describe(n))
+		return nil
+	}
+	f := map[string]*yaml.Node{}
+	keyLines := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		name := k.Value
+		switch {
+		case k.Kind != yaml.ScalarNode || !slices.Contains(known, name):
+			p.errorf(k, ctx, "unknown field %q (valid: %s)", name, strings.Join(known, ", "))
+			continue
+		case keyLines[name] != 0:
+			p.errorf(k, ctx, "duplicate field %q (first on line %d)", name, keyLines[name])
+			continue
+		}
+		keyLines[name] = k.Line
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			continue
+		}
+		f[name] = v
+	}
+	return f
+}
+
+func (p *parser) required(n *yaml.Node, f map[string]*yaml.Node, ctx string, names ...string) {
+	for _, name := range names {
+		if f[name] == nil {
+			p.errorf(resolve(n), ctx, "missing required field %q", name)
+		}
+	}
+}
+
+func (p *parser) list(n *yaml.Node, ctx, field string) []*yaml.Node {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, ctx, "%s: expected a list, got %s", field, describe(n))
+		return nil
+	}
+	items := make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		items[i] = resolve(c)
+	}
+	return items
+}
+
+func (p *parser) scalar(n *yaml.Node, ctx, field string) (string, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, ctx, "%s: expected a string, got %s", field, describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// peekID returns the id of mapping n when it is valid, so that messages about n can name it
+// before its fields are checked.
+func peekID(n *yaml.Node) string {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "id" {
+			if v := resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
+				return v.Value
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// resolve follows an alias to the node it names.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}

@@ -1,0 +1,109 @@
+// Package sequence owns the nurture sequences marketers write in YAML: which segment a lead falls
+// into, the emails each segment's sequence sends, when, under which conditions, and when a lead
+// leaves. It parses the file into plain data that can travel in Temporal payloads and reports every
+// mistake in it with its line number.
+package sequence
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/internal/lifecycle"
+)
+
+// Catalog is a parsed sequences file: every segment, each with its sequence.
+type Catalog struct {
+	// DefaultSegment is the id of the segment for leads whose interests match no segment.
+	DefaultSegment string `json:"default_segment"`
+	// Window is the file's default send window, already folded into each Sequence.Window.
+	Window   Window    `json:"send_window"`
+	Segments []Segment `json:"segments"`
+}
+
+// Segment is a group of leads sharing interests, and the sequence they are enrolled in.
+type Segment struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Interests are the capture-form interests that put a lead in this segment.
+	Interests []string `json:"interests,omitempty"`
+	Sequence  Sequence `json:"sequence"`
+}
+
+// Sequence is a series of emails sent one after another.
+type Sequence struct {
+	ID string `json:"id"`
+	// Window is the sequence's own send window merged over the catalog's default.
+	Window Window `json:"send_window"`
+	Steps  []Step `json:"steps"`
+	Exit   Exit   `json:"exit"`
+}
+
+// Step is one email of a sequence.
+type Step struct {
+	ID       string `json:"id"`
+	Template string `json:"template"`
+	// Subject is a text/template rendered with the lead's data.
+	Subject string `json:"subject"`
+	// Wait is counted from the previous step's send, or from enrolment for the first step.
+	Wait time.Duration `json:"wait"`
+	When Condition     `json:"when"`
+}
+
+// Condition decides whether a step is sent or skipped.
+type Condition struct {
+	// StageIn lists the stages in which the step is sent; empty means any stage.
+	StageIn []lifecycle.Stage `json:"stage_in,omitempty"`
+}
+
+// Holds reports whether a lead in stage should receive the step.
+func (c Condition) Holds(stage lifecycle.Stage) bool {
+	return len(c.StageIn) == 0 || slices.Contains(c.StageIn, stage)
+}
+
+// Exit says when a lead leaves a sequence early.
+type Exit struct {
+	// Stages ends the sequence once the lead reaches one of them.
+	Stages []lifecycle.Stage `json:"stages,omitempty"`
+	// Unsubscribed is always true: the file may say so, but can not turn it off.
+	Unsubscribed bool `json:"unsubscribed"`
+}
+
+// Reached reports whether a lead in stage has left the sequence.
+func (e Exit) Reached(stage lifecycle.Stage) bool {
+	return slices.Contains(e.Stages, stage)
+}
+
+// Window is a send window as written: a five-field cron spec of the minutes in which sending is
+// allowed, and the zone it is read in when the lead's own zone is unknown. Compile it with
+// schedule.Compile; empty fields mean any time and UTC.
+type Window struct {
+	Cron     string `json:"cron"`
+	TimeZone string `json:"time_zone"`
+}
+
+// Segment returns the segment with the given id.
+func (c *Catalog) Segment(id string) (Segment, bool) {
+	for _, s := range c.Segments {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Segment{}, false
+}
+
+// SegmentFor returns the first segment, in file order, that shares one of interests (ignoring case
+// and surrounding space), or the default segment when none does.
+func (c *Catalog) SegmentFor(interests []string) Segment {
+	for _, s := range c.Segments {
+		for _, want := range s.Interests {
+			for _, have := range interests {
+				if strings.EqualFold(strings.TrimSpace(have), want) {
+					return s
+				}
+			}
+		}
+	}
+	s, _ := c.Segment(c.DefaultSegment)
+	return s
+}
