@@ -15,15 +15,15 @@ import (
 
 // LeadInput starts (or continues) a lead's workflow. State is set only on continue-as-new.
 type LeadInput struct {
-	LeadID string
-	State  *LeadState `json:",omitempty"`
+	LeadID string     `json:"lead_id"`
+	State  *LeadState `json:"state,omitempty"`
 }
 
 // Capture is the payload of SignalCapture: what the capture changed, never personal data.
 type Capture struct {
-	Segment  string
-	Stage    lifecycle.Stage
-	TimeZone string
+	Segment  string          `json:"segment,omitempty"`
+	Stage    lifecycle.Stage `json:"stage,omitempty"`
+	TimeZone string          `json:"time_zone,omitempty"`
 }
 
 // Lead workflow statuses.
@@ -35,38 +35,38 @@ const (
 
 // StepRecord is what happened to one step.
 type StepRecord struct {
-	SequenceID string
-	StepID     string
+	SequenceID string `json:"sequence_id"`
+	StepID     string `json:"step_id"`
 	// Outcome is sent, already_sent, skipped, suppressed, unsubscribed, bounced, rejected or failed.
-	Outcome string
-	At      time.Time
-	Detail  string `json:",omitempty"`
+	Outcome string    `json:"outcome"`
+	At      time.Time `json:"at"`
+	Detail  string    `json:"detail,omitempty"`
 }
 
 // LeadState is the workflow's small, PII-free state, returned by QueryState and carried across
 // continue-as-new.
 type LeadState struct {
-	LeadID   string
-	Segment  string
-	Stage    lifecycle.Stage
-	TimeZone string
-	Status   string
+	LeadID   string          `json:"lead_id"`
+	Segment  string          `json:"segment"`
+	Stage    lifecycle.Stage `json:"stage"`
+	TimeZone string          `json:"time_zone"`
+	Status   string          `json:"status"`
 	// Sequence is the plan being run (the version of the sequence the lead was enrolled with).
-	Sequence *sequence.Sequence `json:",omitempty"`
+	Sequence *sequence.Sequence `json:"sequence,omitempty"`
 	// NextStep indexes Sequence.Steps.
-	NextStep int
+	NextStep int `json:"next_step"`
 	// StepBase is when the wait before NextStep started counting.
-	StepBase time.Time
+	StepBase time.Time `json:"step_base"`
 	// NextSendAt is when NextStep is due, inside the send window.
-	NextSendAt time.Time `json:",omitempty"`
+	NextSendAt time.Time `json:"next_send_at,omitempty"`
 	// PendingSegment is a different segment asked for by a later capture; its series starts when
 	// the current one ends.
-	PendingSegment string `json:",omitempty"`
-	ExitReason     string `json:",omitempty"`
-	Captures       int
-	History        []StepRecord
+	PendingSegment string       `json:"pending_segment,omitempty"`
+	ExitReason     string       `json:"exit_reason,omitempty"`
+	Captures       int          `json:"captures"`
+	History        []StepRecord `json:"history"`
 	// Runs counts continue-as-new generations.
-	Runs int
+	Runs int `json:"runs"`
 }
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.

@@ -131,7 +131,8 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		}},
 		PublicClient: config.PublicClient{HostPort: frontend},
 	}
-	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", Stdout: true, Format: "console"}))
+	// The server's own log is verbose and noisy at shutdown; it goes to a file beside its database.
+	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", OutputFile: cfg.DBPath + ".log", Format: "console"}))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&sc.Global.Authorization)
 	if err != nil {
 		return nil, err

@@ -364,6 +364,13 @@ func CreateDatabase(ctx context.Context, adminURL, name string) error {
 		return fmt.Errorf("create database %q: connect: %w", name, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database
@@ -413,6 +420,9 @@ func (c *Cluster) command(ctx context.Context, name string, args ...string) *exe
 	return cmd
 }
 
+// debianBinGlob is where Debian's postgresql packages put the server binaries.
+var debianBinGlob = "/usr/lib/postgresql/*/bin"
+
 func findBinaries() (binaries, error) {
 	var b binaries
 	for _, x := range []struct {
@@ -420,6 +430,12 @@ func findBinaries() (binaries, error) {
 		dst  *string
 	}{{"initdb", &b.initdb}, {"pg_ctl", &b.pgCtl}, {"postgres", &b.postgres}} {
 		path, err := exec.LookPath(x.name)
+		if err != nil {
+			// Debian's postgresql package keeps the server binaries off PATH.
+			if m, _ := filepath.Glob(filepath.Join(debianBinGlob, x.name)); len(m) > 0 {
+				path, err = m[len(m)-1], nil
+			}
+		}
 		if err != nil {
 			return b, fmt.Errorf("%w: %s is not on PATH; %s", ErrBinariesNotFound, x.name, installHint)
 		}

@@ -147,6 +147,9 @@ func TestRejectsNonEmptyNonClusterDir(t *testing.T) {
 
 func TestMissingBinaries(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	saved := debianBinGlob
+	debianBinGlob = filepath.Join(t.TempDir(), "*")
+	t.Cleanup(func() { debianBinGlob = saved })
 	_, err := Start(context.Background(), Config{})
 	require.ErrorIs(t, err, ErrBinariesNotFound)
 	require.ErrorContains(t, err, "apt-get install postgresql")

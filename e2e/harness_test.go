@@ -1,0 +1,184 @@
+// Package e2e drives tend end to end on real parts: a real Postgres cluster, a real Temporal server
+// in process (temporaltest), a real SMTP server receiving the mail, and tend's HTTP API over TCP.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/tendhq/tend/activities"
+	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/mailcapture"
+	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/workflows"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const apiKey = "test-key-0123456789"
+
+// stack is one tend deployment under test.
+type stack struct {
+	t        *testing.T
+	store    *db.Store
+	inbox    *mailcapture.Server
+	temporal *temporaltest.TestServer
+	client   client.Client
+	worker   worker.Worker
+	deps     app.WorkerDeps
+	queue    string
+	api      *httptest.Server
+	capture  *capture.Service
+	log      *slog.Logger
+}
+
+type options struct {
+	afterAccepted func(ctx context.Context, in activities.SendInput) error
+}
+
+func setup(t *testing.T, opts options) *stack {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	store, err := db.Open(ctx, pgtest.NewDB(t))
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	_, err = store.Migrate(ctx)
+	require.NoError(t, err)
+
+	inbox := mailcapture.New(mailcapture.Options{})
+	require.NoError(t, inbox.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = inbox.Close() })
+	host, port, _ := net.SplitHostPort(inbox.Addr())
+	p, _ := strconv.Atoi(port)
+	mailer, err := mail.New(mail.Config{Host: host, Port: p, TLS: "none", Timeout: 5 * time.Second}, log)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = mailer.Close() })
+
+	renderer, err := app.NewRenderer("")
+	require.NoError(t, err)
+	catalog, err := sequence.Load("testdata/sequences.yaml", sequence.Options{TemplateExists: renderer.Has})
+	require.NoError(t, err)
+
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	s := &stack{t: t, store: store, inbox: inbox, temporal: ts, client: c, queue: "tend-" + t.Name(), log: log,
+		deps: app.WorkerDeps{Store: store, Catalog: catalog, Renderer: renderer, Mailer: mailer, Log: log,
+			From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
+			AfterAccepted: opts.afterAccepted}}
+	s.startWorker()
+
+	h, svc := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey}, Log: log})
+	s.capture = svc
+	s.api = httptest.NewServer(h)
+	t.Cleanup(s.api.Close)
+	return s
+}
+
+func (s *stack) startWorker() {
+	s.worker = app.NewWorker(s.client, s.queue, s.deps)
+	require.NoError(s.t, s.worker.Start())
+	w := s.worker
+	s.t.Cleanup(w.Stop)
+}
+
+// post sends a JSON request to the API and decodes the JSON answer.
+func (s *stack) post(path string, body any) (int, map[string]any) {
+	s.t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(s.t, err)
+	req, err := http.NewRequest(http.MethodPost, s.api.URL+path, bytes.NewReader(b))
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	return do(s.t, req)
+}
+
+func (s *stack) get(path string) (int, map[string]any) {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.api.URL+path, nil)
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	return do(s.t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out), "body: %s", raw)
+	return resp.StatusCode, out
+}
+
+// waitMessages waits for exactly n messages: at least n within the timeout, and no more during a
+// quiet period after that.
+func (s *stack) waitMessages(n int, timeout, quiet time.Duration) []mailcapture.Message {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	msgs, err := s.inbox.WaitFor(ctx, n)
+	require.NoError(s.t, err, "waiting for %d messages, have %d", n, len(s.inbox.Messages()))
+	time.Sleep(quiet)
+	msgs = s.inbox.Messages()
+	if len(msgs) != n {
+		subjects := make([]string, len(msgs))
+		for i, m := range msgs {
+			subjects[i] = m.Subject
+		}
+		s.t.Fatalf("want exactly %d messages, got %d: %q", n, len(msgs), subjects)
+	}
+	return msgs
+}
+
+// leadState queries the lead's workflow.
+func (s *stack) leadState(leadID string) workflows.LeadState {
+	s.t.Helper()
+	st, err := app.TemporalStates{Client: s.client}.LeadState(context.Background(), leadID)
+	require.NoError(s.t, err)
+	return *st
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out: "+msg, args...)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if os.Getenv("TEND_E2E_VERBOSE") != "" {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
+	return len(p), nil
+}
