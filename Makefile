@@ -1,0 +1,41 @@
+# tend — the two commands a newcomer needs are `make dev` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Packages that do not link the Temporal server: cheap to build with the race detector.
+RACE_PKGS = ./activities/... ./workflows/... ./internal/api/... ./internal/capture/... ./internal/mail/... \
+            ./internal/mailcapture/... ./internal/render/... ./internal/schedule/... ./internal/sequence/... \
+            ./internal/config/...
+
+.PHONY: dev build test deps vet fmt-check unit race bench lint-examples clean
+
+dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
+	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
+
+build: ## build bin/tend
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tend ./cmd/tend
+
+test: deps vet fmt-check lint-examples unit race ## everything CI runs
+
+deps: ## install what the project needs from Debian when missing (Postgres server binaries, Chromium)
+	@scripts/ensure-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint-examples:
+	$(GO) run ./cmd/tend sequences lint examples/*.yaml
+
+unit: ## all tests, end-to-end ones included (real Postgres, Temporal server, SMTP)
+	$(GO) test -count=1 -timeout 25m ./...
+
+race:
+	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+
+bench: ## benchmarks; record results in the README
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./workflows/...
+
+clean:
+	rm -rf bin .tend
