@@ -91,7 +91,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	// SMTP.
 	inboxURL := ""
 	if cfg.SMTPURL == "" {
-		mc := mailcapture.New(mailcapture.Options{Log: log.With("component", "mailcapture")})
+		mc := mailcapture.New(mailcapture.Options{Log: log.With("component", "mailcapture"), Dir: filepath.Join(dir, "inbox")})
 		if err := mc.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(*smtpPort))); err != nil {
 			return fmt.Errorf("start capture SMTP server: %w", err)
 		}

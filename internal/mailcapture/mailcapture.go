@@ -65,6 +65,9 @@ type Options struct {
 	MaxMessageBytes int64
 	// Log receives operational logs; nil discards them.
 	Log *slog.Logger
+	// Dir, when set, keeps every message on disk there and loads them at New, so the inbox
+	// survives a restart. Empty keeps messages in memory only.
+	Dir string
 }
 
 // Server is a capture SMTP server with an in-memory store.
@@ -102,6 +105,7 @@ func New(opts Options) *Server {
 		attempts: make(map[string]int),
 		changed:  make(chan struct{}),
 	}
+	s.load()
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "tend-mailcapture"
 	srv.AllowInsecureAuth = true
@@ -224,6 +228,11 @@ func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ids := make([]string, len(s.msgs))
+	for i, m := range s.msgs {
+		ids[i] = m.ID
+	}
+	s.forget(ids)
 	s.msgs = nil
 	s.attempts = make(map[string]int)
 	s.notifyLocked()
@@ -268,7 +277,13 @@ func (s *Server) store(from string, to []string, raw []byte) Message {
 	s.lastID++
 	m.ID = strconv.FormatUint(s.lastID, 10)
 	s.msgs = append(s.msgs, m)
+	s.save(m)
 	if over := len(s.msgs) - s.opts.MaxMessages; over > 0 {
+		dropped := make([]string, over)
+		for i, d := range s.msgs[:over] {
+			dropped[i] = d.ID
+		}
+		s.forget(dropped)
 		// Clear the dropped entries so their bytes can be collected.
 		clear(s.msgs[:over])
 		s.msgs = s.msgs[over:]

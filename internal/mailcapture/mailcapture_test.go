@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"net/smtp"
 	"net/textproto"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -294,4 +296,32 @@ func TestAuthPlainAccepted(t *testing.T) {
 	auth := smtp.PlainAuth("", "user", "secret", host)
 	require.NoError(t, smtp.SendMail(s.Addr(), auth, "a@tend.test", []string{"b@example.com"}, []byte("Subject: auth\r\n\r\nx\r\n")))
 	require.Equal(t, "auth", wait(t, s, 1)[0].Subject)
+}
+
+func TestMessagesSurviveARestartWhenKeptOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Options{Dir: dir})
+	require.NoError(t, s.Start(""))
+	require.NoError(t, smtp.SendMail(s.Addr(), nil, "a@example.com", []string{"b@example.com"},
+		[]byte("Subject: kept\r\n\r\nbody\r\n")))
+	require.NoError(t, smtp.SendMail(s.Addr(), nil, "a@example.com", []string{"c@example.com"},
+		[]byte("Subject: also kept\r\n\r\nbody\r\n")))
+	require.NoError(t, s.Close())
+
+	again := New(Options{Dir: dir})
+	require.NoError(t, again.Start(""))
+	defer again.Close()
+	msgs := again.Messages()
+	require.Len(t, msgs, 2)
+	assert.Equal(t, "kept", msgs[0].Subject)
+	assert.Equal(t, []string{"c@example.com"}, msgs[1].To)
+	require.NoError(t, smtp.SendMail(again.Addr(), nil, "a@example.com", []string{"d@example.com"},
+		[]byte("Subject: third\r\n\r\nbody\r\n")))
+	msgs = again.Messages()
+	require.Len(t, msgs, 3)
+	assert.Equal(t, "3", msgs[2].ID, "ids continue after the stored ones")
+
+	again.Reset()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	assert.Empty(t, files, "Reset clears the disk too")
 }
