@@ -204,6 +204,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	switch {
 	case errors.As(err, &maxErr):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes), nil)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		writeError(w, http.StatusBadRequest, "body must be a JSON object, not "+typeErr.Value, nil)
 	case errors.As(err, &typeErr):
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value), nil)
 	case errors.As(err, &syntaxErr):

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -24,7 +25,13 @@ var nonKey = regexp.MustCompile(`[^a-z0-9_]+`)
 // attribute named after the header in snake_case. each is called for every data row in order;
 // an error from each stops the read.
 func ReadCSV(r io.Reader, each func(Row) error) error {
-	cr := csv.NewReader(r)
+	// Strip a BOM from spreadsheet exports before the CSV parser sees it: in front of a quoted
+	// header it would make the quote a bare quote.
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
 	header, err := cr.Read()
@@ -37,7 +44,6 @@ func ReadCSV(r io.Reader, each func(Row) error) error {
 	cols := make([]string, len(header))
 	emailCol := -1
 	for i, h := range header {
-		h = strings.TrimPrefix(h, "\ufeff") // a BOM from spreadsheet exports
 		cols[i] = strings.Trim(nonKey.ReplaceAllString(strings.ToLower(strings.TrimSpace(h)), "_"), "_")
 		if cols[i] == "email" || cols[i] == "email_address" || cols[i] == "e_mail" {
 			cols[i] = "email"
@@ -52,18 +58,18 @@ func ReadCSV(r io.Reader, each func(Row) error) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				line = pe.StartLine
-				if e := each(Row{Line: line, Err: fmt.Errorf("malformed CSV: %v", pe.Err)}); e != nil {
+				// FieldPos would panic here: a record that failed in its first field has no positions.
+				if e := each(Row{Line: pe.StartLine, Err: fmt.Errorf("malformed CSV: %v", pe.Err)}); e != nil {
 					return e
 				}
 				continue
 			}
 			return err
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // blank line
 		}

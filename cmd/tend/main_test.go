@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// result is what one `tend …` invocation left behind.
+type result struct {
+	err            error
+	stdout, stderr string
+}
+
+// tend runs the CLI in-process with the given environment (and nothing from the real one).
+func tend(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, args, &stdout, &stderr, func(k string) string { return env[k] })
+	return result{err: err, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// closedPort returns a local address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "version")
+	require.NoError(t, r.err)
+	assert.Regexp(t, `^tend \S+\n$`, r.stdout)
+}
+
+func TestUnknownCommandIsAUsageError(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "frobnicate")
+	require.ErrorIs(t, r.err, errUsage)
+	assert.Contains(t, r.err.Error(), `unknown command "frobnicate"`)
+	assert.Contains(t, r.stderr, "Usage:")
+	assert.Contains(t, r.stderr, "tend leads import")
+
+	r = tend(t, nil)
+	require.ErrorIs(t, r.err, errUsage)
+	assert.Contains(t, r.stderr, "Usage:")
+
+	r = tend(t, nil, "sequences", "check", "x.yaml")
+	require.ErrorIs(t, r.err, errUsage)
+}
+
+func TestServerAndWorkerNeedDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"worker", "server"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			r := tend(t, map[string]string{"TEMPORAL_ADDRESS": closedPort(t)}, cmd)
+			require.Error(t, r.err)
+			assert.Contains(t, r.err.Error(), "DATABASE_URL")
+		})
+	}
+}
+
+func TestLintExamples(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "sequences", "lint", "../../examples/sequences.yaml", "../../examples/sequences-production.yaml")
+	require.NoError(t, r.err, r.stdout)
+	assert.Equal(t, "2 file(s) OK\n", r.stdout)
+}
+
+func TestLintReportsEveryProblemWithItsLine(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "broken.yaml", `version: 1
+default_segment: general
+send_window:
+  cron: "* 25 * * *"
+segments:
+  - id: general
+    colour: blue
+    sequence:
+      id: general-series
+      steps:
+        - id: welcome
+          template: no-such-template
+          subject: Hello
+          wait: -1h
+        - id: welcome
+          template: general-2
+          subject: Again
+`)
+	r := tend(t, nil, "sequences", "lint", file)
+	require.Error(t, r.err)
+	assert.Contains(t, r.err.Error(), "5 problem(s)")
+
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	wantLines := []struct {
+		line int
+		msg  string
+	}{
+		{4, `invalid cron spec "* 25 * * *"`},
+		{7, `unknown field "colour"`},
+		{12, `unknown template "no-such-template"`},
+		{14, `wait: -1h is negative`},
+		{15, `duplicate step id "welcome" (first on line 11)`},
+	}
+	require.Len(t, lines, len(wantLines), r.stdout)
+	for i, w := range wantLines {
+		prefix := file + ":" + strconv.Itoa(w.line) + ": "
+		assert.True(t, strings.HasPrefix(lines[i], prefix), "line %d: %q should start with %q", i, lines[i], prefix)
+		assert.Contains(t, lines[i], w.msg)
+	}
+	assert.NotContains(t, r.stdout, "OK")
+}
+
+func TestLintMissingFile(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "sequences", "lint", filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Error(t, r.err)
+	assert.Contains(t, r.stdout, "missing.yaml")
+
+	r = tend(t, nil, "sequences", "lint")
+	require.ErrorIs(t, r.err, errUsage)
+}
+
+func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": pgtest.NewDB(t)}
+	r := tend(t, env, "migrate")
+	require.NoError(t, r.err, r.stderr)
+	assert.Contains(t, r.stdout, "applied")
+	assert.NotContains(t, r.stdout, "up to date")
+
+	r = tend(t, env, "migrate")
+	require.NoError(t, r.err, r.stderr)
+	assert.Equal(t, "database schema is up to date\n", r.stdout)
+}
+
+func TestMigrateWithoutDatabaseURL(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "migrate")
+	require.Error(t, r.err)
+	assert.Contains(t, r.err.Error(), "DATABASE_URL")
+}
+
+// importCSV has, by physical line: a header (1); good rows (2, 3); the first row again with the
+// address in other case (4); a blank line (5); a bad address (6); a bad consent value (7); a row
+// with one field too many (8); another good row (9).
+const importCSV = `email,name,company,interests,consent,consent_wording
+ada@example.com,Ada Lovelace,Analytical Engines,analytics,yes,signup-v1
+grace@example.com,Grace Hopper,US Navy,automation,yes,signup-v1
+ADA@Example.COM,Ada King,Analytical Engines,analytics,yes,signup-v1
+
+not-an-email,Bob,Bobco,,yes,signup-v1
+carol@example.com,Carol,Carolco,,maybe,signup-v1
+dave@example.com,Dave,Daveco,security,yes,signup-v1,surplus
+erin@example.com,Erin,Erinco,,yes,signup-v1
+`
+
+func TestImportLeads(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDB(t)
+	env := map[string]string{
+		"DATABASE_URL":     dbURL,
+		"TEMPORAL_ADDRESS": closedPort(t),
+		"TEND_SEQUENCES":   "../../examples/sequences.yaml",
+	}
+	require.NoError(t, tend(t, env, "migrate").err)
+	file := writeFile(t, "leads.csv", importCSV)
+
+	r := tend(t, env, "leads", "import", "--batch", "spring-fair", file)
+	require.NoError(t, r.err, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+
+	out := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, out, 4, r.stdout)
+	assert.Regexp(t, `^line 6: email: `, out[0])
+	assert.Regexp(t, `^line 7: consent: "maybe" is not yes or no`, out[1])
+	assert.Regexp(t, `^line 8: has 7 fields but the header has 6`, out[2])
+	assert.Equal(t, "imported 4 lead(s): 3 new, 1 updated; skipped 3 bad row(s); 4 waiting for enrolment", out[3])
+	// The progress bar and the Temporal warning are for the person watching, not for stdout.
+	assert.NotContains(t, r.stdout, "\r")
+	assert.Contains(t, r.stderr, "\r[")
+	assert.Contains(t, r.stderr, "will be enrolled by `tend server`")
+
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+
+	emails := func() []string {
+		rows, err := conn.Query(ctx, `SELECT email FROM leads ORDER BY email`)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return got
+	}
+	assert.Equal(t, []string{"ada@example.com", "erin@example.com", "grace@example.com"}, emails())
+
+	var name, segment string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT name, segment FROM leads WHERE email = 'ada@example.com'`).Scan(&name, &segment))
+	assert.Equal(t, "analytics", segment)
+	assert.NotEmpty(t, name)
+
+	// Every lead waits in the outbox for the reconciler, since Temporal was unreachable.
+	var withoutPending int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM leads l WHERE NOT EXISTS (
+		SELECT 1 FROM enrollments e WHERE e.lead_id = l.id AND e.delivered_at IS NULL)`).Scan(&withoutPending))
+	assert.Zero(t, withoutPending, "leads without an undelivered enrolment")
+	var delivered int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM enrollments WHERE delivered_at IS NOT NULL`).Scan(&delivered))
+	assert.Zero(t, delivered)
+
+	// Consents record which import they came from.
+	rows, err := conn.Query(ctx, `SELECT l.email, c.granted, c.import_batch, c.wording_id FROM consents c
+		JOIN leads l ON l.id = c.lead_id ORDER BY l.email, c.id`)
+	require.NoError(t, err)
+	type consent struct {
+		Email   string
+		Granted bool
+		Batch   string
+		Wording string
+	}
+	consents, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (consent, error) {
+		var c consent
+		err := row.Scan(&c.Email, &c.Granted, &c.Batch, &c.Wording)
+		return c, err
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []consent{
+		{"ada@example.com", true, "spring-fair", "signup-v1"},
+		{"ada@example.com", true, "spring-fair", "signup-v1"},
+		{"erin@example.com", true, "spring-fair", "signup-v1"},
+		{"grace@example.com", true, "spring-fair", "signup-v1"},
+	}, consents)
+
+	// Importing the same file again is safe: nothing new, the same rows rejected.
+	r = tend(t, env, "leads", "import", "--quiet", file)
+	require.NoError(t, r.err, r.stderr)
+	assert.Contains(t, r.stdout, "line 6: email: ")
+	assert.Contains(t, r.stdout, "imported 4 lead(s): 0 new, 4 updated; skipped 3 bad row(s); 4 waiting for enrolment\n")
+	assert.NotContains(t, r.stderr, "\r[", "--quiet draws no progress bar")
+	assert.Equal(t, []string{"ada@example.com", "erin@example.com", "grace@example.com"}, emails())
+
+	// Without --batch the batch names the file.
+	var batches []string
+	rows, err = conn.Query(ctx, `SELECT DISTINCT import_batch FROM consents ORDER BY import_batch`)
+	require.NoError(t, err)
+	batches, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, batches, 2)
+	assert.Regexp(t, regexp.MustCompile(`^leads\.csv@\d{4}-\d\d-\d\dT`), batches[0])
+	assert.Equal(t, "spring-fair", batches[1])
+}
+
+func TestImportNeedsAFile(t *testing.T) {
+	t.Parallel()
+	r := tend(t, nil, "leads", "import")
+	require.ErrorIs(t, r.err, errUsage)
+}
