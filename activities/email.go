@@ -100,6 +100,10 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		res.Status, res.Reason = StatusUnsubscribed, "unsubscribed"
 		return res, claim.MarkSuppressed(ctx, "unsubscribed")
 	}
+	if claim.ConsentRefused {
+		res.Status, res.Reason = StatusSuppressed, "consent refused"
+		return res, claim.MarkSuppressed(ctx, "consent refused")
+	}
 	if claim.SuppressedReason != "" {
 		res.Status, res.Reason = StatusSuppressed, claim.SuppressedReason
 		return res, claim.MarkSuppressed(ctx, "address suppressed: "+claim.SuppressedReason)

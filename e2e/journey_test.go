@@ -256,3 +256,23 @@ type failingEnroller struct{}
 func (failingEnroller) Enroll(context.Context, string, workflows.Capture) error {
 	return errors.New("connection refused")
 }
+
+// A person who refused marketing consent is recorded but never mailed.
+func TestRefusedConsentIsNeverMailed(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	lead := ada()
+	lead["consent"] = map[string]any{"granted": false, "wording_id": "ebook-form-v3"}
+	code, body := s.post("/api/v1/leads", lead)
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).Status == workflows.StatusExited },
+		"the workflow exits without mailing")
+	assert.Equal(t, "no consent", s.leadState(leadID).ExitReason)
+	time.Sleep(time.Second)
+	assert.Empty(t, s.inbox.Messages())
+	sends, err := s.store.Sends(context.Background(), leadID)
+	require.NoError(t, err)
+	require.Len(t, sends, 1)
+	assert.Equal(t, db.SendSuppressed, sends[0].Status)
+}

@@ -242,7 +242,7 @@ func (r *leadRun) plan(segment string) error {
 // maybeStartPending starts the series of a segment asked for by a capture once the current series
 // has ended (completed, or exited for a reason other than unsubscribe or suppression).
 func (r *leadRun) maybeStartPending() error {
-	if r.st.PendingSegment == "" || r.st.ExitReason == "unsubscribed" || r.st.ExitReason == "suppressed" ||
+	if r.st.PendingSegment == "" || r.st.ExitReason == "unsubscribed" || r.st.ExitReason == "suppressed" || r.st.ExitReason == "no consent" ||
 		r.st.ExitReason == "bounced" || r.st.ExitReason == "lead deleted" {
 		return nil
 	}
@@ -370,7 +370,11 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		return nil
 	case activities.StatusSuppressed:
 		r.record(step, "suppressed", res.Reason)
-		r.exit("suppressed")
+		if res.Reason == "consent refused" {
+			r.exit("no consent")
+		} else {
+			r.exit("suppressed")
+		}
 		return nil
 	}
 	r.record(step, res.Status, "")

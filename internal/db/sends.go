@@ -50,6 +50,8 @@ type Claim struct {
 	Lead Lead
 	// SuppressedReason is non-empty when the lead's address is on the suppression list.
 	SuppressedReason string
+	// ConsentRefused is true when the lead's latest consent record refuses marketing email.
+	ConsentRefused bool
 }
 
 const sendColumns = `id, sequence_id, step_id, template, message_id, status, subject, attempts, smtp_code, error, created_at, sent_at`
@@ -99,6 +101,13 @@ func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDD
 	if err != nil && err != pgx.ErrNoRows {
 		return fail("check suppression list", err)
 	}
+	var granted bool
+	err = tx.QueryRow(ctx, `SELECT granted FROM consents WHERE lead_id = $1 AND purpose = 'marketing'
+		ORDER BY recorded_at DESC, id DESC LIMIT 1`, key.LeadID).Scan(&granted)
+	if err != nil && err != pgx.ErrNoRows {
+		return fail("check consent", err)
+	}
+	c.ConsentRefused = err == nil && !granted
 	return c, nil
 }
 
