@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +103,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		if err != nil {
 			return fmt.Errorf("capture inbox on %s: %w", inboxAddr, err)
 		}
+		inboxAddr = ln.Addr().String()
 		inbox := &http.Server{Handler: mc.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = inbox.Serve(ln) }()
 		cleanups = append(cleanups, func() { _ = inbox.Close() })
@@ -148,7 +150,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	cleanups = append(cleanups, stopWorker)
-	svc, stopServer, err := startServer(ctx, cfg, store, tc, log, nil)
+	svc, stopServer, err := startServer(ctx, cfg, store, tc, log, &cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
@@ -177,6 +179,10 @@ Capture a lead:
 Press Ctrl+C to stop; state is kept in %s and resumes on the next start.
 `, cfg.APIKeys[0], api, dir)
 
+	if err := writeEndpoints(dir, endpoints{API: api, Inbox: inboxURL, SMTP: cfg.SMTPURL, Temporal: tsrv.Address,
+		TemporalUI: tsrv.UIURL, Namespace: cfg.TemporalNamespace, DatabaseURL: cfg.DatabaseURL}); err != nil {
+		return err
+	}
 	if *demo {
 		if err := seedDemo(ctx, svc, stdout); err != nil {
 			log.Warn("demo leads not captured", "err", err)
@@ -210,6 +216,26 @@ func seedDemo(ctx context.Context, svc *capture.Service, stdout io.Writer) error
 	}
 	fmt.Fprintln(stdout, "their first emails arrive in the inbox within seconds, the next ones over the following minutes")
 	return nil
+}
+
+// endpoints is what `tend dev` listens on, written to <data>/endpoints.json for scripts and
+// tests (every port flag accepts 0 for "any free port").
+type endpoints struct {
+	API         string `json:"api"`
+	Inbox       string `json:"inbox,omitempty"`
+	SMTP        string `json:"smtp"`
+	Temporal    string `json:"temporal"`
+	TemporalUI  string `json:"temporal_ui,omitempty"`
+	Namespace   string `json:"namespace"`
+	DatabaseURL string `json:"database_url"`
+}
+
+func writeEndpoints(dir string, e endpoints) error {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "endpoints.json"), append(b, '\n'), 0o600)
 }
 
 // devAPIKey returns the API key kept in the data directory, creating it on first start.

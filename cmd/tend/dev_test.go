@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,18 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type devRun struct {
-	cancel context.CancelFunc
-	done   chan error
-	out    *syncBuffer
+	endpoints endpoints
+	cancel    context.CancelFunc
+	done      chan error
+	out       *syncBuffer
 }
 
 type syncBuffer struct {
@@ -50,18 +40,32 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startDev runs `tend dev` in this process with its own ports and data directory.
-func startDev(t *testing.T, dataDir string, ports map[string]int) *devRun {
+// startDev runs `tend dev` in this process with its own data directory, every port chosen free
+// by tend itself, and returns once endpoints.json tells where the API and the inbox are.
+func startDev(t *testing.T, dataDir string) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &devRun{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
 	env := map[string]string{"TEND_SEQUENCES": "testdata/dev-sequences.yaml", "TEND_LOG_LEVEL": "warn"}
-	args := []string{"dev", "--data", dataDir,
-		"--http", "127.0.0.1:" + strconv.Itoa(ports["http"]),
-		"--temporal-port", strconv.Itoa(ports["temporal"]), "--ui-port", "0",
-		"--smtp-port", strconv.Itoa(ports["smtp"]), "--inbox-port", strconv.Itoa(ports["inbox"])}
+	args := []string{"dev", "--data", dataDir, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
+		"--smtp-port", "0", "--inbox-port", "0"}
+	endpointsFile := filepath.Join(dataDir, "endpoints.json")
+	_ = os.Remove(endpointsFile)
 	go func() { r.done <- run(ctx, args, r.out, r.out, func(k string) string { return env[k] }) }()
-	return r
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if b, err := os.ReadFile(endpointsFile); err == nil && json.Unmarshal(b, &r.endpoints) == nil {
+			return r
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("tend dev exited: %v\n%s", err, r.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tend dev did not come up\n%s", r.out.String())
+		}
+	}
 }
 
 func (r *devRun) stop(t *testing.T) {
@@ -81,8 +85,8 @@ type inboxMessage struct {
 	MessageID string   `json:"message_id"`
 }
 
-func inbox(t *testing.T, port int) []inboxMessage {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/messages", port))
+func inbox(t *testing.T, r *devRun) []inboxMessage {
+	resp, err := http.Get(r.endpoints.Inbox + "/api/messages")
 	if err != nil {
 		return nil
 	}
@@ -94,11 +98,11 @@ func inbox(t *testing.T, port int) []inboxMessage {
 	return msgs
 }
 
-func waitInbox(t *testing.T, r *devRun, port, n int, timeout time.Duration) []inboxMessage {
+func waitInbox(t *testing.T, r *devRun, n int, timeout time.Duration) []inboxMessage {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if msgs := inbox(t, port); len(msgs) >= n {
+		if msgs := inbox(t, r); len(msgs) >= n {
 			return msgs
 		}
 		select {
@@ -107,7 +111,7 @@ func waitInbox(t *testing.T, r *devRun, port, n int, timeout time.Duration) []in
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatalf("the inbox did not reach %d messages in %s; have %d\n%s", n, timeout, len(inbox(t, port)), r.out.String())
+	t.Fatalf("the inbox did not reach %d messages in %s; have %d\n%s", n, timeout, len(inbox(t, r)), r.out.String())
 	return nil
 }
 
@@ -119,33 +123,31 @@ func TestDevRunsTheWholeStackAndResumesAfterRestart(t *testing.T) {
 		t.Skip("starts Postgres and Temporal")
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	ports := map[string]int{"http": freePort(t), "temporal": freePort(t), "smtp": freePort(t), "inbox": freePort(t)}
-
-	first := startDev(t, data, ports)
+	first := startDev(t, data)
 	// Demo leads: Ada (analytics: three steps, 4 s apart), Grace (security → default general: one),
 	// Alan (newsletter → general: one). Their first emails go out at once.
-	msgs := waitInbox(t, first, ports["inbox"], 3, 3*time.Minute)
+	msgs := waitInbox(t, first, 3, 3*time.Minute)
 	assert.Contains(t, first.out.String(), "tend dev is running")
 
 	// The API answers with the dev key kept in the data directory.
 	key, err := os.ReadFile(filepath.Join(data, "api-key"))
 	require.NoError(t, err)
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/api/v1/leads", ports["http"]),
+	req, _ := http.NewRequest(http.MethodPost, first.endpoints.API+"/api/v1/leads",
 		strings.NewReader(`{"email":"newcomer@example.com","interests":["newsletter"],"source":"newsletter_signup"}`))
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	waitInbox(t, first, ports["inbox"], 4, time.Minute)
+	waitInbox(t, first, 4, time.Minute)
 	first.stop(t)
 	require.Less(t, len(msgs), 6, "Ada's later steps are still pending at the restart")
 
-	second := startDev(t, data, ports)
+	second := startDev(t, data)
 	defer second.stop(t)
-	msgs = waitInbox(t, second, ports["inbox"], 6, 2*time.Minute)
+	msgs = waitInbox(t, second, 6, 2*time.Minute)
 	time.Sleep(5 * time.Second) // nothing more may come
-	msgs = inbox(t, ports["inbox"])
+	msgs = inbox(t, second)
 	require.Len(t, msgs, 6, "3 for Ada, 1 each for Grace, Alan and the newcomer")
 	seen := map[string]bool{}
 	ada := 0

@@ -123,7 +123,7 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 }
 
 // startServer starts the HTTP API and the enrolment reconciler; stop shuts both down.
-func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger, extra func(*http.ServeMux)) (svc *capture.Service, stop func(), err error) {
+func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
 	renderer, err := app.NewRenderer(cfg.TemplatesDir)
 	if err != nil {
 		return nil, nil, err
@@ -140,12 +140,12 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 		Log: log.With("component", "api")})
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	if extra != nil {
-		extra(mux)
-	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s (TEND_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	if listening != nil {
+		*listening = ln.Addr().String()
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}

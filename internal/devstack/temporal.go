@@ -35,7 +35,7 @@ type TemporalConfig struct {
 	DBPath string
 	// IP to listen on; default 127.0.0.1.
 	IP string
-	// Port of the frontend (gRPC); default 7233. The other services take free ports.
+	// Port of the frontend (gRPC); 0 takes a free port. The other services take free ports.
 	Port int
 	// UIPort of the Web UI; 0 disables the UI.
 	UIPort    int
@@ -60,7 +60,11 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		cfg.IP = "127.0.0.1"
 	}
 	if cfg.Port == 0 {
-		cfg.Port = 7233
+		p, err := freePort(cfg.IP)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Port = p
 	}
 	if cfg.Namespace == "" {
 		cfg.Namespace = "default"
