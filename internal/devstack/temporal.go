@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -191,13 +192,21 @@ func must(err error) {
 	}
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768+). The Temporal server binds its
+// ports itself, some time after they are chosen; a port from the ephemeral range could be handed
+// to another process's outgoing connection or port-0 listener in between, and the server exits
+// the whole process when a bind fails.
 func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, err
+	for range 200 {
+		p := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port between 20000 and 32000")
 }
 
 // portFree fails with a helpful message when something already listens on the port.
