@@ -26,7 +26,7 @@ fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 lint-examples:
-	$(GO) run ./cmd/tend sequences lint examples/*.yaml
+	$(GO) run ./cmd/tend sequences lint examples/sequences*.yaml
 
 unit: ## all tests, end-to-end ones included (real Postgres, Temporal server, SMTP)
 	$(GO) test -count=1 -timeout 25m ./...

@@ -46,3 +46,48 @@ func Names() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// funnel is the order of the main funnel, for deciding what counts as moving forward.
+var funnel = map[Stage]int{Subscriber: 0, Lead: 1, MQL: 2, SAL: 3, SQL: 4, Opportunity: 5, Customer: 6, Evangelist: 7}
+
+// CheckTransition says whether a lead may move from one stage to another, and why not. Leads move
+// forward through the funnel (skipping is allowed: a rep may qualify a lead straight to SQL);
+// MQL, SAL and SQL leads may be recycled back to nurture; a recycled lead re-enters as lead or
+// MQL; any open lead may be disqualified; subscribers and leads may be marked other. Nothing
+// moves backwards otherwise, and customers only move on to evangelist.
+func CheckTransition(from, to Stage) error {
+	if _, err := Parse(string(to)); err != nil {
+		return err
+	}
+	if from == to {
+		return fmt.Errorf("lead is already %s", to)
+	}
+	fi, fromFunnel := funnel[from]
+	ti, toFunnel := funnel[to]
+	switch {
+	case fromFunnel && toFunnel:
+		if ti > fi {
+			return nil
+		}
+		return fmt.Errorf("cannot move a lead back from %s to %s", from, to)
+	case to == Recycled:
+		if from == MQL || from == SAL || from == SQL || from == Opportunity {
+			return nil
+		}
+	case from == Recycled:
+		if to == Lead || to == MQL || to == Disqualified || to == SAL {
+			return nil
+		}
+	case to == Disqualified:
+		if from != Customer && from != Evangelist {
+			return nil
+		}
+	case to == Other:
+		if from == Subscriber || from == Lead {
+			return nil
+		}
+	case from == Other && toFunnel:
+		return nil
+	}
+	return fmt.Errorf("cannot move a lead from %s to %s", from, to)
+}
