@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
 )
 
@@ -33,7 +35,10 @@ const (
 type Leads struct {
 	Store   *db.Store
 	Catalog *sequence.Catalog
+	Model   *score.Model
 	Log     *slog.Logger
+	// Now is the clock for scoring (decay, inactivity); nil means time.Now.
+	Now func() time.Time
 }
 
 // PlanInput asks for the sequence a lead should run.

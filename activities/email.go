@@ -62,6 +62,7 @@ const (
 // SendResult says what happened to the step.
 type SendResult struct {
 	Status    string
+	SendID    string
 	MessageID string
 	// Reason explains a suppressed or unsubscribed result.
 	Reason string
@@ -81,7 +82,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
 	}
-	res := SendResult{MessageID: claim.Send.MessageID}
+	res := SendResult{SendID: claim.Send.ID, MessageID: claim.Send.MessageID}
 	switch claim.Send.Status {
 	case db.SendSent:
 		claim.Abort(ctx)

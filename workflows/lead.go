@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -26,6 +27,19 @@ type Capture struct {
 	TimeZone string          `json:"time_zone,omitempty"`
 }
 
+// Engaged is the payload of SignalEngaged.
+type Engaged struct {
+	Events int `json:"events,omitempty"`
+}
+
+// HandoffRecord is the handoff event: the lead became hand-off ready (MQL threshold or a
+// hand-raise) and marketing hands it to sales.
+type HandoffRecord struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+	Score  float64   `json:"score"`
+}
+
 // Lead workflow statuses.
 const (
 	StatusRunning   = "running"   // working through a sequence
@@ -41,6 +55,7 @@ type StepRecord struct {
 	Outcome string    `json:"outcome"`
 	At      time.Time `json:"at"`
 	Detail  string    `json:"detail,omitempty"`
+	SendID  string    `json:"send_id,omitempty"`
 }
 
 // LeadState is the workflow's small, PII-free state, returned by QueryState and carried across
@@ -67,6 +82,17 @@ type LeadState struct {
 	History        []StepRecord `json:"history"`
 	// Runs counts continue-as-new generations.
 	Runs int `json:"runs"`
+	// Score and Band are the lead's score as of the last rescore.
+	Score float64 `json:"score"`
+	Band  string  `json:"band,omitempty"`
+	// Handoff is set once the lead became hand-off ready.
+	Handoff *HandoffRecord `json:"handoff,omitempty"`
+	// ClickedSends are the sends the lead clicked (human clicks), for behaviour branches.
+	ClickedSends []string `json:"clicked_sends,omitempty"`
+	// LastEventID is the newest event the workflow has scored.
+	LastEventID int64 `json:"last_event_id,omitempty"`
+	// Rescores counts rescore activities (one per coalesced burst of events).
+	Rescores int `json:"rescores"`
 }
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.
@@ -97,7 +123,8 @@ var sendOptions = workflow.ActivityOptions{
 // step by step, each after its wait and inside the send window, and then stays open for later
 // captures. It continues as new when Temporal suggests it, after draining its signals.
 func Lead(ctx workflow.Context, in LeadInput) error {
-	r := &leadRun{ctx: ctx, captures: workflow.GetSignalChannel(ctx, SignalCapture), cancelTimer: func() {}}
+	r := &leadRun{ctx: ctx, captures: workflow.GetSignalChannel(ctx, SignalCapture),
+		engaged: workflow.GetSignalChannel(ctx, SignalEngaged), cancelTimer: func() {}}
 	if in.State != nil {
 		r.st = *in.State
 	} else {
@@ -116,6 +143,12 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		if err := ctx.Err(); err != nil {
 			r.cancelTimer()
 			return err // the lead's workflow was cancelled (e.g. the lead was erased)
+		}
+		if r.rescore {
+			if err := r.doRescore(); err != nil {
+				return err
+			}
+			continue
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			r.drain()
@@ -136,7 +169,11 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			continue
 		}
 		step := r.st.Sequence.Steps[r.st.NextStep]
-		due := r.st.StepBase.Add(step.Wait)
+		wait := step.Wait
+		if step.WaitIfClicked != nil && r.previousClicked() {
+			wait = *step.WaitIfClicked
+		}
+		due := r.st.StepBase.Add(wait)
 		r.st.NextSendAt = r.sendTime(due)
 		if r.waitUntil(r.st.NextSendAt) {
 			continue // a capture arrived: re-check exits and the send time
@@ -151,6 +188,9 @@ type leadRun struct {
 	ctx      workflow.Context
 	st       LeadState
 	captures workflow.ReceiveChannel
+	engaged  workflow.ReceiveChannel
+	// rescore is set when engagement arrived and the score must be computed again.
+	rescore bool
 
 	timerAt     time.Time
 	timer       workflow.Future
@@ -172,26 +212,44 @@ func (r *leadRun) apply(c Capture) {
 	}
 }
 
-// drain applies every capture already delivered, without blocking.
+// drain applies every capture and engagement signal already delivered, without blocking.
 func (r *leadRun) drain() {
 	for {
 		var c Capture
 		if !r.captures.ReceiveAsync(&c) {
-			return
+			break
 		}
 		r.apply(c)
 	}
+	for {
+		var e Engaged
+		if !r.engaged.ReceiveAsync(&e) {
+			break
+		}
+		r.rescore = true
+	}
+}
+
+// onSignals adds both signal channels to a selector; whichever fires, everything pending is drained.
+func (r *leadRun) onSignals(sel workflow.Selector) {
+	sel.AddReceive(r.captures, func(c workflow.ReceiveChannel, _ bool) {
+		var cp Capture
+		c.Receive(r.ctx, &cp)
+		r.apply(cp)
+		r.drain()
+	})
+	sel.AddReceive(r.engaged, func(c workflow.ReceiveChannel, _ bool) {
+		var e Engaged
+		c.Receive(r.ctx, &e)
+		r.rescore = true
+		r.drain()
+	})
 }
 
 // receive blocks until one capture arrives, then drains the rest.
 func (r *leadRun) receive(ctx workflow.Context) {
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(r.captures, func(ch workflow.ReceiveChannel, _ bool) {
-		var c Capture
-		ch.Receive(ctx, &c)
-		r.apply(c)
-		r.drain()
-	})
+	r.onSignals(sel)
 	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 	sel.Select(ctx)
 }
@@ -292,12 +350,7 @@ func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
 	fired := false
 	sel := workflow.NewSelector(r.ctx)
 	sel.AddFuture(r.timer, func(workflow.Future) { fired = true })
-	sel.AddReceive(r.captures, func(c workflow.ReceiveChannel, _ bool) {
-		var cp Capture
-		c.Receive(r.ctx, &cp)
-		r.apply(cp)
-		r.drain()
-	})
+	r.onSignals(sel)
 	sel.Select(r.ctx)
 	if r.ctx.Err() != nil {
 		return true
@@ -325,8 +378,66 @@ func (r *leadRun) advance() {
 	}
 }
 
+// previousClicked reports whether the lead clicked the last email sent in the current series.
+func (r *leadRun) previousClicked() bool {
+	for i := len(r.st.History) - 1; i >= 0; i-- {
+		h := r.st.History[i]
+		if h.SequenceID != r.st.Sequence.ID {
+			return false
+		}
+		if h.SendID != "" {
+			return slices.Contains(r.st.ClickedSends, h.SendID)
+		}
+	}
+	return false
+}
+
+// doRescore runs one Rescore activity for everything that arrived since the last one and acts on
+// the result: stage and score, the handoff event, unsubscribe, a move to another segment.
+func (r *leadRun) doRescore() error {
+	r.rescore = false
+	ctx := workflow.WithActivityOptions(r.ctx, planOptions)
+	var a *activities.Leads
+	var res activities.RescoreResult
+	err := workflow.ExecuteActivity(ctx, a.Rescore, activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}).Get(ctx, &res)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+			r.exit("lead deleted")
+			return nil
+		}
+		return err
+	}
+	r.st.Rescores++
+	r.st.Score, r.st.Band, r.st.LastEventID = res.Score, res.Band, res.LastEventID
+	if res.Stage != "" {
+		r.st.Stage = res.Stage
+	}
+	r.st.ClickedSends = res.ClickedSends
+	if res.Handoff != nil && r.st.Handoff == nil {
+		r.st.Handoff = &HandoffRecord{At: workflow.Now(r.ctx), Reason: res.Handoff.Reason, Score: res.Handoff.Score}
+	}
+	if res.Unsubscribed {
+		if r.st.Status == StatusRunning {
+			r.exit("unsubscribed")
+		} else {
+			r.st.ExitReason = "unsubscribed"
+		}
+		r.st.PendingSegment = ""
+		return nil
+	}
+	if res.SwitchSegment != "" && res.SwitchSegment != r.st.Segment && (r.st.Sequence == nil || !r.st.Sequence.Exit.Reached(r.st.Stage)) {
+		// The lead clicked content of another segment's interest: its series starts now.
+		if r.st.Status == StatusRunning {
+			r.exit("moved to segment " + res.SwitchSegment)
+		}
+		return r.plan(res.SwitchSegment)
+	}
+	return nil
+}
+
 func (r *leadRun) runStep(step sequence.Step) error {
-	if !step.When.Holds(r.st.Stage) {
+	if !step.When.HoldsAfter(r.st.Stage, r.previousClicked()) {
 		r.record(step, "skipped", "stage "+string(r.st.Stage))
 		r.advance()
 		return r.maybeStartPendingIfDone()
@@ -378,6 +489,7 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		return nil
 	}
 	r.record(step, res.Status, "")
+	r.st.History[len(r.st.History)-1].SendID = res.SendID
 	r.advance()
 	return r.maybeStartPendingIfDone()
 }

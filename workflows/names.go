@@ -9,6 +9,9 @@ const TaskQueue = "tend"
 const (
 	// SignalCapture tells a lead's workflow that the lead was captured (again).
 	SignalCapture = "capture"
+	// SignalEngaged tells a lead's workflow that new events were stored for the lead; one signal
+	// stands for any number of events (the server coalesces them per lead).
+	SignalEngaged = "engaged"
 	// QueryState returns the workflow's LeadState.
 	QueryState = "state"
 	// LeadWorkflowName is the registered name of the lead workflow.

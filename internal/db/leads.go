@@ -25,6 +25,14 @@ type Lead struct {
 	UnsubscribedAt *time.Time        `json:"unsubscribed_at,omitempty"`
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
+	Score          float64           `json:"score"`
+	Band           string            `json:"band"`
+	// Breakdown is the score by rule, as the scoring model computed it last (JSON array).
+	Breakdown         json.RawMessage `json:"breakdown"`
+	ScoredAt          *time.Time      `json:"scored_at,omitempty"`
+	HandoffReadyAt    *time.Time      `json:"handoff_ready_at,omitempty"`
+	HandoffReason     string          `json:"handoff_reason,omitempty"`
+	OptedOutInterests []string        `json:"opted_out_interests"`
 }
 
 // Consent is what the person agreed to at capture.
@@ -71,14 +79,17 @@ ON CONFLICT (email) DO UPDATE SET
     updated_at = now()
 RETURNING ` + leadColumns + `, (xmax = 0) AS created`
 
-const leadColumns = `id, email, name, company, interests, attributes, time_zone, source, segment, stage, unsubscribed_at, created_at, updated_at`
+const leadColumns = `id, email, name, company, interests, attributes, time_zone, source, segment, stage, unsubscribed_at,
+	created_at, updated_at, score, band, score_breakdown, scored_at, handoff_ready_at, handoff_reason, opted_out_interests`
 
 func scanLead(row pgx.Row, extra ...any) (Lead, error) {
 	var l Lead
 	var id uuid.UUID
 	var attrs []byte
+	var breakdown []byte
 	dest := append([]any{&id, &l.Email, &l.Name, &l.Company, &l.Interests, &attrs, &l.TimeZone, &l.Source,
-		&l.Segment, &l.Stage, &l.UnsubscribedAt, &l.CreatedAt, &l.UpdatedAt}, extra...)
+		&l.Segment, &l.Stage, &l.UnsubscribedAt, &l.CreatedAt, &l.UpdatedAt, &l.Score, &l.Band, &breakdown,
+		&l.ScoredAt, &l.HandoffReadyAt, &l.HandoffReason, &l.OptedOutInterests}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return Lead{}, err
 	}
@@ -91,6 +102,13 @@ func scanLead(row pgx.Row, extra ...any) (Lead, error) {
 	}
 	if l.Interests == nil {
 		l.Interests = []string{}
+	}
+	if l.OptedOutInterests == nil {
+		l.OptedOutInterests = []string{}
+	}
+	l.Breakdown = json.RawMessage(breakdown)
+	if len(l.Breakdown) == 0 {
+		l.Breakdown = json.RawMessage("[]")
 	}
 	return l, nil
 }

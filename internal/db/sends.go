@@ -82,7 +82,9 @@ func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDD
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("%s: %w", what, translate(err))
 	}
-	c.Lead, err = scanLead(tx.QueryRow(ctx, `SELECT `+leadColumns+` FROM leads WHERE id = $1`, key.LeadID))
+	// FOR SHARE: an unsubscribe (an UPDATE of this row) waits until this send has finished, and a
+	// send that starts after an unsubscribe committed sees it.
+	c.Lead, err = scanLead(tx.QueryRow(ctx, `SELECT `+leadColumns+` FROM leads WHERE id = $1 FOR SHARE`, key.LeadID))
 	if err != nil {
 		return fail("load lead", err)
 	}

@@ -32,8 +32,8 @@ var (
 	segmentFields   = []string{"id", "name", "interests", "sequence"}
 	sequenceFields  = []string{"id", "send_window", "exit", "steps"}
 	exitFields      = []string{"stages", "unsubscribed"}
-	stepFields      = []string{"id", "template", "subject", "wait", "when"}
-	conditionFields = []string{"stage_in"}
+	stepFields      = []string{"id", "template", "subject", "wait", "wait_if_clicked", "when"}
+	conditionFields = []string{"stage_in", "previous_clicked"}
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -359,8 +359,38 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 			}
 		}
 	}
+	if wn := f["wait_if_clicked"]; wn != nil {
+		if s, ok := p.scalar(wn, ctx, "wait_if_clicked"); ok {
+			d, err := ParseDuration(s)
+			switch {
+			case err != nil:
+				p.errorf(wn, ctx, "wait_if_clicked: %v", err)
+			case d < 0:
+				p.errorf(wn, ctx, "wait_if_clicked: %s is negative", s)
+			default:
+				st.WaitIfClicked = &d
+			}
+		}
+	}
 	if wn := f["when"]; wn != nil {
 		cf := p.fields(wn, ctx+": when", conditionFields)
+		if pn := cf["previous_clicked"]; pn != nil {
+			if s, ok := p.scalar(pn, ctx+": when", "previous_clicked"); ok {
+				switch s {
+				case "true":
+					v := true
+					st.When.PreviousClicked = &v
+				case "false":
+					v := false
+					st.When.PreviousClicked = &v
+				default:
+					p.errorf(pn, ctx+": when", "previous_clicked must be true or false, not %q", s)
+				}
+				if i == 0 {
+					p.errorf(pn, ctx+": when", "previous_clicked on the first step: there is no previous email")
+				}
+			}
+		}
 		if sn := cf["stage_in"]; sn != nil {
 			st.When.StageIn = p.stages(sn, ctx+": when", "stage_in")
 			if len(st.When.StageIn) > 0 && !slices.ContainsFunc(st.When.StageIn, func(s lifecycle.Stage) bool { return !exit.Reached(s) }) {

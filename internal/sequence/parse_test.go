@@ -85,7 +85,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:25: step "intro": subject uses unknown field .Frist (have .FirstName, .Name, .Company, .Email; use attr "key" "fallback" for other lead attributes)`,
 		`testdata/bad.yaml:26: step "intro": wait: invalid duration "3 days": unknown unit " days" (use s, m, h, d or w)`,
 		`testdata/bad.yaml:28: step "intro": when: stage_in: unknown stage "Lead" ` + stages,
-		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in)`,
+		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in, previous_clicked)`,
 		`testdata/bad.yaml:34: step "late": never sent: every stage in when.stage_in is an exit stage of the sequence`,
 		`testdata/bad.yaml:35: duplicate segment id "analytics" (first on line 10)`,
 		`testdata/bad.yaml:36: segment "analytics": interest "REPORTING" is already claimed by segment "analytics" (line 12)`,

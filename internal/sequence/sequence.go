@@ -47,18 +47,30 @@ type Step struct {
 	Subject string `json:"subject"`
 	// Wait is counted from the previous step's send, or from enrolment for the first step.
 	Wait time.Duration `json:"wait"`
-	When Condition     `json:"when"`
+	// WaitIfClicked, when set, replaces Wait if the lead clicked the previous email: an engaged
+	// lead gets the next email sooner.
+	WaitIfClicked *time.Duration `json:"wait_if_clicked,omitempty"`
+	When          Condition      `json:"when"`
 }
 
 // Condition decides whether a step is sent or skipped.
 type Condition struct {
 	// StageIn lists the stages in which the step is sent; empty means any stage.
 	StageIn []lifecycle.Stage `json:"stage_in,omitempty"`
+	// PreviousClicked, when set, sends the step only if the lead did (true) or did not (false)
+	// click the previous email of the sequence.
+	PreviousClicked *bool `json:"previous_clicked,omitempty"`
 }
 
 // Holds reports whether a lead in stage should receive the step.
 func (c Condition) Holds(stage lifecycle.Stage) bool {
 	return len(c.StageIn) == 0 || slices.Contains(c.StageIn, stage)
+}
+
+// HoldsAfter reports whether the step is sent given the stage and whether the previous email was
+// clicked.
+func (c Condition) HoldsAfter(stage lifecycle.Stage, previousClicked bool) bool {
+	return c.Holds(stage) && (c.PreviousClicked == nil || *c.PreviousClicked == previousClicked)
 }
 
 // Exit says when a lead leaves a sequence early.

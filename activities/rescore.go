@@ -1,0 +1,113 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/score"
+)
+
+// RescoreInput asks for a lead's score to be computed again from its events.
+type RescoreInput struct {
+	LeadID string
+	// SinceEventID is the last event the workflow has seen; tags of later human clicks may move
+	// the lead to another segment.
+	SinceEventID int64
+}
+
+// Handoff says that a lead became hand-off ready: it crossed the MQL threshold or raised its hand.
+type Handoff struct {
+	Reason string  `json:"reason"`
+	Score  float64 `json:"score"`
+	// EventID is the hand-raise event, 0 for a threshold crossing.
+	EventID int64 `json:"event_id,omitempty"`
+}
+
+// RescoreResult is what the workflow needs to decide after new engagement.
+type RescoreResult struct {
+	Score float64
+	Band  string
+	Stage lifecycle.Stage
+	// Handoff is set when this rescore made the lead hand-off ready (moved it to MQL).
+	Handoff      *Handoff
+	Unsubscribed bool
+	// ClickedSends lists the sends the lead clicked (human clicks only).
+	ClickedSends []string
+	// SwitchSegment names another segment whose interest the lead just clicked content for.
+	SwitchSegment string
+	LastEventID   int64
+}
+
+// Rescore computes the lead's score from all its events with the scoring model, stores the score
+// and breakdown, and moves a lead that became hand-off ready to MQL with the reason. Running it
+// twice gives the same result: it is a pure function of the stored events plus the clock.
+func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, error) {
+	lead, err := a.Store.Lead(ctx, in.LeadID)
+	if errors.Is(err, db.ErrNotFound) {
+		return RescoreResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+	}
+	if err != nil {
+		return RescoreResult{}, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)
+	}
+	events, err := a.Store.LeadEvents(ctx, in.LeadID)
+	if err != nil {
+		return RescoreResult{}, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)
+	}
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	se := make([]score.Event, len(events))
+	res := RescoreResult{Unsubscribed: lead.UnsubscribedAt != nil}
+	for i, e := range events {
+		se[i] = score.Event{ID: fmt.Sprint(e.ID), Type: e.Type, Tags: e.Tags, At: e.OccurredAt, Machine: e.Machine, Duplicate: e.Duplicate}
+		if e.ID > res.LastEventID {
+			res.LastEventID = e.ID
+		}
+		if e.Type != "click" || e.Machine {
+			continue
+		}
+		if e.SendID != "" && !slices.Contains(res.ClickedSends, e.SendID) {
+			res.ClickedSends = append(res.ClickedSends, e.SendID)
+		}
+		if e.ID > in.SinceEventID && res.SwitchSegment == "" && a.Catalog != nil {
+			for _, tag := range e.Tags {
+				if seg := a.Catalog.SegmentFor([]string{tag}); seg.ID != a.Catalog.DefaultSegment && seg.ID != lead.Segment {
+					res.SwitchSegment = seg.ID
+					break
+				}
+			}
+		}
+	}
+	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, se, now)
+	res.Score, res.Band = r.Total, r.Band
+	u := db.ScoreUpdate{Score: r.Total, Band: r.Band, Breakdown: r.Breakdown, HandoffReady: r.HandoffReady,
+		HandoffReason: r.HandoffReason, Segment: res.SwitchSegment,
+		CheckStage: func(from, to string) error {
+			return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
+		}}
+	from := lifecycle.Stage(lead.Stage)
+	if r.HandoffReady && (from == lifecycle.Subscriber || from == lifecycle.Lead || from == lifecycle.Recycled) {
+		u.Stage, u.StageReason = string(lifecycle.MQL), r.HandoffReason
+	}
+	stage, changed, err := a.Store.ApplyScore(ctx, in.LeadID, u)
+	if err != nil {
+		return RescoreResult{}, fmt.Errorf("store score of lead %s: %w", in.LeadID, err)
+	}
+	res.Stage = lifecycle.Stage(stage)
+	if changed && res.Stage == lifecycle.MQL {
+		h := &Handoff{Reason: r.HandoffReason, Score: r.Total}
+		if r.HandRaiseEventID != "" {
+			fmt.Sscan(r.HandRaiseEventID, &h.EventID)
+		}
+		res.Handoff = h
+	}
+	return res, nil
+}
