@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/google/uuid"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -12,6 +15,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/render"
+	"github.com/tendhq/tend/internal/track"
 )
 
 // Mailer delivers one message; *mail.Mailer is the production implementation.
@@ -29,12 +33,24 @@ type From struct {
 	PostalAddress string
 }
 
+// Tracking makes every email trackable: links go through signed click URLs, an open pixel is
+// added, and the unsubscribe link and List-Unsubscribe headers carry a signed token.
+type Tracking struct {
+	Keys *track.Keys
+	// BaseURL is the public address of tend server (https in production), e.g. https://t.example.com.
+	BaseURL string
+	// MailtoAddress, when set, is offered as the mailto form of List-Unsubscribe.
+	MailtoAddress string
+}
+
 // Email sends sequence steps.
 type Email struct {
 	Store    *db.Store
 	Mailer   Mailer
 	Renderer *render.Renderer
 	From     From
+	// Tracking, when nil, sends emails without tracking or unsubscribe links (tests only).
+	Tracking *Tracking
 	Log      *slog.Logger
 	// AfterAccepted, when set, runs after the SMTP server accepted a message and tend recorded it,
 	// and its error fails the activity. It exists for fault-injection tests of exactly-once
@@ -110,19 +126,40 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		return res, claim.MarkSuppressed(ctx, "address suppressed: "+claim.SuppressedReason)
 	}
 
+	headers := map[string]string{"X-Tend-Send": claim.Send.ID}
+	unsubscribeURL := ""
+	var sendID [16]byte
+	if a.Tracking != nil {
+		sendID = uuid.MustParse(claim.Send.ID)
+		unsubToken := a.Tracking.Keys.Sign(track.Token{Kind: track.KindUnsubscribe, SendID: sendID})
+		unsubscribeURL = a.Tracking.BaseURL + "/u/" + unsubToken
+		// RFC 8058 one-click unsubscribe; the https URL carries everything needed.
+		headers["List-Unsubscribe"] = "<" + unsubscribeURL + ">"
+		if a.Tracking.MailtoAddress != "" {
+			headers["List-Unsubscribe"] += ", <mailto:" + a.Tracking.MailtoAddress + "?subject=unsubscribe%20" + unsubToken + ">"
+		}
+		headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	}
 	data := render.NewData(render.Lead{Name: claim.Lead.Name, Company: claim.Lead.Company, Email: claim.Lead.Email,
-		Attributes: claim.Lead.Attributes}, render.Sender{Name: a.From.Name, PostalAddress: a.From.PostalAddress}, "")
+		Attributes: claim.Lead.Attributes}, render.Sender{Name: a.From.Name, PostalAddress: a.From.PostalAddress}, unsubscribeURL)
 	email, err := a.Renderer.Render(in.Template, in.Subject, data)
 	if err != nil {
 		claim.Abort(ctx)
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render step %s: %v", in.StepID, err), ErrTypeBadTemplate, nil)
+	}
+	if a.Tracking != nil {
+		email.HTML, email.Text, err = a.track(ctx, claim, sendID, email.HTML, email.Text, unsubscribeURL)
+		if err != nil {
+			claim.Abort(ctx)
+			return res, fmt.Errorf("record links of step %s for lead %s: %w", in.StepID, in.LeadID, err)
+		}
 	}
 	msg := mail.Message{
 		FromName: a.From.Name, FromAddress: a.From.Address,
 		ToName: claim.Lead.Name, ToAddress: claim.Lead.Email,
 		Subject: email.Subject, MessageID: claim.Send.MessageID,
 		Text: email.Text, HTML: email.HTML,
-		Headers: map[string]string{"X-Tend-Send": claim.Send.ID},
+		Headers: headers,
 	}
 	sendErr := a.Mailer.Send(ctx, msg)
 	if sendErr == nil {
@@ -159,6 +196,31 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		log.Error("permanent SMTP rejection", "smtp", f.Error())
 	}
 	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send step %s to lead %s: %v", in.StepID, in.LeadID, f), typ, nil)
+}
+
+// track rewrites the email's links into signed click URLs, adds the open pixel, and records the
+// links with the send, in the claim's transaction. The unsubscribe link stays as it is: a link
+// scanner following it only reaches a confirmation page, and it must work without tracking.
+func (a *Email) track(ctx context.Context, claim *db.Claim, sendID [16]byte, html, text, unsubscribeURL string) (string, string, error) {
+	keys, base := a.Tracking.Keys, a.Tracking.BaseURL
+	clickURL := func(i int) string {
+		return base + "/t/c/" + keys.Sign(track.Token{Kind: track.KindClick, SendID: sendID, Link: i})
+	}
+	pixel := base + "/t/o/" + keys.Sign(track.Token{Kind: track.KindOpen, SendID: sendID})
+	outHTML, outText, links := track.Rewrite(html, text, clickURL, pixel)
+	var keep []db.Link
+	for _, l := range links {
+		if l.URL == unsubscribeURL {
+			outHTML = strings.ReplaceAll(outHTML, clickURL(l.Index), unsubscribeURL)
+			outText = strings.ReplaceAll(outText, clickURL(l.Index), unsubscribeURL)
+			continue
+		}
+		keep = append(keep, db.Link{Index: l.Index, URL: l.URL, Tag: l.Tag})
+	}
+	if err := claim.RecordLinks(ctx, keep); err != nil {
+		return "", "", err
+	}
+	return outHTML, outText, nil
 }
 
 func (a *Email) afterAccepted(ctx context.Context, in SendInput) error {

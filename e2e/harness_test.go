@@ -29,6 +29,7 @@ import (
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgtest"
 	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
 )
 
@@ -48,11 +49,14 @@ type stack struct {
 	queue    string
 	api      *httptest.Server
 	capture  *capture.Service
+	app      *app.API
+	keys     *track.Keys
 	log      *slog.Logger
 }
 
 type options struct {
 	afterAccepted func(ctx context.Context, in activities.SendInput) error
+	heuristics    *track.Heuristics
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -79,18 +83,33 @@ func setup(t *testing.T, opts options) *stack {
 	catalog, err := sequence.Load("testdata/sequences.yaml", sequence.Options{TemplateExists: renderer.Has})
 	require.NoError(t, err)
 
+	model, err := app.LoadScoring("../examples/scoring.yaml")
+	require.NoError(t, err)
+	keys, err := track.ParseKeys(track.GenerateKey("e2e"))
+	require.NoError(t, err)
+
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
-	s := &stack{t: t, store: store, inbox: inbox, temporal: ts, client: c, queue: "tend-" + t.Name(), log: log,
-		deps: app.WorkerDeps{Store: store, Catalog: catalog, Renderer: renderer, Mailer: mailer, Log: log,
-			From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
-			AfterAccepted: opts.afterAccepted}}
-	s.startWorker()
+	s := &stack{t: t, store: store, inbox: inbox, temporal: ts, client: c, queue: "tend-" + t.Name(), log: log, keys: keys}
 
-	h, svc := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey}, Log: log})
-	s.capture = svc
-	s.api = httptest.NewServer(h)
+	heur := track.DefaultHeuristics()
+	if opts.heuristics != nil {
+		heur = *opts.heuristics
+	}
+	s.app = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
+		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Log: log})
+	s.capture = s.app.Capture
+	s.api = httptest.NewServer(s.app.Handler)
 	t.Cleanup(s.api.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s.app.Run(ctx, time.Second)
+
+	s.deps = app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer, Log: log,
+		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
+		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test"},
+		AfterAccepted: opts.afterAccepted}
+	s.startWorker()
 	return s
 }
 

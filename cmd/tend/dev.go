@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/internal/devstack"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgcluster"
+	"github.com/tendhq/tend/internal/track"
 )
 
 // runDev runs everything on this machine: a private Postgres (unless DATABASE_URL is set), an
@@ -124,6 +125,26 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			cfg.Sequences = p
 		}
 	}
+	if getenv("TEND_SCORING") == "" {
+		if _, err := os.Stat(cfg.Scoring); errors.Is(err, os.ErrNotExist) {
+			data, err := examples.FS.ReadFile("scoring.yaml")
+			if err != nil {
+				return err
+			}
+			p := filepath.Join(dir, "scoring.yaml")
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			cfg.Scoring = p
+		}
+	}
+	if cfg.TrackingKeys == "" {
+		k, err := devSecret(dir, "tracking-key", func() (string, error) { return track.GenerateKey("dev1"), nil })
+		if err != nil {
+			return err
+		}
+		cfg.TrackingKeys = k
+	}
 	if len(cfg.APIKeys) == 0 {
 		key, err := devAPIKey(dir)
 		if err != nil {
@@ -145,16 +166,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	cleanups = append(cleanups, tc.Close)
-	stopWorker, err := startWorker(ctx, cfg, store, tc, log)
-	if err != nil {
-		return err
-	}
-	cleanups = append(cleanups, stopWorker)
 	svc, stopServer, err := startServer(ctx, cfg, store, tc, log, &cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	cleanups = append(cleanups, stopServer)
+	if getenv("TEND_PUBLIC_URL") == "" {
+		cfg.PublicURL = "http://" + cfg.HTTPAddr
+	}
+	stopWorker, err := startWorker(ctx, cfg, store, tc, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopWorker)
 
 	api := "http://" + cfg.HTTPAddr
 	fmt.Fprintf(stdout, `
@@ -240,19 +264,30 @@ func writeEndpoints(dir string, e endpoints) error {
 
 // devAPIKey returns the API key kept in the data directory, creating it on first start.
 func devAPIKey(dir string) (string, error) {
-	p := filepath.Join(dir, "api-key")
+	return devSecret(dir, "api-key", func() (string, error) {
+		buf := make([]byte, 16)
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		return "dev_" + hex.EncodeToString(buf), nil
+	})
+}
+
+// devSecret returns the secret kept in the data directory under name, creating it on first start,
+// so tokens in emails already sent stay valid across restarts.
+func devSecret(dir, name string, generate func() (string, error)) (string, error) {
+	p := filepath.Join(dir, name)
 	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
 	}
-	buf := make([]byte, 16)
-	if _, err := rand.Read(buf); err != nil {
+	v, err := generate()
+	if err != nil {
 		return "", err
 	}
-	key := "dev_" + hex.EncodeToString(buf)
-	if err := os.WriteFile(p, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save dev API key: %w", err)
+	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save %s: %w", name, err)
 	}
-	return key, nil
+	return v, nil
 }
 
 func orNone(s string) string {

@@ -12,12 +12,15 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/tendhq/tend/activities"
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/internal/track"
 )
 
 func loadConfig(getenv func(string) string) (config.Config, error) {
@@ -59,6 +62,40 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	for _, m := range applied {
 		fmt.Fprintln(stdout, "applied", m)
 	}
+	return nil
+}
+
+// trackingKeys parses TEND_TRACKING_KEYS.
+func trackingKeys(cfg config.Config) (*track.Keys, error) {
+	if cfg.TrackingKeys == "" {
+		return nil, fmt.Errorf("TEND_TRACKING_KEYS is not set: links in emails are signed with it (e.g. TEND_TRACKING_KEYS=%s)", track.GenerateKey("k1"))
+	}
+	return track.ParseKeys(cfg.TrackingKeys)
+}
+
+func runScoringLint(files []string, stdout io.Writer) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%w: tend scoring lint FILE...", errUsage)
+	}
+	bad := 0
+	for _, f := range files {
+		_, err := score.Load(f)
+		var diags sequence.Diagnostics
+		switch {
+		case errors.As(err, &diags):
+			for _, d := range diags {
+				fmt.Fprintln(stdout, d.String())
+			}
+			bad += len(diags)
+		case err != nil:
+			fmt.Fprintf(stdout, "%s:0: %v\n", f, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s) found", bad)
+	}
+	fmt.Fprintf(stdout, "%d file(s) OK\n", len(files))
 	return nil
 }
 
@@ -109,12 +146,21 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	if err != nil {
 		return nil, err
 	}
+	model, err := app.LoadScoring(cfg.Scoring)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := trackingKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	mailer, err := mail.New(mcfg, log.With("component", "mail"))
 	if err != nil {
 		return nil, err
 	}
-	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Renderer: renderer, Mailer: mailer,
-		From: app.FromConfig(cfg), Log: log.With("component", "worker")})
+	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer,
+		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
+		Tracking: &activities.Tracking{Keys: keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto}})
 	if err := w.Start(); err != nil {
 		_ = mailer.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
@@ -135,11 +181,15 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("TEND_API_KEYS is empty: every admin API call will be refused")
 	}
-	var h http.Handler
-	h, svc = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Log: log.With("component", "api")})
+	keys, err := trackingKeys(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
+		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Log: log.With("component", "api")})
+	svc = a.Capture
 	mux := http.NewServeMux()
-	mux.Handle("/", h)
+	mux.Handle("/", a.Handler)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s (TEND_HTTP_ADDR): %w", cfg.HTTPAddr, err)
@@ -155,7 +205,7 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 		}
 	}()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go svc.RunReconciler(rctx, cfg.ReconcileEvery, cfg.ReconcileEvery)
+	go a.Run(rctx, cfg.ReconcileEvery)
 	return svc, func() {
 		cancel()
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)

@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +13,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/engage"
+	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/workflows"
 )
 
@@ -36,6 +41,10 @@ type Server struct {
 	States StateQuerier
 	// APIKeys are the accepted admin keys; an empty list rejects every admin call.
 	APIKeys []string
+	// Engage records tracking hits, unsubscribes and site events; nil leaves those routes out.
+	Engage *engage.Service
+	// Limiter bounds the public tracking endpoints per client address; nil means no limit.
+	Limiter *Limiter
 	Log     *slog.Logger
 }
 
@@ -46,6 +55,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("POST /api/v1/leads", s.admin(s.createLead))
 	mux.Handle("GET /api/v1/leads/{id}", s.admin(s.getLead))
+	mux.Handle("GET /api/v1/leads", s.admin(s.listLeads))
+	if s.Engage != nil {
+		mux.Handle("POST /api/v1/events", s.admin(s.postEvents))
+		mux.Handle("GET /t/o/{token}", s.limitPublic(s.open))
+		mux.Handle("HEAD /t/o/{token}", s.limitPublic(s.open))
+		mux.Handle("GET /t/c/{token}", s.limitPublic(s.click))
+		mux.Handle("HEAD /t/c/{token}", s.limitPublic(s.click))
+		mux.Handle("GET /u/{token}", s.limitPublic(s.unsubscribeForm))
+		mux.Handle("POST /u/{token}", s.limitPublic(s.unsubscribe))
+		mux.Handle("POST /u/{token}/preferences", s.limitPublic(s.preferences))
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
@@ -133,8 +153,50 @@ func (s *Server) createLead(w http.ResponseWriter, r *http.Request) {
 
 type leadDetail struct {
 	db.Lead
-	Sends    []db.Send            `json:"sends"`
-	Workflow *workflows.LeadState `json:"workflow,omitempty"`
+	Sends        []db.Send            `json:"sends"`
+	StageChanges []db.StageChange     `json:"stage_changes"`
+	Timeline     []timelineEntry      `json:"timeline"`
+	Workflow     *workflows.LeadState `json:"workflow,omitempty"`
+}
+
+// timelineEntry is one thing that happened to a lead, for the "why" view: captures are in the
+// lead, events, sends and stage changes are merged here in time order.
+type timelineEntry struct {
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"` // event, send, stage
+	What   string    `json:"what"`
+	Detail string    `json:"detail,omitempty"`
+	// Scored is false for machine and duplicate events, which are stored but not scored.
+	Scored *bool `json:"scored,omitempty"`
+}
+
+func timeline(sends []db.Send, events []db.Event, stages []db.StageChange) []timelineEntry {
+	out := []timelineEntry{}
+	for _, s := range sends {
+		at := s.CreatedAt
+		if s.SentAt != nil {
+			at = *s.SentAt
+		}
+		out = append(out, timelineEntry{At: at, Kind: "send", What: s.Status, Detail: s.SequenceID + "/" + s.StepID + ": " + s.Subject})
+	}
+	for _, e := range events {
+		scored := !e.Machine && !e.Duplicate
+		d := strings.Join(e.Tags, ",")
+		if e.URL != "" {
+			d = strings.TrimPrefix(d+" "+e.URL, " ")
+		}
+		if e.Machine {
+			d = strings.TrimSpace(d + " (machine: " + e.MachineReason + ")")
+		} else if e.Duplicate {
+			d = strings.TrimSpace(d + " (duplicate)")
+		}
+		out = append(out, timelineEntry{At: e.OccurredAt, Kind: "event", What: e.Type, Detail: d, Scored: &scored})
+	}
+	for _, c := range stages {
+		out = append(out, timelineEntry{At: c.ChangedAt, Kind: "stage", What: c.From + " → " + c.To, Detail: c.Reason})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
 }
 
 func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
@@ -149,7 +211,17 @@ func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "get lead sends", err)
 		return
 	}
-	out := leadDetail{Lead: lead, Sends: sends}
+	events, err := s.Store.LeadEvents(r.Context(), id)
+	if err != nil {
+		s.fail(w, "get lead events", err)
+		return
+	}
+	stages, err := s.Store.StageChanges(r.Context(), id)
+	if err != nil {
+		s.fail(w, "get lead stages", err)
+		return
+	}
+	out := leadDetail{Lead: lead, Sends: sends, StageChanges: stages, Timeline: timeline(sends, events, stages)}
 	if s.States != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
@@ -160,6 +232,104 @@ func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+type eventsRequest struct {
+	Events []engage.EventInput `json:"events"`
+}
+
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	var req eventsRequest
+	if !decodeLimit(w, r, &req, 512<<10) {
+		return
+	}
+	res, err := s.Engage.RecordEvents(r.Context(), req.Events, time.Now())
+	if err != nil {
+		s.fail(w, "record events", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": res})
+}
+
+type leadPage struct {
+	Leads []db.Lead `json:"leads"`
+	// Next is the cursor of the next page; empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+func (s *Server) listLeads(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := db.LeadFilter{Stage: q.Get("stage"), Band: q.Get("band"), Segment: q.Get("segment"), Limit: 50}
+	var fields []capture.FieldError
+	bad := func(field, msg string) { fields = append(fields, capture.FieldError{Field: field, Message: msg}) }
+	if f.Stage != "" {
+		if _, err := lifecycle.Parse(f.Stage); err != nil {
+			bad("stage", err.Error())
+		}
+	}
+	if f.Band != "" && f.Band != "cold" && f.Band != "warm" && f.Band != "hot" {
+		bad("band", "must be cold, warm or hot")
+	}
+	for _, p := range []struct {
+		name string
+		dst  **float64
+	}{{"min_score", &f.MinScore}, {"max_score", &f.MaxScore}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				bad(p.name, "must be a number")
+				continue
+			}
+			*p.dst = &n
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			bad("limit", "must be between 1 and 500")
+		} else {
+			f.Limit = n
+		}
+	}
+	if c := q.Get("cursor"); c != "" {
+		at, id, ok := decodeCursor(c)
+		if !ok {
+			bad("cursor", "is not a cursor from a previous page")
+		}
+		f.AfterCreated, f.AfterID = at, id
+	}
+	if len(fields) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid filter", fields)
+		return
+	}
+	leads, err := s.Store.ListLeads(r.Context(), f)
+	if err != nil {
+		s.fail(w, "list leads", err)
+		return
+	}
+	out := leadPage{Leads: leads}
+	if len(leads) == f.Limit {
+		last := leads[len(leads)-1]
+		out.Next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || len(id) != 36 {
+		return time.Time{}, "", false
+	}
+	return at, id, true
 }
 
 // fail maps an error from the layers below onto a status code.
@@ -181,11 +351,15 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 
 // decode reads a JSON body strictly: bounded size, no unknown fields, right types, one value.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeLimit(w, r, v, MaxBodyBytes)
+}
+
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil)
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
@@ -203,7 +377,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &maxErr):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes), nil)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", limit), nil)
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		writeError(w, http.StatusBadRequest, "body must be a JSON object, not "+typeErr.Value, nil)
 	case errors.As(err, &typeErr):

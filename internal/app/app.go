@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -21,8 +24,11 @@ import (
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/render"
+	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/templates"
 	"github.com/tendhq/tend/workflows"
 )
@@ -84,13 +90,24 @@ func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 	return c, nil
 }
 
+// LoadScoring reads and validates the scoring model.
+func LoadScoring(path string) (*score.Model, error) {
+	m, err := score.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("load scoring model:\n%w", err)
+	}
+	return m, nil
+}
+
 // WorkerDeps are what the activities need.
 type WorkerDeps struct {
 	Store    *db.Store
 	Catalog  *sequence.Catalog
+	Model    *score.Model
 	Renderer *render.Renderer
 	Mailer   activities.Mailer
 	From     activities.From
+	Tracking *activities.Tracking
 	Log      *slog.Logger
 	// AfterAccepted is a fault-injection hook for tests; nil in production.
 	AfterAccepted func(ctx context.Context, in activities.SendInput) error
@@ -103,9 +120,9 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	}
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Log: d.Log})
-	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From, Log: d.Log,
-		AfterAccepted: d.AfterAccepted})
+	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log})
+	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From,
+		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted})
 	return w
 }
 
@@ -127,21 +144,92 @@ func (t TemporalStates) LeadState(ctx context.Context, leadID string) (*workflow
 
 // APIDeps are what the HTTP server needs.
 type APIDeps struct {
-	Store     *db.Store
-	Catalog   *sequence.Catalog
-	Temporal  client.Client
-	TaskQueue string
-	APIKeys   []string
+	Store      *db.Store
+	Catalog    *sequence.Catalog
+	Temporal   client.Client
+	TaskQueue  string
+	APIKeys    []string
+	Keys       *track.Keys
+	Heuristics track.Heuristics
+	// NotifyEvery is how often the events of a lead are signalled to its workflow (coalescing).
+	NotifyEvery time.Duration
+	// RateLimit is the requests per second one client address may make to the public tracking
+	// endpoints (burst 4×); 0 means no limit.
+	RateLimit float64
 	Log       *slog.Logger
 }
 
-// NewAPI returns the HTTP handler and the capture service behind it (whose reconciler the caller
-// runs).
-func NewAPI(d APIDeps) (http.Handler, *capture.Service) {
+// API is the HTTP server's handler and the services behind it.
+type API struct {
+	Handler   http.Handler
+	Capture   *capture.Service
+	Engage    *engage.Service
+	Coalescer *engage.Coalescer
+	store     *db.Store
+	log       *slog.Logger
+}
+
+// NewAPI returns the HTTP API; call Run to start its background work.
+func NewAPI(d APIDeps) *API {
+	if d.NotifyEvery == 0 {
+		d.NotifyEvery = 500 * time.Millisecond
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	svc := &capture.Service{Store: d.Store, Catalog: d.Catalog, Log: d.Log,
 		Enroller: capture.TemporalEnroller{Client: d.Temporal, TaskQueue: d.TaskQueue}}
-	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys, Log: d.Log}
-	return s.Handler(), svc
+	co := &engage.Coalescer{Interval: d.NotifyEvery, Log: d.Log, Send: EngagedSignaler(d.Temporal, d.TaskQueue)}
+	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log}
+	eng.Start()
+	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
+		Engage: eng, Log: d.Log}
+	if d.RateLimit > 0 {
+		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
+	}
+	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log}
+}
+
+// Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
+// the coalescer that signals workflows, and a sweep that re-notifies leads whose events were
+// never scored (a notification lost in a restart).
+func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
+	go a.Capture.RunReconciler(ctx, reconcileEvery, reconcileEvery)
+	go a.Engage.RunOpenRecorder(ctx)
+	go a.Coalescer.Run(ctx)
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ids, err := a.store.LeadsWithUnscoredEvents(ctx, 5*time.Second, 500)
+			if err != nil && ctx.Err() == nil {
+				a.log.Warn("sweep unscored events", "err", err)
+			}
+			for _, id := range ids {
+				a.Coalescer.Notify(id)
+			}
+		}
+	}
+}
+
+// EngagedSignaler returns a function that tells a lead's workflow about new events, starting the
+// workflow if the lead has none yet.
+func EngagedSignaler(c client.Client, taskQueue string) func(ctx context.Context, leadID string) error {
+	if taskQueue == "" {
+		taskQueue = workflows.TaskQueue
+	}
+	return func(ctx context.Context, leadID string) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := c.SignalWithStartWorkflow(ctx, workflows.LeadWorkflowID(leadID), workflows.SignalEngaged, workflows.Engaged{},
+			client.StartWorkflowOptions{ID: workflows.LeadWorkflowID(leadID), TaskQueue: taskQueue,
+				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
+			workflows.Lead, workflows.LeadInput{LeadID: leadID})
+		return err
+	}
 }
 
 // FromConfig returns the sender identity from the configuration.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,11 @@ type Config struct {
 	APIKeys []string // TEND_API_KEYS: comma-separated admin API keys
 
 	Sequences    string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
+	Scoring      string // TEND_SCORING: the scoring model YAML file; default examples/scoring.yaml
+
+	PublicURL         string // TEND_PUBLIC_URL: the address leads reach tracking and unsubscribe links at; default http://TEND_HTTP_ADDR
+	TrackingKeys      string // TEND_TRACKING_KEYS: "kid:base64secret,…" HMAC keys for links; the first signs, all verify
+	UnsubscribeMailto string // TEND_UNSUBSCRIBE_MAILTO: address offered as the mailto form of List-Unsubscribe
 	TemplatesDir string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
 
 	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
@@ -64,6 +70,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		TaskQueue:         get("TEND_TASK_QUEUE", "tend"),
 		SMTPURL:           get("SMTP_URL", ""),
 		Sequences:         get("TEND_SEQUENCES", "examples/sequences.yaml"),
+		Scoring:           get("TEND_SCORING", "examples/scoring.yaml"),
+		TrackingKeys:      get("TEND_TRACKING_KEYS", ""),
+		UnsubscribeMailto: get("TEND_UNSUBSCRIBE_MAILTO", ""),
 		TemplatesDir:      get("TEND_TEMPLATES_DIR", ""),
 		FromName:          get("TEND_FROM_NAME", "Acme Insights"),
 		FromAddress:       get("TEND_FROM_ADDRESS", "hello@acme.test"),
@@ -71,7 +80,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		PostalAddress:     get("TEND_POSTAL_ADDRESS", "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin, Germany"),
 		LogLevel:          get("TEND_LOG_LEVEL", "info"),
 	}
+	c.PublicURL = strings.TrimRight(get("TEND_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	var errs []error
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("TEND_PUBLIC_URL: %q is not an http(s) URL", c.PublicURL))
+	}
 	if v := get("TEMPORAL_TLS", ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -338,3 +338,24 @@ func (s *Store) ListLeads(ctx context.Context, f LeadFilter) ([]Lead, error) {
 	}
 	return out, translate(rows.Err())
 }
+
+// LeadsWithUnscoredEvents returns leads that have events received after their last scoring and
+// longer ago than settle: their workflow was not told (a notification lost to a restart).
+func (s *Store) LeadsWithUnscoredEvents(ctx context.Context, settle time.Duration, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT l.id FROM leads l WHERE EXISTS (
+		SELECT 1 FROM events e WHERE e.lead_id = l.id AND NOT e.machine AND NOT e.duplicate
+		AND e.received_at > coalesce(l.scored_at, '-infinity') AND e.received_at < now() - $1::interval)
+		LIMIT $2`, settle.String(), limit)
+	if err != nil {
+		return nil, translate(err)
+	}
+	var out []string
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, id.String())
+	}
+	return out, translate(rows.Err())
+}

@@ -174,7 +174,7 @@ type RuleScore struct {
 	Capped bool `json:"capped,omitempty"`
 }
 
-// Result is a lead's score at one moment. Every amount is rounded to cents, and Total is exactly
+// Result is a lead's score at one moment. Every amount is in hundredths of a point, and Total is exactly
 // Fit + Behaviour + Negative + Decay.
 type Result struct {
 	Total     float64 `json:"total"`
@@ -205,9 +205,9 @@ const week = 7 * 24 * time.Hour
 // does not matter.
 //
 // An event counts for every behaviour rule whose event type and tag match it, so a pricing page view
-// can score under both a "pricing" rule and a generic page_view rule. Points are added in cents, so
+// can score under both a "pricing" rule and a generic page_view rule. Points are added in hundredths, so
 // sums and caps are exact; only half-life decay is computed in floating point, and it is rounded to
-// cents once, over the whole behaviour subtotal.
+// hundredths once, over the whole behaviour subtotal.
 func (m *Model) Score(lead Lead, events []Event, now time.Time) Result {
 	evs := scorable(events, now)
 	r := Result{Breakdown: []RuleScore{}}

@@ -45,78 +45,91 @@ func isASCIILetter(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
-// scanTags calls fn for every complete start and end tag of s, in order.
-func scanTags(s string, fn func(tag)) {
+// scanTags calls fn for every complete start and end tag of s, in order. It returns where the
+// unterminated construct that s ends in (a tag, comment or raw-text element cut off by the end
+// of s) starts, or len(s) when s ends in text: anything appended to s must go there, or it
+// becomes part of that construct.
+func scanTags(s string, fn func(tag)) (textEnd int) {
 	i := 0
 	for i < len(s) {
 		lt := strings.IndexByte(s[i:], '<')
 		if lt < 0 || i+lt+1 >= len(s) {
-			return
+			return len(s) // a final '<' is text
 		}
 		i += lt
-		c := s[i+1]
-		switch {
+		start := i
+		var ok bool
+		switch c := s[i+1]; {
 		case isASCIILetter(c):
-			t, next, ok := readTag(s, i, false)
-			if !ok {
-				return // cut off by the end of input
+			var t tag
+			if t, i, ok = readTag(s, i, false); !ok {
+				return start
 			}
 			fn(t)
-			i = next
 			if t.name == "plaintext" {
-				return
+				return start
 			}
 			if rawTextElements[t.name] {
-				i = skipRawText(s, i, t.name)
+				if i, ok = skipRawText(s, i, t.name); !ok {
+					return start
+				}
 			}
 		case c == '/':
 			if i+2 >= len(s) {
-				return
+				return start
 			}
 			switch c2 := s[i+2]; {
 			case c2 == '>': // "</>" is nothing
 				i += 3
 			case isASCIILetter(c2):
-				t, next, ok := readTag(s, i, true)
-				if !ok {
-					return
+				var t tag
+				if t, i, ok = readTag(s, i, true); !ok {
+					return start
 				}
 				fn(t)
-				i = next
 			default: // a bogus comment up to the next '>'
-				i = skipPast(s, i+2, ">")
+				if i, ok = skipPast(s, i+2, ">"); !ok {
+					return start
+				}
 			}
 		case c == '!':
 			if strings.HasPrefix(s[i:], "<!--") {
-				i = skipComment(s, i+4)
+				i, ok = skipComment(s, i+4)
 			} else {
-				i = skipPast(s, i+2, ">") // doctype or bogus comment
+				i, ok = skipPast(s, i+2, ">") // doctype or bogus comment
+			}
+			if !ok {
+				return start
 			}
 		case c == '?':
-			i = skipPast(s, i+2, ">")
+			if i, ok = skipPast(s, i+2, ">"); !ok {
+				return start
+			}
 		default:
 			i++ // a '<' that starts nothing is text
 		}
 	}
+	return len(s)
 }
 
-// skipPast returns the offset just after the first occurrence of sep at or after i, or len(s).
-func skipPast(s string, i int, sep string) int {
+// skipPast returns the offset just after the first occurrence of sep at or after i; false if
+// there is none.
+func skipPast(s string, i int, sep string) (int, bool) {
 	j := strings.Index(s[i:], sep)
 	if j < 0 {
-		return len(s)
+		return len(s), false
 	}
-	return i + j + len(sep)
+	return i + j + len(sep), true
 }
 
 // skipComment skips a comment whose "<!--" ends at i. Like browsers, it accepts "<!-->",
-// "<!--->", "-->" and "--!>" as ends.
-func skipComment(s string, i int) int {
+// "<!--->", "-->" and "--!>" as ends. It returns the offset after the end; false if there is none.
+func skipComment(s string, i int) (int, bool) {
 	if strings.HasPrefix(s[i:], ">") {
-		return i + 1
+		return i + 1, true
 	}
 	if strings.HasPrefix(s[i:], "->") {
-		return i + 2
+		return i + 2, true
 	}
 	for j := i; j < len(s); j++ {
 		if s[j] != '-' || !strings.HasPrefix(s[j:], "--") {
@@ -127,27 +140,27 @@ func skipComment(s string, i int) int {
 			k++
 		}
 		if k < len(s) && s[k] == '>' {
-			return k + 1
+			return k + 1, true
 		}
 		if k+1 < len(s) && s[k] == '!' && s[k+1] == '>' {
-			return k + 2
+			return k + 2, true
 		}
 		j = k - 1
 	}
-	return len(s)
+	return len(s), false
 }
 
 // skipRawText returns the offset of the end tag "</name" (followed by a space, '/' or '>') that
-// closes a raw-text element whose content starts at i, or len(s).
-func skipRawText(s string, i int, name string) int {
+// closes a raw-text element whose content starts at i; false if there is none.
+func skipRawText(s string, i int, name string) (int, bool) {
 	for {
 		j := strings.Index(s[i:], "</")
 		if j < 0 {
-			return len(s)
+			return len(s), false
 		}
 		k := i + j + 2
 		if k+len(name) < len(s) && asciiEqualFold(s[k:k+len(name)], name) && (isSpace(s[k+len(name)]) || s[k+len(name)] == '/' || s[k+len(name)] == '>') {
-			return i + j
+			return i + j, true
 		}
 		i = i + j + 2
 	}
@@ -236,7 +249,11 @@ func readTag(s string, start int, end bool) (tag, int, bool) {
 // attrValue decodes the character references in an attribute value the way browsers do for
 // attributes: a legacy named reference without ';' ("&not", "&copy") is left alone when an
 // '=' or an alphanumeric follows it, so "?a=1&not=2" keeps its query.
+// Like browsers, it also turns NUL bytes into U+FFFD.
 func attrValue(raw string) string {
+	if strings.IndexByte(raw, 0) >= 0 {
+		raw = strings.ReplaceAll(raw, "\x00", "\uFFFD")
+	}
 	if strings.IndexByte(raw, '&') < 0 {
 		return raw
 	}

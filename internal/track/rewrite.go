@@ -41,8 +41,8 @@ type Link struct {
 // and links that are not http(s) (mailto:, tel:, #anchors, relative, javascript: — html/template
 // has already neutralised the last). Text inside comments, <script>, <style>, <title> and
 // <textarea> is not markup and is not touched. The pixel, an <img> of pixelURL, goes before the
-// last </body> (else </html>, else at the end); there is none when pixelURL or htmlBody is
-// empty.
+// last </body> (else </html>, else at the end, but before a tag or comment that the end of the
+// body cuts off); there is none when pixelURL or htmlBody is empty.
 //
 // In text, it rewrites every http:// or https:// URL that starts a word. A URL ends at a space,
 // '<', '>', '"' or '`'; trailing . , ; : ! ? ' " are not part of it, nor a ) or ] without its
@@ -92,7 +92,7 @@ type edit struct {
 func (ls *linkSet) rewriteHTML(s, pixelURL string) string {
 	var edits []edit
 	bodyEnd, htmlEnd := -1, -1
-	scanTags(s, func(t tag) {
+	textEnd := scanTags(s, func(t tag) {
 		if t.end {
 			switch t.name {
 			case "body":
@@ -147,7 +147,7 @@ func (ls *linkSet) rewriteHTML(s, pixelURL string) string {
 		return s
 	}
 	if s != "" && pixelURL != "" {
-		at := len(s)
+		at := textEnd // not after a cut-off tag or comment, which would swallow the pixel
 		switch {
 		case bodyEnd >= 0:
 			at = bodyEnd
@@ -251,23 +251,22 @@ func textURLEnd(s string, i int) int {
 		}
 		end += size
 	}
+	// Counted once: trimming must stay linear in the length of the URL.
+	opens := strings.Count(s[i:end], "(")
+	closes := strings.Count(s[i:end], ")")
+	openSq := strings.Count(s[i:end], "[")
+	closeSq := strings.Count(s[i:end], "]")
 	for end > i {
-		switch c := s[end-1]; c {
-		case '.', ',', ';', ':', '!', '?', '\'', '"':
-			end--
-			continue
-		case ')':
-			if strings.Count(s[i:end], "(") < strings.Count(s[i:end], ")") {
-				end--
-				continue
-			}
-		case ']':
-			if strings.Count(s[i:end], "[") < strings.Count(s[i:end], "]") {
-				end--
-				continue
-			}
+		switch c := s[end-1]; {
+		case strings.IndexByte(".,;:!?'\"", c) >= 0:
+		case c == ')' && opens < closes:
+			closes--
+		case c == ']' && openSq < closeSq:
+			closeSq--
+		default:
+			return end
 		}
-		break
+		end--
 	}
 	return end
 }

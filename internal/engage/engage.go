@@ -1,0 +1,317 @@
+// Package engage records what leads do — email opens and clicks through signed tracking links,
+// unsubscribes and preference changes, site events from the events API — and tells each lead's
+// workflow, coalescing a burst of events into one notification per lead.
+package engage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/internal/track"
+)
+
+// ErrInvalidLink is returned for any token that does not verify or names nothing: forged,
+// truncated, signed with an unknown key, of the wrong kind, or for a send that was never sent.
+// Callers answer all of them alike.
+var ErrInvalidLink = errors.New("invalid or unknown link")
+
+// Notifier is told which leads have new events.
+type Notifier interface {
+	Notify(leadID string)
+}
+
+// Service records engagement.
+type Service struct {
+	Store      *db.Store
+	Keys       *track.Keys
+	Heuristics track.Heuristics
+	Catalog    *sequence.Catalog
+	Notifier   Notifier
+	Log        *slog.Logger
+
+	opens chan Hit
+}
+
+// Hit is one request to a tracking URL.
+type Hit struct {
+	Token     string
+	Method    string
+	UserAgent string
+	Purpose   string
+	At        time.Time
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+func (s *Service) verify(token string, kind track.Kind) (track.Token, string, error) {
+	t, err := s.Keys.Verify(token)
+	if err != nil || t.Kind != kind {
+		return track.Token{}, "", ErrInvalidLink
+	}
+	return t, uuid.UUID(t.SendID).String(), nil
+}
+
+// QueueOpen records an open pixel hit in the background, so the pixel never waits on the
+// database. It returns false when the token is invalid (nothing is recorded) or the queue is full.
+func (s *Service) QueueOpen(h Hit) bool {
+	if _, _, err := s.verify(h.Token, track.KindOpen); err != nil {
+		return false
+	}
+	select {
+	case s.openQueue() <- h:
+		return true
+	default:
+		s.log().Warn("open queue full; dropping an open")
+		return false
+	}
+}
+
+func (s *Service) openQueue() chan Hit {
+	if s.opens == nil {
+		s.opens = make(chan Hit, 10000)
+	}
+	return s.opens
+}
+
+// RunOpenRecorder records queued opens until ctx ends. Call it once, before serving.
+func (s *Service) RunOpenRecorder(ctx context.Context) {
+	q := s.openQueue()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case h := <-q:
+			if err := s.recordOpen(ctx, h); err != nil && !errors.Is(err, ErrInvalidLink) {
+				s.log().Warn("record open", "err", err)
+			}
+		}
+	}
+}
+
+// Start prepares the open queue; RunOpenRecorder drains it.
+func (s *Service) Start() { s.openQueue() }
+
+func (s *Service) recordOpen(ctx context.Context, h Hit) error {
+	_, sendID, err := s.verify(h.Token, track.KindOpen)
+	if err != nil {
+		return err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrInvalidLink
+	}
+	if err != nil {
+		return err
+	}
+	v := s.Heuristics.Classify(track.Hit{Kind: track.KindOpen, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
+		SentAt: sent.SentAt, Purpose: h.Purpose})
+	e := db.Event{LeadID: sent.LeadID, Type: "open", SendID: sendID, Machine: v.Machine, MachineReason: v.Reason,
+		UserAgent: h.UserAgent, OccurredAt: h.At}
+	if !v.Machine {
+		prev, err := s.Store.SendEvents(ctx, sendID, "open", h.At.Add(-s.Heuristics.DedupeWindow))
+		if err != nil {
+			return err
+		}
+		e.Duplicate = s.Heuristics.Duplicate(humanTimes(prev, -1), h.At)
+	}
+	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
+		return err
+	}
+	if !e.Machine && !e.Duplicate {
+		s.notify(sent.LeadID)
+	}
+	return nil
+}
+
+// Click records a click and returns the URL recorded for that send and link — never a URL from
+// the request. The event is stored before Click returns.
+func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
+	t, sendID, err := s.verify(h.Token, track.KindClick)
+	if err != nil {
+		return "", err
+	}
+	link, err := s.Store.SendLink(ctx, sendID, t.Link)
+	if errors.Is(err, db.ErrNotFound) {
+		return "", ErrInvalidLink
+	}
+	if err != nil {
+		return "", err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return "", ErrInvalidLink
+	}
+	if err != nil {
+		return "", err
+	}
+	v := s.Heuristics.Classify(track.Hit{Kind: track.KindClick, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
+		SentAt: sent.SentAt, Purpose: h.Purpose})
+	idx := t.Link
+	e := db.Event{LeadID: sent.LeadID, Type: "click", SendID: sendID, LinkIndex: &idx, URL: link.URL, UserAgent: h.UserAgent,
+		Machine: v.Machine, MachineReason: v.Reason, OccurredAt: h.At}
+	if link.Tag != "" {
+		e.Tags = []string{link.Tag}
+	}
+	if !v.Machine {
+		window := max(s.Heuristics.DedupeWindow, s.Heuristics.AllLinksWindow)
+		prev, err := s.Store.SendEvents(ctx, sendID, "click", h.At.Add(-window))
+		if err != nil {
+			return "", err
+		}
+		e.Duplicate = s.Heuristics.Duplicate(humanTimes(prev, idx), h.At)
+		// Every link of the message clicked within a second: a scanner walked the message.
+		clicks := map[int]time.Time{idx: h.At}
+		for _, p := range prev {
+			if p.LinkIndex != nil && !p.Machine && h.At.Sub(p.OccurredAt) <= s.Heuristics.AllLinksWindow {
+				clicks[*p.LinkIndex] = p.OccurredAt
+			}
+		}
+		if s.Heuristics.AllLinksClicked(clicks, sent.Links) {
+			e.Machine, e.MachineReason = true, track.ReasonAllLinks
+		}
+	}
+	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
+		return "", err
+	}
+	if !e.Machine && !e.Duplicate {
+		s.notify(sent.LeadID)
+	}
+	return link.URL, nil
+}
+
+// humanTimes returns the times of the person-made events among prev, for one link (or all when
+// link < 0).
+func humanTimes(prev []db.Event, link int) []time.Time {
+	var out []time.Time
+	for _, p := range prev {
+		if p.Machine || (link >= 0 && (p.LinkIndex == nil || *p.LinkIndex != link)) {
+			continue
+		}
+		out = append(out, p.OccurredAt)
+	}
+	return out
+}
+
+// Unsubscribe unsubscribes the lead the token was sent to, at once; repeats are harmless. how
+// says through which door ("one-click", "page").
+func (s *Service) Unsubscribe(ctx context.Context, token, how string) error {
+	_, sendID, err := s.verify(token, track.KindUnsubscribe)
+	if err != nil {
+		return err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrInvalidLink
+	}
+	if err != nil {
+		return err
+	}
+	changed, err := s.Store.Unsubscribe(ctx, sent.LeadID, sendID, how)
+	if err != nil {
+		return fmt.Errorf("unsubscribe lead %s: %w", sent.LeadID, err)
+	}
+	if changed {
+		s.log().Info("lead unsubscribed", "lead_id", sent.LeadID, "how", how)
+		s.notify(sent.LeadID)
+	}
+	return nil
+}
+
+// Preferences is what the preference centre shows.
+type Preferences struct {
+	Interests    []string // every interest tend mails about, from the sequences
+	OptedOut     []string
+	Unsubscribed bool
+}
+
+// Preferences returns the preference centre's view for the token's lead.
+func (s *Service) Preferences(ctx context.Context, token string) (Preferences, error) {
+	_, sendID, err := s.verify(token, track.KindUnsubscribe)
+	if err != nil {
+		return Preferences{}, err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Preferences{}, ErrInvalidLink
+	}
+	if err != nil {
+		return Preferences{}, err
+	}
+	lead, err := s.Store.Lead(ctx, sent.LeadID)
+	if err != nil {
+		return Preferences{}, err
+	}
+	return Preferences{Interests: s.interests(), OptedOut: lead.OptedOutInterests, Unsubscribed: lead.UnsubscribedAt != nil}, nil
+}
+
+func (s *Service) interests() []string {
+	var out []string
+	for _, seg := range s.Catalog.Segments {
+		if seg.ID == s.Catalog.DefaultSegment {
+			continue
+		}
+		out = append(out, seg.Interests...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SetPreferences records the interests the person opts out of; the lead moves to the segment
+// its remaining interests map to.
+func (s *Service) SetPreferences(ctx context.Context, token string, optOut []string) error {
+	_, sendID, err := s.verify(token, track.KindUnsubscribe)
+	if err != nil {
+		return err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrInvalidLink
+	}
+	if err != nil {
+		return err
+	}
+	known := s.interests()
+	var clean []string
+	for _, in := range optOut {
+		in = strings.ToLower(strings.TrimSpace(in))
+		if slices.Contains(known, in) && !slices.Contains(clean, in) {
+			clean = append(clean, in)
+		}
+	}
+	lead, err := s.Store.Lead(ctx, sent.LeadID)
+	if err != nil {
+		return err
+	}
+	var remaining []string
+	for _, in := range lead.Interests {
+		if !slices.Contains(clean, in) {
+			remaining = append(remaining, in)
+		}
+	}
+	seg := s.Catalog.SegmentFor(remaining)
+	if err := s.Store.SetOptedOutInterests(ctx, sent.LeadID, clean, seg.ID); err != nil {
+		return err
+	}
+	s.notify(sent.LeadID)
+	return nil
+}
+
+func (s *Service) notify(leadID string) {
+	if s.Notifier != nil {
+		s.Notifier.Notify(leadID)
+	}
+}
