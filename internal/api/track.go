@@ -177,4 +177,3 @@ func (s *Server) limitPublic(h http.HandlerFunc) http.Handler {
 		h(w, r)
 	})
 }
-

@@ -32,13 +32,13 @@ type Config struct {
 
 	APIKeys []string // TEND_API_KEYS: comma-separated admin API keys
 
-	Sequences    string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
-	Scoring      string // TEND_SCORING: the scoring model YAML file; default examples/scoring.yaml
+	Sequences string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
+	Scoring   string // TEND_SCORING: the scoring model YAML file; default examples/scoring.yaml
 
 	PublicURL         string // TEND_PUBLIC_URL: the address leads reach tracking and unsubscribe links at; default http://TEND_HTTP_ADDR
 	TrackingKeys      string // TEND_TRACKING_KEYS: "kid:base64secret,…" HMAC keys for links; the first signs, all verify
 	UnsubscribeMailto string // TEND_UNSUBSCRIBE_MAILTO: address offered as the mailto form of List-Unsubscribe
-	TemplatesDir string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
+	TemplatesDir      string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
 
 	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
 	FromAddress     string // TEND_FROM_ADDRESS: sender address; default hello@acme.test
