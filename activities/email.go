@@ -52,6 +52,9 @@ type Email struct {
 	// Tracking, when nil, sends emails without tracking or unsubscribe links (tests only).
 	Tracking *Tracking
 	Log      *slog.Logger
+	// BeforeSend, when set, runs when the activity starts, before the send is claimed. It exists
+	// for tests that race an unsubscribe against a send; production code leaves it nil.
+	BeforeSend func(ctx context.Context, in SendInput)
 	// AfterAccepted, when set, runs after the SMTP server accepted a message and tend recorded it,
 	// and its error fails the activity. It exists for fault-injection tests of exactly-once
 	// delivery; production code leaves it nil.
@@ -91,6 +94,9 @@ type SendResult struct {
 // recorded and returned as non-retryable errors, and a hard bounce suppresses the address.
 func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) {
 	log := a.logger().With("lead_id", in.LeadID, "sequence", in.SequenceID, "step", in.StepID)
+	if a.BeforeSend != nil {
+		a.BeforeSend(ctx, in)
+	}
 	claim, err := a.Store.ClaimSend(ctx, db.SendKey{LeadID: in.LeadID, SequenceID: in.SequenceID, StepID: in.StepID}, in.Template, a.From.Domain)
 	if errors.Is(err, db.ErrNotFound) {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)

@@ -57,6 +57,7 @@ type stack struct {
 type options struct {
 	afterAccepted func(ctx context.Context, in activities.SendInput) error
 	heuristics    *track.Heuristics
+	beforeSend    func(ctx context.Context, in activities.SendInput)
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -108,7 +109,7 @@ func setup(t *testing.T, opts options) *stack {
 	s.deps = app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer, Log: log,
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
 		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test"},
-		AfterAccepted: opts.afterAccepted}
+		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend}
 	s.startWorker()
 	return s
 }

@@ -199,6 +199,8 @@ type leadRun struct {
 
 func (r *leadRun) apply(c Capture) {
 	r.st.Captures++
+	// A capture may carry a behaviour event (a download, a demo registration) that changes the score.
+	r.rescore = true
 	if c.Stage != "" {
 		r.st.Stage = c.Stage
 	}

@@ -64,6 +64,8 @@ func setup(t *testing.T, seq sequence.Sequence, start time.Time) (*testsuite.Tes
 	env.SetStartTime(start)
 	var leads *activities.Leads
 	var email *activities.Email
+	// Captures trigger a rescore; here it changes nothing.
+	env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(activities.RescoreResult{}, nil)
 	env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
 			return activities.Plan{Segment: "analytics", Stage: lifecycle.Lead, Sequence: seq, Done: []string{}}, nil
@@ -298,6 +300,8 @@ func TestCaptureForAnotherSegmentStartsItsSeriesAfterTheCurrentOne(t *testing.T)
 	var email *activities.Email
 	env.RegisterActivity(leads.Plan)
 	env.RegisterActivity(email.SendStep)
+	env.RegisterActivity(leads.Rescore)
+	env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(activities.RescoreResult{}, nil)
 	security := threePartSeries()
 	security.ID = "security-series"
 	env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(

@@ -109,8 +109,9 @@ type WorkerDeps struct {
 	From     activities.From
 	Tracking *activities.Tracking
 	Log      *slog.Logger
-	// AfterAccepted is a fault-injection hook for tests; nil in production.
+	// AfterAccepted and BeforeSend are fault-injection hooks for tests; nil in production.
 	AfterAccepted func(ctx context.Context, in activities.SendInput) error
+	BeforeSend    func(ctx context.Context, in activities.SendInput)
 }
 
 // NewWorker returns a worker with tend's workflows and activities registered (not started).
@@ -122,7 +123,7 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
 	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log})
 	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From,
-		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted})
+		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend})
 	return w
 }
 

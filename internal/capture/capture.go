@@ -77,6 +77,7 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 	c := db.Capture{
 		Email: n.Email, Name: n.Name, Company: n.Company, Interests: n.Interests, Attributes: n.Attributes,
 		TimeZone: n.TimeZone, Source: n.Source, Segment: seg.ID, Stage: string(stageFor(n.Source)), ImportBatch: meta.ImportBatch,
+		EventType: eventFor(n.Source),
 	}
 	if n.Consent != nil {
 		c.Consent = &db.Consent{Granted: n.Consent.Granted, WordingID: n.Consent.WordingID, IP: meta.IP}

@@ -199,6 +199,28 @@ func knownSource(s string) bool {
 	return false
 }
 
+// eventFor is the behaviour event a capture stands for, so that it counts in the score; "" for
+// captures that say nothing about interest (an import, a plain API call).
+func eventFor(source string) string {
+	switch source {
+	case "ebook_download", "video_series_signup":
+		return "content_download"
+	case "newsletter_signup":
+		return "newsletter_signup"
+	case "webinar_registration":
+		return "webinar_registration"
+	case "demo_registration":
+		return "demo_request"
+	case "quote_request":
+		return "quote_request"
+	case "callback_request":
+		return "callback_request"
+	case "contact_form", "waitlist_registration":
+		return "form_submit"
+	}
+	return ""
+}
+
 // stageFor is the stage a capture implies: a newsletter signup alone makes a subscriber; giving
 // contact details for anything else makes a lead.
 func stageFor(source string) lifecycle.Stage {

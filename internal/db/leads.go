@@ -55,6 +55,9 @@ type Capture struct {
 	Stage       string // the stage this capture implies; an existing lead never moves backwards
 	Consent     *Consent
 	ImportBatch string
+	// EventType, when set, records the capture as a behaviour event too (an e-book download, a
+	// demo registration) so that it counts in the score.
+	EventType string
 }
 
 // Captured is the result of recording a capture.
@@ -136,9 +139,16 @@ func (s *Store) RecordCapture(ctx context.Context, c Capture) (Captured, error) 
 			return fmt.Errorf("upsert lead: %w", err)
 		}
 		out.Lead = lead
-		if _, err := tx.Exec(ctx, `INSERT INTO captures (lead_id, source, interests) VALUES ($1, $2, $3)`,
-			lead.ID, c.Source, interests); err != nil {
+		var captureID int64
+		if err := tx.QueryRow(ctx, `INSERT INTO captures (lead_id, source, interests) VALUES ($1, $2, $3) RETURNING id`,
+			lead.ID, c.Source, interests).Scan(&captureID); err != nil {
 			return fmt.Errorf("record capture: %w", err)
+		}
+		if c.EventType != "" {
+			if _, err := insertEvent(ctx, tx, Event{LeadID: lead.ID, Type: c.EventType, Tags: []string{c.Source},
+				ClientEventID: fmt.Sprintf("capture:%d", captureID), OccurredAt: time.Now()}); err != nil {
+				return err
+			}
 		}
 		if c.Consent != nil {
 			if _, err := tx.Exec(ctx, `INSERT INTO consents (lead_id, granted, wording_id, source, ip, import_batch)
