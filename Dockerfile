@@ -10,6 +10,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tend /usr/local/bin/tend
 COPY examples /etc/tend/examples
 ENV TEND_SEQUENCES=/etc/tend/examples/sequences-production.yaml \
+    TEND_SCORING=/etc/tend/examples/scoring.yaml \
     TEND_HTTP_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/tend"]

@@ -27,6 +27,7 @@ fmt-check:
 
 lint-examples:
 	$(GO) run ./cmd/tend sequences lint examples/sequences*.yaml
+	$(GO) run ./cmd/tend scoring lint examples/scoring.yaml
 
 unit: ## all tests, end-to-end ones included (real Postgres, Temporal server, SMTP)
 	$(GO) test -count=1 -timeout 25m ./...

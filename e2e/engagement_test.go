@@ -103,8 +103,13 @@ func TestOpenAndClickFromTheReceivedEmailAreScored(t *testing.T) {
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	assert.Equal(t, "https://acme.test/analytics/guide", resp.Header.Get("Location"))
 
+	// The same link again a moment later: stored as a duplicate, not scored twice.
+	require.Equal(t, http.StatusFound, request(t, http.MethodGet, ls[0], browserUA).StatusCode)
 	// open +1, click +3
 	eventually(t, 30*time.Second, func() bool { return s.score(leadID) == before+4 }, "open and click scored (score %v)", s.score(leadID))
+	var dups int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'click' AND duplicate`).Scan(&dups))
+	assert.Equal(t, 1, dups)
 	lead := s.lead(leadID)
 	assert.Equal(t, "cold", lead["band"])
 	var kinds []string
@@ -410,4 +415,41 @@ func (s *stack) engagedSignals(leadID string) int {
 		}
 	}
 	return n
+}
+
+// The lead list filters by stage, band, segment and score, and pages with a cursor.
+func TestListLeads(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	for i, in := range []string{"analytics", "analytics", "newsletter"} {
+		lead := ada()
+		lead["email"] = fmt.Sprintf("person%d@example.com", i)
+		lead["interests"] = []string{in}
+		code, _ := s.post("/api/v1/leads", lead)
+		require.Equal(t, 201, code)
+	}
+	code, page := s.get("/api/v1/leads?segment=analytics&limit=1")
+	require.Equal(t, 200, code)
+	require.Len(t, page["leads"], 1)
+	first := page["leads"].([]any)[0].(map[string]any)
+	assert.Equal(t, "person0@example.com", first["email"])
+	next := page["next"].(string)
+	code, page = s.get("/api/v1/leads?segment=analytics&limit=1&cursor=" + next)
+	require.Equal(t, 200, code)
+	require.Len(t, page["leads"], 1)
+	assert.Equal(t, "person1@example.com", page["leads"].([]any)[0].(map[string]any)["email"])
+	code, page = s.get("/api/v1/leads?segment=analytics&limit=1&cursor=" + page["next"].(string))
+	require.Equal(t, 200, code)
+	assert.Empty(t, page["leads"])
+	assert.Nil(t, page["next"])
+
+	code, page = s.get("/api/v1/leads?stage=lead&band=cold&min_score=0&max_score=49")
+	require.Equal(t, 200, code)
+	assert.Len(t, page["leads"], 3)
+	code, page = s.get("/api/v1/leads?stage=mql")
+	require.Equal(t, 200, code)
+	assert.Empty(t, page["leads"])
+	code, bad := s.get("/api/v1/leads?stage=prospect&band=lukewarm&min_score=x&cursor=zzz")
+	assert.Equal(t, 422, code)
+	assert.Len(t, bad["fields"], 4)
 }

@@ -1,5 +1,6 @@
-// Package examples ships the sample configuration that `tend dev` loads: sequences whose waits are
-// minutes (sequences.yaml) and a production-style variant in days (sequences-production.yaml).
+// Package examples ships the sample configuration that `tend dev` loads: the scoring model
+// (scoring.yaml), sequences whose waits are minutes (sequences.yaml) and a production-style
+// variant in days (sequences-production.yaml).
 package examples
 
 import "embed"

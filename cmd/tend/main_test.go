@@ -284,3 +284,13 @@ func TestImportNeedsAFile(t *testing.T) {
 	r := tend(t, nil, "leads", "import")
 	require.ErrorIs(t, r.err, errUsage)
 }
+
+func TestScoringLint(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"scoring", "lint", "../../examples/scoring.yaml"}, &out, &bytes.Buffer{}, func(string) string { return "" }))
+	assert.Contains(t, out.String(), "1 file(s) OK")
+	out.Reset()
+	err := run(context.Background(), []string{"scoring", "lint", "../../internal/score/testdata/bad.yaml"}, &out, &bytes.Buffer{}, func(string) string { return "" })
+	require.Error(t, err)
+	assert.Regexp(t, `(?m)^\.\./\.\./internal/score/testdata/bad\.yaml:\d+: `, out.String())
+}
