@@ -39,6 +39,9 @@ type Leads struct {
 	Log     *slog.Logger
 	// Now is the clock for scoring (decay, inactivity); nil means time.Now.
 	Now func() time.Time
+	// SalesEnabled says whether a sales team is configured: hand-off ready leads are then handed
+	// to reps with an SLA clock; otherwise the handoff event is only recorded.
+	SalesEnabled bool
 }
 
 // PlanInput asks for the sequence a lead should run.
@@ -57,6 +60,8 @@ type Plan struct {
 	// Done lists the step ids of this sequence already sent, failed or suppressed for the lead, so
 	// that a fresh run (after a restart of the workflow) never repeats them.
 	Done []string
+	// SalesEnabled: see Leads.SalesEnabled.
+	SalesEnabled bool
 }
 
 // Plan returns the lead's segment sequence. A segment that no longer exists in the catalog falls
@@ -81,7 +86,8 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
-	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{}}
+	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{},
+		SalesEnabled: a.SalesEnabled}
 	for _, s := range sends {
 		if s.SequenceID == seg.Sequence.ID && s.Status != db.SendPending {
 			p.Done = append(p.Done, s.StepID)

@@ -28,6 +28,8 @@ type Handoff struct {
 	Score  float64 `json:"score"`
 	// EventID is the hand-raise event, 0 for a threshold crossing.
 	EventID int64 `json:"event_id,omitempty"`
+	// HandRaise is the hand-raise event type (demo_request …), "" for a threshold crossing.
+	HandRaise string `json:"hand_raise,omitempty"`
 }
 
 // RescoreResult is what the workflow needs to decide after new engagement.
@@ -106,6 +108,11 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 		h := &Handoff{Reason: r.HandoffReason, Score: r.Total}
 		if r.HandRaiseEventID != "" {
 			fmt.Sscan(r.HandRaiseEventID, &h.EventID)
+			for _, e := range events {
+				if e.ID == h.EventID {
+					h.HandRaise = e.Type
+				}
+			}
 		}
 		res.Handoff = h
 	}

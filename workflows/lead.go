@@ -93,6 +93,10 @@ type LeadState struct {
 	LastEventID int64 `json:"last_event_id,omitempty"`
 	// Rescores counts rescore activities (one per coalesced burst of events).
 	Rescores int `json:"rescores"`
+	// SalesEnabled: hand-off ready leads go to a rep with an SLA clock (a team is configured).
+	SalesEnabled bool `json:"sales_enabled,omitempty"`
+	// Sales is the handoff to sales in progress, or the last one.
+	Sales *SalesState `json:"sales,omitempty"`
 }
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.
@@ -133,6 +137,10 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (LeadState, error) { return r.st, nil }); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, r.decide,
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return validateDecision(d) }}); err != nil {
+		return err
+	}
 	r.drain()
 	if r.st.Sequence == nil && r.st.Status == StatusRunning {
 		if err := r.plan(""); err != nil {
@@ -152,10 +160,19 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			r.drain()
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
 			r.cancelTimer()
 			r.st.Runs++
 			st := r.st
 			return workflow.NewContinueAsNewError(ctx, Lead, LeadInput{LeadID: st.LeadID, State: &st})
+		}
+		if r.st.Sales != nil && (r.st.Sales.Phase == PhaseAwaiting || r.st.Sales.Pending != nil) {
+			if err := r.salesStep(); err != nil {
+				return err
+			}
+			continue
 		}
 		if r.st.Status != StatusRunning {
 			// Nothing to send: wait for the next capture, which may start a new series.
@@ -269,6 +286,7 @@ func (r *leadRun) plan(segment string) error {
 		return err
 	}
 	seq := p.Sequence
+	r.st.SalesEnabled = p.SalesEnabled
 	r.st.Segment = p.Segment
 	if r.st.Stage == "" {
 		r.st.Stage = p.Stage
@@ -418,6 +436,14 @@ func (r *leadRun) doRescore() error {
 	r.st.ClickedSends = res.ClickedSends
 	if res.Handoff != nil && r.st.Handoff == nil {
 		r.st.Handoff = &HandoffRecord{At: workflow.Now(r.ctx), Reason: res.Handoff.Reason, Score: res.Handoff.Score}
+		if r.st.SalesEnabled {
+			if r.st.Status == StatusRunning {
+				r.exit("handed off to sales")
+			}
+			if err := r.startHandoff(res.Handoff.Reason, res.Handoff.HandRaise); err != nil {
+				return err
+			}
+		}
 	}
 	if res.Unsubscribed {
 		if r.st.Status == StatusRunning {

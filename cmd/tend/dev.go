@@ -138,6 +138,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			cfg.Scoring = p
 		}
 	}
+	if getenv("TEND_SALES") == "" {
+		if _, err := os.Stat(cfg.Sales); errors.Is(err, os.ErrNotExist) {
+			data, err := examples.FS.ReadFile("sales.yaml")
+			if err != nil {
+				return err
+			}
+			p := filepath.Join(dir, "sales.yaml")
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			cfg.Sales = p
+		}
+	}
 	if cfg.TrackingKeys == "" {
 		k, err := devSecret(dir, "tracking-key", func() (string, error) { return track.GenerateKey("dev1"), nil })
 		if err != nil {

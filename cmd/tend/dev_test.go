@@ -46,7 +46,7 @@ func startDev(t *testing.T, dataDir string) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &devRun{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	env := map[string]string{"TEND_SEQUENCES": "testdata/dev-sequences.yaml", "TEND_LOG_LEVEL": "warn"}
+	env := map[string]string{"TEND_SEQUENCES": "testdata/dev-sequences.yaml", "TEND_LOG_LEVEL": "warn", "TEND_SALES": "off"}
 	args := []string{"dev", "--data", dataDir, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
 		"--smtp-port", "0", "--inbox-port", "0"}
 	endpointsFile := filepath.Join(dataDir, "endpoints.json")

@@ -25,6 +25,7 @@ Usage:
   tend migrate                  apply database migrations (needs DATABASE_URL)
   tend sequences lint FILE...   validate sequence files; errors as file:line: message
   tend scoring lint FILE...     validate scoring models the same way
+  tend sales lint FILE...       validate sales team files the same way
   tend leads import FILE.csv    import leads from a CSV file (needs DATABASE_URL)
   tend version                  print the version
 
@@ -75,6 +76,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fmt.Errorf("%w: tend scoring lint FILE...", errUsage)
 		}
 		return runScoringLint(rest[1:], stdout)
+	case "sales":
+		if len(rest) == 0 || rest[0] != "lint" {
+			return fmt.Errorf("%w: tend sales lint FILE...", errUsage)
+		}
+		return runSalesLint(rest[1:], stdout, getenv)
 	case "leads":
 		if len(rest) == 0 || rest[0] != "import" {
 			return fmt.Errorf("%w: tend leads import FILE.csv", errUsage)

@@ -18,6 +18,7 @@ import (
 	"github.com/tendhq/tend/internal/config"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
@@ -99,6 +100,42 @@ func runScoringLint(files []string, stdout io.Writer) error {
 	return nil
 }
 
+func runSalesLint(files []string, stdout io.Writer, getenv func(string) string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%w: tend sales lint FILE...", errUsage)
+	}
+	opts := sales.Options{EventTypes: score.EventTypes()}
+	seqPath := getenv("TEND_SEQUENCES")
+	if seqPath == "" {
+		seqPath = "examples/sequences.yaml"
+	}
+	if c, err := sequence.Load(seqPath, sequence.Options{}); err == nil {
+		for _, s := range c.Segments {
+			opts.Segments = append(opts.Segments, s.ID)
+		}
+	}
+	bad := 0
+	for _, f := range files {
+		_, err := sales.Load(f, opts)
+		var diags sequence.Diagnostics
+		switch {
+		case errors.As(err, &diags):
+			for _, d := range diags {
+				fmt.Fprintln(stdout, d.String())
+			}
+			bad += len(diags)
+		case err != nil:
+			fmt.Fprintf(stdout, "%s:0: %v\n", f, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s) found", bad)
+	}
+	fmt.Fprintf(stdout, "%d file(s) OK\n", len(files))
+	return nil
+}
+
 func runLint(files []string, stdout io.Writer, getenv func(string) string) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: tend sequences lint FILE...", errUsage)
@@ -158,7 +195,14 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	if err != nil {
 		return nil, err
 	}
+	var team *sales.Team
+	if cfg.Sales != "off" {
+		if team, err = app.LoadTeam(cfg.Sales, catalog); err != nil {
+			return nil, err
+		}
+	}
 	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer,
+		Team: team, PublicURL: cfg.PublicURL,
 		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
 		Tracking: &activities.Tracking{Keys: keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto}})
 	if err := w.Start(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
 )
 
@@ -45,6 +46,9 @@ type Server struct {
 	Engage *engage.Service
 	// Limiter bounds the public tracking endpoints per client address; nil means no limit.
 	Limiter *Limiter
+	// Decider and Keys enable the sales routes (accept/reject through the API and signed links).
+	Decider Decider
+	Keys    *track.Keys
 	Log     *slog.Logger
 }
 
@@ -66,6 +70,8 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("POST /u/{token}", s.limitPublic(s.unsubscribe))
 		mux.Handle("POST /u/{token}/preferences", s.limitPublic(s.preferences))
 	}
+	s.salesRoutes(mux)
+	s.reportRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
@@ -155,6 +161,7 @@ type leadDetail struct {
 	db.Lead
 	Sends        []db.Send            `json:"sends"`
 	StageChanges []db.StageChange     `json:"stage_changes"`
+	Handoffs     []db.Handoff         `json:"handoffs"`
 	Timeline     []timelineEntry      `json:"timeline"`
 	Workflow     *workflows.LeadState `json:"workflow,omitempty"`
 }
@@ -221,7 +228,12 @@ func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "get lead stages", err)
 		return
 	}
-	out := leadDetail{Lead: lead, Sends: sends, StageChanges: stages, Timeline: timeline(sends, events, stages)}
+	handoffs, err := s.Store.Handoffs(r.Context(), id)
+	if err != nil {
+		s.fail(w, "get lead handoffs", err)
+		return
+	}
+	out := leadDetail{Lead: lead, Sends: sends, StageChanges: stages, Handoffs: handoffs, Timeline: timeline(sends, events, stages)}
 	if s.States != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()

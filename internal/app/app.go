@@ -26,6 +26,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/render"
+	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
@@ -99,16 +100,50 @@ func LoadScoring(path string) (*score.Model, error) {
 	return m, nil
 }
 
+// LoadTeam reads and validates the sales team file against the segments of the catalog and the
+// scoring model's event types.
+func LoadTeam(path string, c *sequence.Catalog) (*sales.Team, error) {
+	var segs []string
+	for _, s := range c.Segments {
+		segs = append(segs, s.ID)
+	}
+	t, err := sales.Load(path, sales.Options{Segments: segs, EventTypes: score.EventTypes()})
+	if err != nil {
+		return nil, fmt.Errorf("load sales team:\n%w", err)
+	}
+	return t, nil
+}
+
+// TemporalDecider sends a rep's answer to the lead's workflow as a Temporal update.
+type TemporalDecider struct{ Client client.Client }
+
+// Decide runs the update and waits for its outcome.
+func (t TemporalDecider) Decide(ctx context.Context, leadID string, d workflows.Decision) (workflows.DecisionResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.LeadWorkflowID(leadID),
+		UpdateName: workflows.UpdateDecide, Args: []any{d}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return workflows.DecisionResult{}, err
+	}
+	var out workflows.DecisionResult
+	return out, h.Get(ctx, &out)
+}
+
 // WorkerDeps are what the activities need.
 type WorkerDeps struct {
-	Store    *db.Store
-	Catalog  *sequence.Catalog
-	Model    *score.Model
-	Renderer *render.Renderer
-	Mailer   activities.Mailer
-	From     activities.From
-	Tracking *activities.Tracking
-	Log      *slog.Logger
+	// Team, when set, hands hand-off ready leads to reps with an SLA clock.
+	Team *sales.Team
+	// PublicURL is where reps reach accept and reject links.
+	PublicURL string
+	Store     *db.Store
+	Catalog   *sequence.Catalog
+	Model     *score.Model
+	Renderer  *render.Renderer
+	Mailer    activities.Mailer
+	From      activities.From
+	Tracking  *activities.Tracking
+	Log       *slog.Logger
 	// AfterAccepted and BeforeSend are fault-injection hooks for tests; nil in production.
 	AfterAccepted func(ctx context.Context, in activities.SendInput) error
 	BeforeSend    func(ctx context.Context, in activities.SendInput)
@@ -121,7 +156,15 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	}
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log})
+	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil})
+	if d.Team != nil {
+		var keys *track.Keys
+		if d.Tracking != nil {
+			keys = d.Tracking.Keys
+		}
+		w.RegisterActivity(&activities.Sales{Store: d.Store, Team: d.Team, Mailer: d.Mailer, Keys: keys, BaseURL: d.PublicURL,
+			From: d.From, Log: d.Log})
+	}
 	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From,
 		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend})
 	return w
@@ -184,7 +227,7 @@ func NewAPI(d APIDeps) *API {
 	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log}
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
-		Engage: eng, Log: d.Log}
+		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}

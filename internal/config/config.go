@@ -34,6 +34,7 @@ type Config struct {
 
 	Sequences string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
 	Scoring   string // TEND_SCORING: the scoring model YAML file; default examples/scoring.yaml
+	Sales     string // TEND_SALES: the sales team file; default examples/sales.yaml; "off" hands nothing to sales
 
 	PublicURL         string // TEND_PUBLIC_URL: the address leads reach tracking and unsubscribe links at; default http://TEND_HTTP_ADDR
 	TrackingKeys      string // TEND_TRACKING_KEYS: "kid:base64secret,…" HMAC keys for links; the first signs, all verify
@@ -71,6 +72,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		SMTPURL:           get("SMTP_URL", ""),
 		Sequences:         get("TEND_SEQUENCES", "examples/sequences.yaml"),
 		Scoring:           get("TEND_SCORING", "examples/scoring.yaml"),
+		Sales:             get("TEND_SALES", "examples/sales.yaml"),
 		TrackingKeys:      get("TEND_TRACKING_KEYS", ""),
 		UnsubscribeMailto: get("TEND_UNSUBSCRIBE_MAILTO", ""),
 		TemplatesDir:      get("TEND_TEMPLATES_DIR", ""),

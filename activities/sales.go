@@ -1,0 +1,399 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"log/slog"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/sales"
+	"github.com/tendhq/tend/internal/track"
+)
+
+// Sales hands leads to reps: assignment, handoff notices, SLA lapses and escalations, and the
+// rep's answer. Notices to sales are not marketing email: no tracking, no unsubscribe, no cap.
+type Sales struct {
+	Store  *db.Store
+	Team   *sales.Team
+	Mailer Mailer
+	Keys   *track.Keys
+	// BaseURL is where reps reach the accept and reject pages.
+	BaseURL string
+	From    From
+	// LinkTTL is how long accept and reject links stay valid; default 7 days.
+	LinkTTL time.Duration
+	Log     *slog.Logger
+}
+
+// AssignInput asks for a rep for a lead's handoff.
+type AssignInput struct {
+	LeadID string
+	// Seq is the lead's nth handoff; Assignment the nth rep of that handoff (1, then 2 after a
+	// reassignment).
+	Seq, Assignment int
+	Reason          string
+	HandRaiseEvent  string
+	At              time.Time
+	// Current is the rep being replaced on a reassignment.
+	Current string
+}
+
+// Assignment is a lead handed to a rep, with the SLA clock.
+type Assignment struct {
+	HandoffID     int64
+	RepID         string
+	ManagerID     string
+	Policy        string
+	DueAt         time.Time
+	RemindAt      time.Time `json:",omitzero"`
+	ReassignAfter int
+	// RecycleSegment is the segment whose series a recycled lead gets.
+	RecycleSegment string
+}
+
+// Assign picks the rep (round-robin among the active reps of the lead's segment, fallback owner
+// otherwise), stores the handoff with its deadline in the rep's business hours, and sends the rep
+// the handoff notice. A retry returns the same assignment and never sends the notice twice.
+func (a *Sales) Assign(ctx context.Context, in AssignInput) (Assignment, error) {
+	lead, err := a.Store.Lead(ctx, in.LeadID)
+	if errors.Is(err, db.ErrNotFound) {
+		return Assignment{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+	}
+	if err != nil {
+		return Assignment{}, fmt.Errorf("assign lead %s: %w", in.LeadID, err)
+	}
+	h, err := a.Store.FindHandoff(ctx, in.LeadID, in.Seq, in.Assignment)
+	if errors.Is(err, db.ErrNotFound) {
+		h, err = a.open(ctx, lead.Segment, in)
+	}
+	if err != nil {
+		return Assignment{}, fmt.Errorf("assign lead %s: %w", in.LeadID, err)
+	}
+	rep, ok := a.Team.Rep(h.RepID)
+	if !ok {
+		return Assignment{}, temporal.NewNonRetryableApplicationError("rep "+h.RepID+" is no longer in the team file", "UnknownRep", nil)
+	}
+	out := Assignment{HandoffID: h.ID, RepID: h.RepID, ManagerID: h.ManagerID, Policy: h.Policy, DueAt: h.DueAt,
+		ReassignAfter: max(a.Team.Escalation.ReassignAfter, 1), RecycleSegment: a.Team.Recycle.NotReadySegment}
+	if rb := a.Team.Escalation.RemindBefore; rb > 0 {
+		pol := a.policy(h.Policy)
+		cal, loc, err := a.Team.CalendarOf(rep)
+		if err == nil && pol.Response > rb {
+			out.RemindAt = cal.Add(h.HandedOffAt, pol.Response-rb, loc)
+		}
+	}
+	if err := a.notice(ctx, fmt.Sprintf("handoff:%d", h.ID), lead, "handoff", rep.ID, rep.Name, rep.Email, h, 0); err != nil {
+		return Assignment{}, err
+	}
+	return out, nil
+}
+
+func (a *Sales) policy(id string) sales.Policy {
+	for _, p := range a.Team.Policies {
+		if p.ID == id {
+			return p
+		}
+	}
+	return a.Team.Policy("")
+}
+
+func (a *Sales) open(ctx context.Context, segment string, in AssignInput) (db.Handoff, error) {
+	counter, err := a.Store.NextCounter(ctx, a.Team.TerritoryKey(segment))
+	if err != nil {
+		return db.Handoff{}, err
+	}
+	var rep sales.Rep
+	if in.Current == "" {
+		rep, _ = a.Team.Pick(segment, counter)
+	} else {
+		var ok bool
+		if rep, ok = a.Team.Next(segment, in.Current, counter); !ok {
+			cur, _ := a.Team.Rep(in.Current)
+			rep = cur // nobody else can take it: the same rep gets a new clock
+		}
+	}
+	pol := a.Team.Policy(in.HandRaiseEvent)
+	cal, loc, err := a.Team.CalendarOf(rep)
+	if err != nil {
+		return db.Handoff{}, err
+	}
+	due := cal.Add(in.At, pol.Response, loc)
+	return a.Store.OpenHandoff(ctx, db.Handoff{LeadID: in.LeadID, Seq: in.Seq, Assignment: in.Assignment, RepID: rep.ID,
+		ManagerID: rep.Manager, Policy: pol.ID, Reason: in.Reason, HandedOffAt: in.At, DueAt: due})
+}
+
+// LapseInput reports a handoff whose deadline passed without an answer.
+type LapseInput struct {
+	HandoffID int64
+	Lapse     int
+	At        time.Time
+}
+
+// LapseResult is the rep's next deadline (a new clock for the same rep).
+type LapseResult struct {
+	NextDueAt time.Time
+}
+
+// Lapse records the lapse and sends the escalation notice to the manager and a copy to the rep:
+// exactly one of each per lapse, however often the activity runs.
+func (a *Sales) Lapse(ctx context.Context, in LapseInput) (LapseResult, error) {
+	h, err := a.Store.HandoffByID(ctx, in.HandoffID)
+	if err != nil {
+		return LapseResult{}, fmt.Errorf("lapse of handoff %d: %w", in.HandoffID, err)
+	}
+	lead, err := a.Store.Lead(ctx, h.LeadID)
+	if err != nil {
+		return LapseResult{}, fmt.Errorf("lapse of handoff %d: %w", in.HandoffID, err)
+	}
+	rep, _ := a.Team.Rep(h.RepID)
+	mgr, _ := a.Team.Manager(h.ManagerID)
+	cal, loc, err := a.Team.CalendarOf(rep)
+	if err != nil {
+		return LapseResult{}, err
+	}
+	next := cal.Add(in.At, a.policy(h.Policy).Response, loc)
+	if err := a.Store.RecordLapse(ctx, h.ID, in.Lapse, mgr.ID, in.At.Sub(h.DueAt), next); err != nil {
+		return LapseResult{}, fmt.Errorf("record lapse of handoff %d: %w", h.ID, err)
+	}
+	h.Lapses = max(h.Lapses, in.Lapse)
+	if mgr.Email != "" {
+		if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:manager", h.ID, in.Lapse), lead, "escalation", mgr.ID, mgr.Name, mgr.Email, h, in.At.Sub(h.DueAt)); err != nil {
+			return LapseResult{}, err
+		}
+	}
+	if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:rep", h.ID, in.Lapse), lead, "escalation-copy", rep.ID, rep.Name, rep.Email, h, in.At.Sub(h.DueAt)); err != nil {
+		return LapseResult{}, err
+	}
+	return LapseResult{NextDueAt: next}, nil
+}
+
+// Remind sends the rep a reminder before the deadline, once.
+func (a *Sales) Remind(ctx context.Context, handoffID int64) error {
+	h, err := a.Store.HandoffByID(ctx, handoffID)
+	if err != nil {
+		return fmt.Errorf("remind handoff %d: %w", handoffID, err)
+	}
+	lead, err := a.Store.Lead(ctx, h.LeadID)
+	if err != nil {
+		return err
+	}
+	rep, _ := a.Team.Rep(h.RepID)
+	return a.notice(ctx, fmt.Sprintf("reminder:%d", h.ID), lead, "reminder", rep.ID, rep.Name, rep.Email, h, 0)
+}
+
+// RespondInput is a rep's answer, already accepted by the workflow.
+type RespondInput struct {
+	HandoffID int64
+	LeadID    string
+	RepID     string
+	// Action is accept, reject or lost.
+	Action string
+	Reason string
+	Note   string
+	At     time.Time
+}
+
+// RespondResult says where the lead went.
+type RespondResult struct {
+	Stage lifecycle.Stage
+	// RecycleSegment, for a recycled lead, is the segment whose nurture series it gets.
+	RecycleSegment string
+}
+
+// Respond stores the answer: accept → SAL with the response time; reject with "not_ready" →
+// recycled into nurture; any other reason → disqualified. Every change records the rep and why.
+func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, error) {
+	check := func(from, to string) error {
+		return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
+	}
+	var res RespondResult
+	var outcome, stage, why string
+	switch in.Action {
+	case "accept":
+		outcome, stage, why = "accepted", string(lifecycle.SAL), "accepted by "+in.RepID
+	case "reject":
+		outcome, why = "rejected", "rejected by "+in.RepID+": "+in.Reason
+		if in.Note != "" {
+			why += " (" + in.Note + ")"
+		}
+		stage = string(lifecycle.Disqualified)
+		if in.Reason == "not_ready" {
+			stage = string(lifecycle.Recycled)
+		}
+	default:
+		return res, temporal.NewNonRetryableApplicationError("unknown action "+in.Action, "BadAction", nil)
+	}
+	err := a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
+	if err != nil && !errors.Is(err, db.ErrTransition) {
+		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
+	}
+	lead, err := a.Store.Lead(ctx, in.LeadID)
+	if err != nil {
+		return res, err
+	}
+	res.Stage = lifecycle.Stage(lead.Stage)
+	if res.Stage == lifecycle.Recycled {
+		res.RecycleSegment = a.Team.Recycle.NotReadySegment
+	}
+	return res, nil
+}
+
+// notice sends one email to a person of the sales team, exactly once per key.
+func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, personID, personName, address string, h db.Handoff, overdue time.Duration) error {
+	claim, err := a.Store.ClaimNotice(ctx, key, lead.ID, kind, personID, a.From.Domain)
+	if err != nil {
+		return fmt.Errorf("notice %s: %w", key, err)
+	}
+	if claim.Status != "pending" {
+		claim.Abort(ctx)
+		return nil
+	}
+	subject, text, html, err := a.renderNotice(ctx, kind, lead, personName, h, overdue)
+	if err != nil {
+		claim.Abort(ctx)
+		return temporal.NewNonRetryableApplicationError("render "+kind+" notice: "+err.Error(), ErrTypeBadTemplate, nil)
+	}
+	sendErr := a.Mailer.Send(ctx, mail.Message{FromName: a.From.Name, FromAddress: a.From.Address, ToName: personName,
+		ToAddress: address, Subject: subject, MessageID: claim.MessageID, Text: text, HTML: html,
+		Headers: map[string]string{"X-Tend-Notice": kind}})
+	if sendErr == nil {
+		return claim.Finish(ctx, "sent", "")
+	}
+	var f *mail.Failure
+	if errors.As(sendErr, &f) && !f.Temporary {
+		_ = claim.Finish(ctx, "failed", f.Error())
+		a.logger().Error("notice rejected by SMTP", "kind", kind, "lead_id", lead.ID, "recipient", personID, "smtp", f.Error())
+		return nil
+	}
+	_ = claim.Finish(ctx, "pending", sendErr.Error())
+	return fmt.Errorf("send %s notice for lead %s: %w", kind, lead.ID, sendErr)
+}
+
+func (a *Sales) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+type noticeData struct {
+	Kind        string
+	Person      string
+	Lead        db.Lead
+	Reason      string
+	Score       float64
+	Band        string
+	Breakdown   []map[string]any
+	Timeline    []db.Event
+	Attributes  map[string]string
+	Due         string
+	Overdue     string
+	AcceptURL   string
+	RejectURL   string
+	Rep         string
+	HandedOffAt string
+}
+
+var noticeSubjects = texttemplate.Must(texttemplate.New("s").Parse(
+	`{{if eq .Kind "handoff"}}New lead for you: {{.Lead.Name}}{{if .Lead.Company}} ({{.Lead.Company}}){{end}} — respond by {{.Due}}` +
+		`{{else if eq .Kind "reminder"}}Reminder: {{.Lead.Name}} is waiting — respond by {{.Due}}` +
+		`{{else}}SLA missed: {{.Lead.Name}}{{if .Lead.Company}} ({{.Lead.Company}}){{end}} not answered by {{.Rep}}, {{.Overdue}} overdue{{end}}`))
+
+const noticeBody = `{{define "body"}}Hi {{.Person}},
+{{if eq .Kind "handoff"}}
+{{.Lead.Name}}{{if .Lead.Company}} from {{.Lead.Company}}{{end}} is ready for sales. Please accept or reject by {{.Due}}.
+{{else if eq .Kind "reminder"}}
+{{.Lead.Name}} is still waiting for you. Please accept or reject by {{.Due}}.
+{{else if eq .Kind "escalation"}}
+{{.Rep}} did not respond to {{.Lead.Name}}{{if .Lead.Company}} from {{.Lead.Company}}{{end}} in time: the deadline was {{.Due}}, {{.Overdue}} ago.
+{{else}}
+This lead was escalated to your manager: the deadline was {{.Due}}, {{.Overdue}} ago. Please respond now.
+{{end}}
+Why now: {{.Reason}} (score {{.Score}}, {{.Band}})
+Email: {{.Lead.Email}}
+Interests: {{range $i, $v := .Lead.Interests}}{{if $i}}, {{end}}{{$v}}{{end}}
+{{range $k, $v := .Attributes}}{{$k}}: {{$v}}
+{{end}}
+Score breakdown:
+{{range .Breakdown}}  {{index . "rule_id"}}: {{index . "points"}}
+{{end}}
+What they did:
+{{range .Timeline}}  {{.OccurredAt.Format "2006-01-02 15:04"}} {{.Type}}{{if .URL}} {{.URL}}{{end}}{{range .Tags}} #{{.}}{{end}}
+{{end}}{{if .AcceptURL}}
+Accept: {{.AcceptURL}}
+Reject: {{.RejectURL}}
+{{end}}{{end}}`
+
+var noticeText = texttemplate.Must(texttemplate.New("t").Parse(noticeBody))
+
+var noticeHTML = htmltemplate.Must(htmltemplate.New("h").Parse(`<!DOCTYPE html><html><body style="font-family:sans-serif;color:#1f2933;max-width:640px">
+<p>Hi {{.Person}},</p>
+{{if eq .Kind "handoff"}}<p><b>{{.Lead.Name}}</b>{{if .Lead.Company}} from <b>{{.Lead.Company}}</b>{{end}} is ready for sales. Please accept or reject by <b>{{.Due}}</b>.</p>
+{{else if eq .Kind "reminder"}}<p><b>{{.Lead.Name}}</b> is still waiting for you. Please accept or reject by <b>{{.Due}}</b>.</p>
+{{else if eq .Kind "escalation"}}<p><b>{{.Rep}}</b> did not respond to <b>{{.Lead.Name}}</b> in time: the deadline was {{.Due}}, <b>{{.Overdue}}</b> ago.</p>
+{{else}}<p>This lead was escalated to your manager: the deadline was {{.Due}}, {{.Overdue}} ago. Please respond now.</p>{{end}}
+<p>Why now: {{.Reason}} (score {{.Score}}, {{.Band}})<br>Email: {{.Lead.Email}}<br>Interests: {{range $i, $v := .Lead.Interests}}{{if $i}}, {{end}}{{$v}}{{end}}</p>
+{{if .Attributes}}<table>{{range $k, $v := .Attributes}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>{{end}}
+<h3>Score breakdown</h3><ul>{{range .Breakdown}}<li>{{index . "rule_id"}}: {{index . "points"}}</li>{{end}}</ul>
+<h3>What they did</h3><ul>{{range .Timeline}}<li>{{.OccurredAt.Format "2006-01-02 15:04"}} {{.Type}}{{if .URL}} {{.URL}}{{end}}{{range .Tags}} #{{.}}{{end}}</li>{{end}}</ul>
+{{if .AcceptURL}}<p><a href="{{.AcceptURL}}" style="background:#1f2933;color:#fff;padding:8px 16px;border-radius:6px;text-decoration:none">Accept</a>
+&nbsp; <a href="{{.RejectURL}}">Reject</a></p>{{end}}
+</body></html>`))
+
+func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, person string, h db.Handoff, overdue time.Duration) (string, string, string, error) {
+	rep, _ := a.Team.Rep(h.RepID)
+	_, loc, err := a.Team.CalendarOf(rep)
+	if err != nil {
+		loc = time.UTC
+	}
+	events, err := a.Store.LeadEvents(ctx, lead.ID)
+	if err != nil {
+		return "", "", "", err
+	}
+	var human []db.Event
+	for i := len(events) - 1; i >= 0 && len(human) < 15; i-- {
+		if !events[i].Machine && !events[i].Duplicate {
+			human = append(human, events[i])
+		}
+	}
+	d := noticeData{Kind: kind, Person: person, Lead: lead, Reason: h.Reason, Score: lead.Score, Band: lead.Band, Timeline: human,
+		Attributes: lead.Attributes, Due: h.DueAt.In(loc).Format("Mon 2 Jan 15:04 MST"), Rep: rep.Name,
+		Overdue: overdue.Round(time.Second).String(), HandedOffAt: h.HandedOffAt.In(loc).Format("Mon 2 Jan 15:04 MST")}
+	if d.Lead.Name == "" {
+		d.Lead.Name = lead.Email
+	}
+	_ = json.Unmarshal(lead.Breakdown, &d.Breakdown)
+	if (kind == "handoff" || kind == "reminder" || kind == "escalation-copy") && a.Keys != nil {
+		ttl := a.LinkTTL
+		if ttl == 0 {
+			ttl = 7 * 24 * time.Hour
+		}
+		id := uuid.MustParse(lead.ID)
+		exp := time.Now().Add(ttl)
+		d.AcceptURL = a.BaseURL + "/s/" + a.Keys.SignAction(track.Action{Kind: track.ActionAccept, LeadID: id, Handoff: h.ID, Rep: h.RepID, Expires: exp})
+		d.RejectURL = a.BaseURL + "/s/" + a.Keys.SignAction(track.Action{Kind: track.ActionReject, LeadID: id, Handoff: h.ID, Rep: h.RepID, Expires: exp})
+	}
+	var s, t, hb bytes.Buffer
+	if err := noticeSubjects.Execute(&s, d); err != nil {
+		return "", "", "", err
+	}
+	if err := noticeText.ExecuteTemplate(&t, "body", d); err != nil {
+		return "", "", "", err
+	}
+	if err := noticeHTML.Execute(&hb, d); err != nil {
+		return "", "", "", err
+	}
+	return strings.Join(strings.Fields(s.String()), " "), t.String(), hb.String(), nil
+}

@@ -1,0 +1,249 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/pgtest"
+)
+
+// TestMain is in api_test.go, which shares this test binary.
+
+const reportKey = "k"
+
+// reportServer serves only the report routes, over a fresh, migrated database, and returns its URL
+// and the store for fixtures.
+func reportServer(t *testing.T) (string, *db.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := db.Open(ctx, pgtest.NewDB(t))
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	_, err = store.Migrate(ctx)
+	require.NoError(t, err)
+
+	s := &Server{Store: store, APIKeys: []string{reportKey}}
+	mux := http.NewServeMux()
+	s.reportRoutes(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return hs.URL, store
+}
+
+// reportGet fetches url, with the API key unless key is "", and decodes the JSON answer into out.
+func reportGet(t *testing.T, url, key string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "application/json; charset=utf-8", res.Header.Get("Content-Type"))
+	require.NoError(t, json.Unmarshal(body, out), "body: %s", body)
+	return res.StatusCode
+}
+
+func reportExec(t *testing.T, store *db.Store, sql string, args ...any) {
+	t.Helper()
+	_, err := store.Pool().Exec(context.Background(), sql, args...)
+	require.NoError(t, err, sql)
+}
+
+func reportLead(t *testing.T, store *db.Store, source, stage string, created time.Time) string {
+	t.Helper()
+	id := uuid.NewString()
+	reportExec(t, store, `INSERT INTO leads (id, email, source, segment, stage, created_at) VALUES ($1, $2, $3, 'b2b', $4, $5)`,
+		id, id+"@example.com", source, stage, created)
+	return id
+}
+
+func reportDay(month time.Month, d int) time.Time {
+	return time.Date(2026, month, d, 0, 0, 0, 0, time.UTC)
+}
+
+func TestReportFunnelHTTP(t *testing.T) {
+	t.Parallel()
+	url, store := reportServer(t)
+	won := reportLead(t, store, "ebook_download", "customer", reportDay(time.November, 2))
+	reportExec(t, store, `INSERT INTO stage_changes (lead_id, from_stage, to_stage, reason, changed_at) VALUES
+		($1, 'lead', 'sql', 'test', $2), ($1, 'sql', 'customer', 'test', $3)`, won, reportDay(time.November, 3), reportDay(time.November, 5))
+	reportExec(t, store, `INSERT INTO opportunities (lead_id, rep_id, closed_at, outcome, value, currency)
+		VALUES ($1, 'ana', $2, 'won', 1200.25, 'EUR')`, won, reportDay(time.November, 5))
+	reportLead(t, store, "webinar", "mql", reportDay(time.November, 20))
+	reportLead(t, store, "webinar", "lead", reportDay(time.December, 1)) // the end of the period is exclusive
+
+	t.Run("period and shape", func(t *testing.T) {
+		var got struct {
+			Overall  map[string]json.RawMessage `json:"overall"`
+			BySource []db.Funnel                `json:"by_source"`
+		}
+		code := reportGet(t, url+"/api/v1/reports/funnel?from=2026-11-01&to=2026-12-01", reportKey, &got)
+		require.Equal(t, http.StatusOK, code)
+		assert.ElementsMatch(t, []string{"source", "stages", "conversions", "sql_to_won_days", "revenue_from_sqls"}, reportKeys(got.Overall))
+
+		var overall db.Funnel
+		require.NoError(t, json.Unmarshal(reportJSON(t, got.Overall), &overall))
+		assert.Equal(t, []db.FunnelStage{{Stage: "lead", Leads: 2}, {Stage: "mql", Leads: 2}, {Stage: "sal", Leads: 1},
+			{Stage: "sql", Leads: 1}, {Stage: "customer", Leads: 1}}, overall.Stages)
+		assert.Equal(t, []db.Conversion{{From: "lead", To: "mql", Rate: 1}, {From: "mql", To: "sal", Rate: 0.5},
+			{From: "sal", To: "sql", Rate: 1}, {From: "sql", To: "customer", Rate: 1}}, overall.Conversions)
+		require.NotNil(t, overall.SQLToWonDays)
+		assert.InDelta(t, 2.0, *overall.SQLToWonDays, 1e-9)
+		assert.InDelta(t, 1200.25, overall.RevenueFromSQLs, 1e-9)
+
+		require.Len(t, got.BySource, 2)
+		assert.Equal(t, "ebook_download", got.BySource[0].Source)
+		assert.Equal(t, 1, got.BySource[0].Stages[4].Leads)
+		assert.Equal(t, "webinar", got.BySource[1].Source)
+		assert.Equal(t, 1, got.BySource[1].Stages[0].Leads, "the lead created on December 1 is outside the period")
+		assert.Nil(t, got.BySource[1].SQLToWonDays)
+	})
+
+	t.Run("one source, RFC 3339 bounds", func(t *testing.T) {
+		var got funnelResponse
+		// 01:00+01:00 on November 20 is the webinar lead's creation instant, which an exclusive end leaves out.
+		code := reportGet(t, url+"/api/v1/reports/funnel?source=webinar&from=2026-11-01T00:00:00Z&to=2026-11-20T01:00:00%2B01:00", reportKey, &got)
+		require.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "webinar", got.Overall.Source)
+		assert.Equal(t, 0, got.Overall.Stages[0].Leads)
+		assert.Empty(t, got.BySource)
+
+		code = reportGet(t, url+"/api/v1/reports/funnel?source=webinar&from=2026-11-01T00:00:00Z&to=2026-11-20T01:00:01%2B01:00", reportKey, &got)
+		require.Equal(t, http.StatusOK, code)
+		assert.Equal(t, 1, got.Overall.Stages[0].Leads)
+		require.Len(t, got.BySource, 1)
+		assert.Equal(t, "webinar", got.BySource[0].Source)
+	})
+
+	t.Run("open period", func(t *testing.T) {
+		var got funnelResponse
+		require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/funnel", reportKey, &got))
+		assert.Equal(t, 3, got.Overall.Stages[0].Leads)
+	})
+
+	t.Run("no leads", func(t *testing.T) {
+		var got map[string]json.RawMessage
+		require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/funnel?source=nowhere", reportKey, &got))
+		assert.JSONEq(t, `[]`, string(got["by_source"]))
+	})
+}
+
+func TestReportSLAHTTP(t *testing.T) {
+	t.Parallel()
+	url, store := reportServer(t)
+	for i, h := range []struct {
+		rep, outcome, reason string
+		secs                 float64
+		lapses               int
+	}{
+		{"ana", "accepted", "", 100, 0},
+		{"ana", "rejected", "not_a_fit", 300, 1},
+		{"bo", "rejected", "not_a_fit", 50, 0},
+		{"bo", "rejected", "no_budget", 70, 0},
+	} {
+		lead := reportLead(t, store, "web", "sal", reportDay(time.November, 1))
+		handed := reportDay(time.November, 2+i)
+		reportExec(t, store, `INSERT INTO handoffs (lead_id, seq, assignment, rep_id, policy, reason, handed_off_at, due_at,
+				responded_at, response_seconds, outcome, lapses, reject_reason)
+			VALUES ($1, 1, 1, $2, 'hot-1h', 'score', $3, $4, $5, $6, $7, $8, $9)`,
+			lead, h.rep, handed, handed.Add(time.Hour), handed.Add(time.Duration(h.secs)*time.Second), h.secs, h.outcome, h.lapses, h.reason)
+	}
+
+	var raw map[string]json.RawMessage
+	code := reportGet(t, url+"/api/v1/reports/sla?from=2026-11-01&to=2026-12-01", reportKey, &raw)
+	require.Equal(t, http.StatusOK, code)
+	assert.ElementsMatch(t, []string{"by_rep", "by_policy", "rejection_reasons"}, reportKeys(raw))
+
+	var got slaResponse
+	require.NoError(t, json.Unmarshal(reportJSON(t, raw), &got))
+	require.Len(t, got.ByRep, 2)
+	ana := got.ByRep[0]
+	assert.Equal(t, "ana", ana.Key)
+	assert.Equal(t, 2, ana.Handoffs)
+	assert.Equal(t, 2, ana.Responded)
+	require.NotNil(t, ana.MedianResponseSeconds)
+	assert.InDelta(t, 200, *ana.MedianResponseSeconds, 1e-9)
+	require.NotNil(t, ana.P90ResponseSeconds)
+	assert.InDelta(t, 280, *ana.P90ResponseSeconds, 1e-9)
+	assert.Equal(t, 1, ana.Breaches)
+	assert.Equal(t, 0.5, ana.BreachRate)
+	require.Len(t, got.ByPolicy, 1)
+	assert.Equal(t, db.SLARow{Key: "hot-1h", Handoffs: 4, Responded: 4, Breaches: 1, BreachRate: 0.25},
+		db.SLARow{Key: got.ByPolicy[0].Key, Handoffs: got.ByPolicy[0].Handoffs, Responded: got.ByPolicy[0].Responded,
+			Breaches: got.ByPolicy[0].Breaches, BreachRate: got.ByPolicy[0].BreachRate})
+	assert.Equal(t, []db.ReasonCount{{Reason: "not_a_fit", Count: 2}, {Reason: "no_budget", Count: 1}}, got.RejectionReasons)
+
+	// A period with nothing in it still has every list, empty.
+	code = reportGet(t, url+"/api/v1/reports/sla?from=2027-01-01", reportKey, &raw)
+	require.Equal(t, http.StatusOK, code)
+	for _, k := range []string{"by_rep", "by_policy", "rejection_reasons"} {
+		assert.JSONEq(t, `[]`, string(raw[k]), k)
+	}
+}
+
+func TestReportBadRequests(t *testing.T) {
+	t.Parallel()
+	url, _ := reportServer(t)
+	for _, tc := range []struct {
+		name, query string
+		fields      []string
+	}{
+		{"from not a date", "from=yesterday", []string{"from"}},
+		{"to not a date", "to=2026-13-01", []string{"to"}},
+		{"both bad", "from=2026-11-1&to=1.12.2026", []string{"from", "to"}},
+		{"RFC 3339 without zone", "from=2026-11-01T10:00:00", []string{"from"}},
+		{"to before from", "from=2026-12-01&to=2026-11-01", []string{"to"}},
+	} {
+		for _, path := range []string{"/api/v1/reports/funnel", "/api/v1/reports/sla"} {
+			t.Run(tc.name+" "+path, func(t *testing.T) {
+				var got errorBody
+				code := reportGet(t, url+path+"?"+tc.query, reportKey, &got)
+				assert.Equal(t, http.StatusUnprocessableEntity, code)
+				assert.NotEmpty(t, got.Error)
+				var fields []string
+				for _, f := range got.Fields {
+					fields = append(fields, f.Field)
+					assert.NotEmpty(t, f.Message)
+				}
+				assert.Equal(t, tc.fields, fields)
+			})
+		}
+	}
+
+	for _, path := range []string{"/api/v1/reports/funnel", "/api/v1/reports/sla"} {
+		var got errorBody
+		assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+path, "", &got), path)
+		assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+path, "wrong", &got), path)
+	}
+}
+
+func reportKeys(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func reportJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}

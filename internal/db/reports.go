@@ -1,0 +1,287 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tendhq/tend/internal/lifecycle"
+)
+
+// funnelOrder is the main funnel, earliest first: a lead has reached a stage when it has been at
+// that stage or any later one. Other, recycled and disqualified are side exits, not positions.
+var funnelOrder = []string{
+	string(lifecycle.Subscriber), string(lifecycle.Lead), string(lifecycle.MQL), string(lifecycle.SAL),
+	string(lifecycle.SQL), string(lifecycle.Opportunity), string(lifecycle.Customer), string(lifecycle.Evangelist),
+}
+
+// reportStages are the funnel stages a Funnel reports, in order; Conversions pair neighbours.
+var reportStages = []string{
+	string(lifecycle.Lead), string(lifecycle.MQL), string(lifecycle.SAL), string(lifecycle.SQL), string(lifecycle.Customer),
+}
+
+// FunnelFilter selects the cohort a funnel report covers.
+type FunnelFilter struct {
+	// From and To bound the leads' created_at, half-open: [From, To). A zero time leaves that
+	// side open.
+	From, To time.Time
+	// Source keeps only leads with this leads.source; "" keeps every source.
+	Source string
+}
+
+// FunnelStage is how many leads of the cohort reached one funnel stage.
+type FunnelStage struct {
+	Stage string `json:"stage"`
+	Leads int    `json:"leads"`
+}
+
+// Conversion is the share of the leads that reached From which went on to reach To.
+type Conversion struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Rate is between 0 and 1; it is 0 when no lead reached From.
+	Rate float64 `json:"rate"`
+}
+
+// Funnel is the lifecycle funnel of a cohort of leads: the leads created in the filter's period
+// (and of its source), followed through everything that has happened to them up to now.
+//
+// A lead has reached a stage when it is at that stage or a later funnel stage now, or when its
+// stage history shows it at that stage or a later one (as to_stage or from_stage), at any time.
+// So a customer counts for lead, MQL, SAL, SQL and customer, an opportunity counts up to SQL, and
+// a lead recycled or disqualified after SQL still counts up to SQL. Subscribers, and leads only
+// ever at other, reached none of the reported stages.
+type Funnel struct {
+	// Source is the lead source the funnel covers; "" means every source.
+	Source string `json:"source"`
+	// Stages are lead, mql, sal, sql and customer, in that order.
+	Stages []FunnelStage `json:"stages"`
+	// Conversions are lead→mql, mql→sal, sal→sql and sql→customer.
+	Conversions []Conversion `json:"conversions"`
+	// SQLToWonDays is the mean number of days from a lead's first entry into SQL (or a later
+	// stage; its creation if it started there) to the close of its first opportunity won after
+	// that, over the leads that have one; nil when none has.
+	SQLToWonDays *float64 `json:"sql_to_won_days"`
+	// RevenueFromSQLs sums the values of every won opportunity of the leads that reached SQL.
+	// Values are added as stored, whatever their currency.
+	RevenueFromSQLs float64 `json:"revenue_from_sqls"`
+}
+
+// funnelSQL computes a funnel per lead source and, in the row where GROUPING(source) is 1, for
+// all of them together. $1 is funnelOrder, so "reached >= array_position($1, 'sql')" reads as
+// "reached SQL or later".
+const funnelSQL = `
+WITH cohort AS (
+    SELECT l.id, l.source, l.created_at, array_position($1::text[], l.stage) AS current_pos
+    FROM leads l
+    WHERE ($2::timestamptz IS NULL OR l.created_at >= $2)
+      AND ($3::timestamptz IS NULL OR l.created_at < $3)
+      AND ($4::text = '' OR l.source = $4)
+), reach AS (
+    SELECT c.id, c.source,
+           GREATEST(c.current_pos, h.max_pos) AS reached,
+           COALESCE(h.first_sql_at,
+                    CASE WHEN GREATEST(c.current_pos, h.max_pos) >= array_position($1, 'sql') THEN c.created_at END) AS sql_at
+    FROM cohort c
+    LEFT JOIN LATERAL (
+        SELECT max(GREATEST(array_position($1, sc.from_stage), array_position($1, sc.to_stage))) AS max_pos,
+               min(sc.changed_at) FILTER (WHERE array_position($1, sc.to_stage) >= array_position($1, 'sql')) AS first_sql_at
+        FROM stage_changes sc
+        WHERE sc.lead_id = c.id
+    ) h ON true
+), won AS (
+    SELECT r.id, r.source, r.reached, r.sql_at, w.revenue, w.won_at
+    FROM reach r
+    LEFT JOIN LATERAL (
+        SELECT sum(o.value) AS revenue,
+               min(o.closed_at) FILTER (WHERE o.closed_at >= r.sql_at) AS won_at
+        FROM opportunities o
+        WHERE o.lead_id = r.id AND o.outcome = 'won'
+    ) w ON true
+)
+SELECT GROUPING(source) = 1 AS total,
+       COALESCE(source, ''),
+       count(*) FILTER (WHERE reached >= array_position($1, 'lead')),
+       count(*) FILTER (WHERE reached >= array_position($1, 'mql')),
+       count(*) FILTER (WHERE reached >= array_position($1, 'sal')),
+       count(*) FILTER (WHERE reached >= array_position($1, 'sql')),
+       count(*) FILTER (WHERE reached >= array_position($1, 'customer')),
+       avg(extract(epoch FROM won_at - sql_at) / 86400)::float8,
+       COALESCE(sum(revenue) FILTER (WHERE reached >= array_position($1, 'sql')), 0)::float8
+FROM won
+GROUP BY GROUPING SETS ((source), ())
+ORDER BY total, source`
+
+// Funnel returns the funnel of the leads f selects, all sources together (or f.Source alone).
+func (s *Store) Funnel(ctx context.Context, f FunnelFilter) (Funnel, error) {
+	overall, _, err := s.funnels(ctx, f)
+	return overall, err
+}
+
+// FunnelBySource returns one funnel per lead source among the leads f selects, sorted by source.
+func (s *Store) FunnelBySource(ctx context.Context, f FunnelFilter) ([]Funnel, error) {
+	_, bySource, err := s.funnels(ctx, f)
+	return bySource, err
+}
+
+// funnels computes both views in one query: the rows per source and the grand total, which
+// Postgres returns even when no lead matches.
+func (s *Store) funnels(ctx context.Context, f FunnelFilter) (Funnel, []Funnel, error) {
+	rows, err := s.pool.Query(ctx, funnelSQL, funnelOrder, openBound(f.From), openBound(f.To), f.Source)
+	if err != nil {
+		return Funnel{}, nil, fmt.Errorf("funnel report: %w", translate(err))
+	}
+	defer rows.Close()
+	overall := Funnel{Source: f.Source}
+	bySource := []Funnel{}
+	for rows.Next() {
+		var (
+			total  bool
+			fn     Funnel
+			counts = make([]int, len(reportStages))
+		)
+		if err := rows.Scan(&total, &fn.Source, &counts[0], &counts[1], &counts[2], &counts[3], &counts[4],
+			&fn.SQLToWonDays, &fn.RevenueFromSQLs); err != nil {
+			return Funnel{}, nil, fmt.Errorf("funnel report: %w", translate(err))
+		}
+		fn.Stages, fn.Conversions = funnelSteps(counts)
+		if total {
+			fn.Source = f.Source
+			overall = fn
+			continue
+		}
+		bySource = append(bySource, fn)
+	}
+	if err := rows.Err(); err != nil {
+		return Funnel{}, nil, fmt.Errorf("funnel report: %w", translate(err))
+	}
+	return overall, bySource, nil
+}
+
+// funnelSteps pairs the counts with reportStages and works out the conversions between neighbours.
+func funnelSteps(counts []int) ([]FunnelStage, []Conversion) {
+	stages := make([]FunnelStage, len(reportStages))
+	for i, st := range reportStages {
+		stages[i] = FunnelStage{Stage: st, Leads: counts[i]}
+	}
+	conv := make([]Conversion, 0, len(stages)-1)
+	for i := 1; i < len(stages); i++ {
+		c := Conversion{From: stages[i-1].Stage, To: stages[i].Stage}
+		if stages[i-1].Leads > 0 {
+			c.Rate = float64(stages[i].Leads) / float64(stages[i-1].Leads)
+		}
+		conv = append(conv, c)
+	}
+	return stages, conv
+}
+
+// SLARow is how quickly and reliably one rep, or under one policy, handoffs were answered.
+type SLARow struct {
+	// Key is the rep id (in ByRep) or the policy id (in ByPolicy).
+	Key string `json:"key"`
+	// Handoffs counts assignments: a reassigned handoff counts once for each rep it went to.
+	Handoffs int `json:"handoffs"`
+	// Responded counts the assignments the rep accepted or rejected.
+	Responded int `json:"responded"`
+	// MedianResponseSeconds and P90ResponseSeconds are over the responded assignments
+	// (continuous percentiles); nil when none was answered.
+	MedianResponseSeconds *float64 `json:"median_response_seconds"`
+	P90ResponseSeconds    *float64 `json:"p90_response_seconds"`
+	// Breaches counts the assignments whose response deadline lapsed at least once.
+	Breaches int `json:"breaches"`
+	// BreachRate is Breaches / Handoffs, 0 when there were none.
+	BreachRate float64 `json:"breach_rate"`
+}
+
+// SLAReport is the handoff response-time report, per rep and per policy, each sorted by key.
+type SLAReport struct {
+	ByRep    []SLARow `json:"by_rep"`
+	ByPolicy []SLARow `json:"by_policy"`
+}
+
+// SLAReport reports the handoffs handed off in [from, to); a zero time leaves that side open.
+func (s *Store) SLAReport(ctx context.Context, from, to time.Time) (SLAReport, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT GROUPING(rep_id) = 0 AS by_rep,
+       CASE WHEN GROUPING(rep_id) = 0 THEN rep_id ELSE policy END AS key,
+       count(*),
+       count(responded_at),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds),
+       count(*) FILTER (WHERE lapses > 0)
+FROM handoffs
+WHERE ($1::timestamptz IS NULL OR handed_off_at >= $1)
+  AND ($2::timestamptz IS NULL OR handed_off_at < $2)
+GROUP BY GROUPING SETS ((rep_id), (policy))
+ORDER BY by_rep DESC, key`, openBound(from), openBound(to))
+	if err != nil {
+		return SLAReport{}, fmt.Errorf("SLA report: %w", translate(err))
+	}
+	defer rows.Close()
+	out := SLAReport{ByRep: []SLARow{}, ByPolicy: []SLARow{}}
+	for rows.Next() {
+		var (
+			byRep bool
+			r     SLARow
+		)
+		if err := rows.Scan(&byRep, &r.Key, &r.Handoffs, &r.Responded, &r.MedianResponseSeconds, &r.P90ResponseSeconds, &r.Breaches); err != nil {
+			return SLAReport{}, fmt.Errorf("SLA report: %w", translate(err))
+		}
+		if r.Handoffs > 0 {
+			r.BreachRate = float64(r.Breaches) / float64(r.Handoffs)
+		}
+		if byRep {
+			out.ByRep = append(out.ByRep, r)
+		} else {
+			out.ByPolicy = append(out.ByPolicy, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return SLAReport{}, fmt.Errorf("SLA report: %w", translate(err))
+	}
+	return out, nil
+}
+
+// ReasonCount is how many handoffs were rejected for one reason.
+type ReasonCount struct {
+	// Reason is the reject_reason as the rep gave it; "" when none was given.
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+// RejectionReasons counts the rejected handoffs handed off in [from, to) by reason, most frequent
+// first (ties by reason); a zero time leaves that side open.
+func (s *Store) RejectionReasons(ctx context.Context, from, to time.Time) ([]ReasonCount, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT reject_reason, count(*)
+FROM handoffs
+WHERE outcome = 'rejected'
+  AND ($1::timestamptz IS NULL OR handed_off_at >= $1)
+  AND ($2::timestamptz IS NULL OR handed_off_at < $2)
+GROUP BY reject_reason
+ORDER BY count(*) DESC, reject_reason`, openBound(from), openBound(to))
+	if err != nil {
+		return nil, fmt.Errorf("rejection reasons: %w", translate(err))
+	}
+	defer rows.Close()
+	out := []ReasonCount{}
+	for rows.Next() {
+		var rc ReasonCount
+		if err := rows.Scan(&rc.Reason, &rc.Count); err != nil {
+			return nil, fmt.Errorf("rejection reasons: %w", translate(err))
+		}
+		out = append(out, rc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rejection reasons: %w", translate(err))
+	}
+	return out, nil
+}
+
+// openBound turns a zero time into NULL, which the report queries read as "no bound".
+func openBound(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

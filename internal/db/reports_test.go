@@ -1,0 +1,336 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// setupReportDB returns a store over a fresh, migrated database.
+func setupReportDB(t *testing.T) *db.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := db.Open(ctx, pgtest.NewDB(t))
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	_, err = store.Migrate(ctx)
+	require.NoError(t, err)
+	return store
+}
+
+// nov is a day in November 2026, UTC, plus hours.
+func nov(day int, hours ...int) time.Time {
+	h := 0
+	if len(hours) > 0 {
+		h = hours[0]
+	}
+	return time.Date(2026, time.November, day, h, 0, 0, 0, time.UTC)
+}
+
+// reportFixtures inserts rows straight into the tables the reports read.
+type reportFixtures struct {
+	t     *testing.T
+	store *db.Store
+}
+
+func (f reportFixtures) exec(sql string, args ...any) {
+	f.t.Helper()
+	_, err := f.store.Pool().Exec(context.Background(), sql, args...)
+	require.NoError(f.t, err, sql)
+}
+
+func (f reportFixtures) lead(source, stage string, created time.Time) string {
+	f.t.Helper()
+	id := uuid.NewString()
+	f.exec(`INSERT INTO leads (id, email, source, segment, stage, created_at) VALUES ($1, $2, $3, 'b2b', $4, $5)`,
+		id, id+"@example.com", source, stage, created)
+	return id
+}
+
+// move records one step of the lead's stage history.
+func (f reportFixtures) move(lead, from, to string, at time.Time) {
+	f.t.Helper()
+	f.exec(`INSERT INTO stage_changes (lead_id, from_stage, to_stage, reason, changed_at) VALUES ($1, $2, $3, 'test', $4)`,
+		lead, from, to, at)
+}
+
+func (f reportFixtures) opportunity(lead, outcome string, value float64, closed *time.Time) {
+	f.t.Helper()
+	f.exec(`INSERT INTO opportunities (lead_id, rep_id, opened_at, closed_at, outcome, value, currency)
+		VALUES ($1, 'ana', $2, $3, $4, $5, 'EUR')`, lead, nov(1), closed, outcome, value)
+}
+
+type handoffFixture struct {
+	rep, policy  string
+	at           time.Time
+	responseSecs *float64
+	outcome      string
+	lapses       int
+	rejectReason string
+}
+
+func (f reportFixtures) handoff(h handoffFixture) {
+	f.t.Helper()
+	lead := f.lead("web", "sal", h.at)
+	var responded *time.Time
+	if h.responseSecs != nil {
+		r := h.at.Add(time.Duration(*h.responseSecs * float64(time.Second)))
+		responded = &r
+	}
+	f.exec(`INSERT INTO handoffs (lead_id, seq, assignment, rep_id, policy, reason, handed_off_at, due_at,
+			responded_at, response_seconds, outcome, lapses, reject_reason)
+		VALUES ($1, 1, 1, $2, $3, 'score', $4, $5, $6, $7, $8, $9, $10)`,
+		lead, h.rep, h.policy, h.at, h.at.Add(time.Hour), responded, h.responseSecs, h.outcome, h.lapses, h.rejectReason)
+}
+
+func secs(s float64) *float64 { return &s }
+
+func at(t time.Time) *time.Time { return &t }
+
+// seedFunnel builds two sources' worth of November leads, plus leads outside November.
+func seedFunnel(t *testing.T, store *db.Store) {
+	f := reportFixtures{t: t, store: store}
+
+	// ebook_download: a customer who walked the whole funnel in 10 days from SQL to won …
+	a := f.lead("ebook_download", "customer", nov(2))
+	f.move(a, "lead", "mql", nov(3))
+	f.move(a, "mql", "sql", nov(5, 12))
+	f.move(a, "sql", "opportunity", nov(6))
+	f.move(a, "opportunity", "customer", nov(15, 12))
+	f.opportunity(a, "won", 1000, at(nov(15, 12)))
+	// … a customer imported as such (no history: SQL from creation), won 4 days later, with a
+	// lost and an open opportunity that must not count …
+	b := f.lead("ebook_download", "customer", nov(4))
+	f.opportunity(b, "won", 500.50, at(nov(8)))
+	f.opportunity(b, "lost", 7000, at(nov(9)))
+	f.opportunity(b, "open", 8000, nil)
+	// … a lead recycled after SAL, a plain lead and a subscriber, who reached no reported stage.
+	c := f.lead("ebook_download", "recycled", nov(6))
+	f.move(c, "lead", "mql", nov(7))
+	f.move(c, "mql", "sal", nov(8))
+	f.move(c, "sal", "recycled", nov(9))
+	f.lead("ebook_download", "lead", nov(10))
+	f.lead("ebook_download", "subscriber", nov(11))
+
+	// webinar: an MQL disqualified, an SQL with a lost deal, an opportunity still open.
+	d := f.lead("webinar", "disqualified", nov(12))
+	f.move(d, "mql", "disqualified", nov(13))
+	e := f.lead("webinar", "sql", nov(14))
+	f.move(e, "lead", "sql", nov(15))
+	f.opportunity(e, "lost", 999, at(nov(20)))
+	g := f.lead("webinar", "opportunity", nov(16))
+	f.move(g, "lead", "mql", nov(17))
+	f.move(g, "mql", "sql", nov(18))
+	f.opportunity(g, "open", 300, nil)
+
+	// Outside November: a won customer in October, a partner lead at the exclusive end.
+	old := f.lead("ebook_download", "customer", nov(1).AddDate(0, 0, -17))
+	f.opportunity(old, "won", 5000, at(nov(1).AddDate(0, 0, -1)))
+	f.lead("partner", "lead", nov(1).AddDate(0, 1, 0))
+}
+
+func stageCounts(fn db.Funnel) map[string]int {
+	out := map[string]int{}
+	for _, s := range fn.Stages {
+		out[s.Stage] = s.Leads
+	}
+	return out
+}
+
+func rates(fn db.Funnel) []float64 {
+	var out []float64
+	for _, c := range fn.Conversions {
+		out = append(out, c.Rate)
+	}
+	return out
+}
+
+func TestReportFunnel(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	seedFunnel(t, store)
+	ctx := context.Background()
+	november := db.FunnelFilter{From: nov(1), To: nov(1).AddDate(0, 1, 0)}
+
+	t.Run("overall", func(t *testing.T) {
+		fn, err := store.Funnel(ctx, november)
+		require.NoError(t, err)
+		assert.Equal(t, "", fn.Source)
+		require.Len(t, fn.Stages, 5)
+		assert.Equal(t, []db.FunnelStage{{Stage: "lead", Leads: 7}, {Stage: "mql", Leads: 6}, {Stage: "sal", Leads: 5}, {Stage: "sql", Leads: 4}, {Stage: "customer", Leads: 2}}, fn.Stages)
+		assert.Equal(t, []db.Conversion{
+			{From: "lead", To: "mql", Rate: 6.0 / 7}, {From: "mql", To: "sal", Rate: 5.0 / 6},
+			{From: "sal", To: "sql", Rate: 4.0 / 5}, {From: "sql", To: "customer", Rate: 0.5},
+		}, fn.Conversions)
+		require.NotNil(t, fn.SQLToWonDays)
+		assert.InDelta(t, 7.0, *fn.SQLToWonDays, 1e-9, "mean of 10 and 4 days")
+		assert.InDelta(t, 1500.50, fn.RevenueFromSQLs, 1e-9)
+	})
+
+	t.Run("by source", func(t *testing.T) {
+		fns, err := store.FunnelBySource(ctx, november)
+		require.NoError(t, err)
+		require.Len(t, fns, 2)
+
+		ebook := fns[0]
+		assert.Equal(t, "ebook_download", ebook.Source)
+		assert.Equal(t, map[string]int{"lead": 4, "mql": 3, "sal": 3, "sql": 2, "customer": 2}, stageCounts(ebook))
+		assert.Equal(t, []float64{0.75, 1, 2.0 / 3, 1}, rates(ebook))
+		require.NotNil(t, ebook.SQLToWonDays)
+		assert.InDelta(t, 7.0, *ebook.SQLToWonDays, 1e-9)
+		assert.InDelta(t, 1500.50, ebook.RevenueFromSQLs, 1e-9)
+
+		webinar := fns[1]
+		assert.Equal(t, "webinar", webinar.Source)
+		assert.Equal(t, map[string]int{"lead": 3, "mql": 3, "sal": 2, "sql": 2, "customer": 0}, stageCounts(webinar))
+		assert.Equal(t, []float64{1, 2.0 / 3, 1, 0}, rates(webinar))
+		assert.Nil(t, webinar.SQLToWonDays, "no webinar lead has won")
+		assert.Zero(t, webinar.RevenueFromSQLs, "lost and open opportunities are not revenue")
+	})
+
+	t.Run("one source", func(t *testing.T) {
+		f := november
+		f.Source = "webinar"
+		fn, err := store.Funnel(ctx, f)
+		require.NoError(t, err)
+		assert.Equal(t, "webinar", fn.Source)
+		assert.Equal(t, map[string]int{"lead": 3, "mql": 3, "sal": 2, "sql": 2, "customer": 0}, stageCounts(fn))
+		fns, err := store.FunnelBySource(ctx, f)
+		require.NoError(t, err)
+		require.Len(t, fns, 1)
+		assert.Equal(t, "webinar", fns[0].Source)
+	})
+
+	t.Run("open period", func(t *testing.T) {
+		fn, err := store.Funnel(ctx, db.FunnelFilter{})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int{"lead": 9, "mql": 7, "sal": 6, "sql": 5, "customer": 3}, stageCounts(fn))
+		assert.InDelta(t, 6500.50, fn.RevenueFromSQLs, 1e-9)
+		fns, err := store.FunnelBySource(ctx, db.FunnelFilter{})
+		require.NoError(t, err)
+		var sources []string
+		for _, f := range fns {
+			sources = append(sources, f.Source)
+		}
+		assert.Equal(t, []string{"ebook_download", "partner", "webinar"}, sources)
+	})
+}
+
+func TestReportFunnelEmpty(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	fn, err := store.Funnel(context.Background(), db.FunnelFilter{Source: "nowhere"})
+	require.NoError(t, err)
+	assert.Equal(t, "nowhere", fn.Source)
+	assert.Equal(t, map[string]int{"lead": 0, "mql": 0, "sal": 0, "sql": 0, "customer": 0}, stageCounts(fn))
+	assert.Equal(t, []float64{0, 0, 0, 0}, rates(fn), "no leads means rate 0, not NaN")
+	assert.Nil(t, fn.SQLToWonDays)
+	assert.Zero(t, fn.RevenueFromSQLs)
+	fns, err := store.FunnelBySource(context.Background(), db.FunnelFilter{})
+	require.NoError(t, err)
+	assert.Empty(t, fns)
+	assert.NotNil(t, fns, "an empty list, not null, in JSON")
+}
+
+// seedSLA builds November handoffs for reps ana, bo and dee under policies hot-1h and warm-4h, plus
+// handoffs outside November.
+func seedSLA(t *testing.T, store *db.Store) {
+	f := reportFixtures{t: t, store: store}
+	for _, h := range []handoffFixture{
+		{rep: "ana", policy: "hot-1h", at: nov(2), responseSecs: secs(60), outcome: "accepted"},
+		{rep: "ana", policy: "hot-1h", at: nov(3), responseSecs: secs(120), outcome: "rejected", rejectReason: "not_a_fit"},
+		{rep: "ana", policy: "hot-1h", at: nov(4), responseSecs: secs(300), outcome: "rejected", lapses: 1, rejectReason: "no_budget"},
+		{rep: "ana", policy: "hot-1h", at: nov(5), responseSecs: secs(600), outcome: "rejected", lapses: 2, rejectReason: "not_a_fit"},
+		{rep: "ana", policy: "hot-1h", at: nov(6), outcome: "reassigned", lapses: 1},
+		{rep: "bo", policy: "warm-4h", at: nov(7), responseSecs: secs(1000), outcome: "rejected", rejectReason: "bad_timing"},
+		{rep: "bo", policy: "warm-4h", at: nov(8), responseSecs: secs(2000), outcome: "accepted"},
+		{rep: "bo", policy: "hot-1h", at: nov(9), outcome: "open", lapses: 1},
+		{rep: "dee", policy: "warm-4h", at: nov(10), outcome: "open"},
+		// Outside [Nov 1, Dec 1).
+		{rep: "cy", policy: "hot-1h", at: nov(1).Add(-time.Second), responseSecs: secs(5), outcome: "rejected", rejectReason: "no_budget"},
+		{rep: "cy", policy: "hot-1h", at: nov(1).AddDate(0, 1, 0), responseSecs: secs(5), outcome: "rejected", rejectReason: "no_budget"},
+	} {
+		f.handoff(h)
+	}
+}
+
+// assertSLARows compares rows exactly, except the percentiles, which Postgres interpolates in
+// floating point.
+func assertSLARows(t *testing.T, want, got []db.SLARow) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		w, g := want[i], got[i]
+		for _, p := range []struct {
+			name      string
+			want, got *float64
+		}{{"median", w.MedianResponseSeconds, g.MedianResponseSeconds}, {"p90", w.P90ResponseSeconds, g.P90ResponseSeconds}} {
+			if p.want == nil {
+				assert.Nil(t, p.got, "%s %s", w.Key, p.name)
+			} else if assert.NotNil(t, p.got, "%s %s", w.Key, p.name) {
+				assert.InDelta(t, *p.want, *p.got, 1e-9, "%s %s", w.Key, p.name)
+			}
+		}
+		w.MedianResponseSeconds, w.P90ResponseSeconds = nil, nil
+		g.MedianResponseSeconds, g.P90ResponseSeconds = nil, nil
+		assert.Equal(t, w, g)
+	}
+}
+
+func TestReportSLA(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	seedSLA(t, store)
+	ctx := context.Background()
+
+	rep, err := store.SLAReport(ctx, nov(1), nov(1).AddDate(0, 1, 0))
+	require.NoError(t, err)
+	assertSLARows(t, []db.SLARow{
+		// Median of 60, 120, 300, 600 is 210; p90 is 300 + 0.7×(600−300) = 510.
+		{Key: "ana", Handoffs: 5, Responded: 4, MedianResponseSeconds: secs(210), P90ResponseSeconds: secs(510), Breaches: 3, BreachRate: 0.6},
+		{Key: "bo", Handoffs: 3, Responded: 2, MedianResponseSeconds: secs(1500), P90ResponseSeconds: secs(1900), Breaches: 1, BreachRate: 1.0 / 3},
+		{Key: "dee", Handoffs: 1, Responded: 0, Breaches: 0, BreachRate: 0},
+	}, rep.ByRep)
+	assertSLARows(t, []db.SLARow{
+		{Key: "hot-1h", Handoffs: 6, Responded: 4, MedianResponseSeconds: secs(210), P90ResponseSeconds: secs(510), Breaches: 4, BreachRate: 4.0 / 6},
+		{Key: "warm-4h", Handoffs: 3, Responded: 2, MedianResponseSeconds: secs(1500), P90ResponseSeconds: secs(1900), Breaches: 0, BreachRate: 0},
+	}, rep.ByPolicy)
+
+	all, err := store.SLAReport(ctx, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, all.ByRep, 4, "open bounds include cy")
+	assertSLARows(t, []db.SLARow{{Key: "cy", Handoffs: 2, Responded: 2, MedianResponseSeconds: secs(5), P90ResponseSeconds: secs(5)}}, all.ByRep[2:3])
+
+	empty, err := store.SLAReport(ctx, nov(1).AddDate(1, 0, 0), time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, db.SLAReport{ByRep: []db.SLARow{}, ByPolicy: []db.SLARow{}}, empty)
+}
+
+func TestReportRejectionReasons(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	seedSLA(t, store)
+	ctx := context.Background()
+
+	got, err := store.RejectionReasons(ctx, nov(1), nov(1).AddDate(0, 1, 0))
+	require.NoError(t, err)
+	assert.Equal(t, []db.ReasonCount{{Reason: "not_a_fit", Count: 2}, {Reason: "bad_timing", Count: 1}, {Reason: "no_budget", Count: 1}}, got)
+
+	got, err = store.RejectionReasons(ctx, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []db.ReasonCount{{Reason: "no_budget", Count: 3}, {Reason: "not_a_fit", Count: 2}, {Reason: "bad_timing", Count: 1}}, got)
+
+	got, err = store.RejectionReasons(ctx, nov(1).AddDate(1, 0, 0), time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []db.ReasonCount{}, got)
+}
