@@ -28,6 +28,7 @@ fmt-check:
 lint-examples:
 	$(GO) run ./cmd/tend sequences lint examples/sequences*.yaml
 	$(GO) run ./cmd/tend scoring lint examples/scoring.yaml
+	$(GO) run ./cmd/tend sales lint examples/sales*.yaml
 
 unit: ## all tests, end-to-end ones included (real Postgres, Temporal server, SMTP)
 	$(GO) test -count=1 -timeout 25m ./...

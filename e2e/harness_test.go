@@ -28,6 +28,7 @@ import (
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
@@ -58,6 +59,8 @@ type options struct {
 	afterAccepted func(ctx context.Context, in activities.SendInput) error
 	heuristics    *track.Heuristics
 	beforeSend    func(ctx context.Context, in activities.SendInput)
+	// team is a sales team file; empty means no handoff to sales.
+	team string
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -106,7 +109,13 @@ func setup(t *testing.T, opts options) *stack {
 	t.Cleanup(cancel)
 	go s.app.Run(ctx, time.Second)
 
+	var team *sales.Team
+	if opts.team != "" {
+		team, err = app.LoadTeam(opts.team, catalog)
+		require.NoError(t, err)
+	}
 	s.deps = app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer, Log: log,
+		Team: team, PublicURL: s.api.URL,
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
 		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test"},
 		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend}

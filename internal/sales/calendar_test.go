@@ -63,7 +63,7 @@ func TestCalendarAdd(t *testing.T) {
 		{"DST change week", office, at(3, 27, 17, 0), 2 * time.Hour, at(3, 30, 10, 0)},
 		{"DST end week", office, at(10, 23, 17, 0), 2 * time.Hour, at(10, 26, 10, 0)},
 		{"lunch break", lunch, at(6, 8, 11, 30), time.Hour, at(6, 8, 13, 30)},
-		{"overlapping hours merge", overlapping, at(6, 8, 9, 0), 5 * time.Hour, at(6, 9, 12, 0)},
+		{"overlapping hours merge", overlapping, at(6, 8, 9, 0), 6 * time.Hour, at(6, 9, 12, 0)},
 		{"spring forward night is 5h", sundayNight, at(3, 29, 0, 0), 5 * time.Hour, at(3, 29, 6, 0)},
 		{"spring forward night then next week", sundayNight, at(3, 29, 0, 0), 5*time.Hour + 30*time.Minute, at(4, 5, 0, 30)},
 		{"fall back night is 7h", sundayNight, at(10, 25, 0, 0), 7 * time.Hour, at(10, 25, 6, 0)},

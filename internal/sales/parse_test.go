@@ -16,7 +16,7 @@ import (
 	"github.com/tendhq/tend/internal/score"
 )
 
-const exampleFile = "../../examples/sales.yaml"
+const exampleFile = "../../examples/sales-production.yaml"
 
 // exampleOptions are the segments of examples/sequences.yaml and every event type tend knows.
 var exampleOptions = Options{
@@ -158,7 +158,7 @@ func TestParseMistakes(t *testing.T) {
 			`x.yaml:1: missing required field "assignment"`,
 			`x.yaml:1: missing required field "policies"`,
 		}},
-		{"invalid YAML", "version: [1\n", []string{`x.yaml:2: invalid YAML: did not find expected ',' or ']'`}},
+		{"invalid YAML", "version: [1\n", []string{`x.yaml:1: invalid YAML: did not find expected ',' or ']'`}},
 		{"not a mapping", "- 1\n", []string{`x.yaml:1: expected a mapping, got a list`}},
 		{"no reps", strings.Replace(valid, "reps:\n  - { id: rep-a, name: A, email: a@acme.test, territories: [analytics] }", "reps: []", 1), []string{
 			`x.yaml:2: reps: must list at least one rep`,
@@ -174,7 +174,7 @@ func TestParseMistakes(t *testing.T) {
 			`x.yaml:5: policies: must list at least one policy`,
 		}},
 		{"no default policy", strings.Replace(valid, "{ id: mql, response: 2h }", "{ id: mql, hand_raise: [quote_request], response: 2h }", 1), []string{
-			`x.yaml:5: policies: one policy must leave out hand_raise, to cover every other handoff`,
+			`x.yaml:6: policies: one policy must leave out hand_raise, to cover every other handoff`,
 		}},
 		{"default policy not last", strings.Replace(valid,
 			"  - { id: demo, hand_raise: [demo_request], response: 1h }\n  - { id: mql, response: 2h }\n",
@@ -220,9 +220,9 @@ recycle: { not_ready_segment: [a] }
 			`x.yaml:2: reps: expected a list, got a mapping`,
 			`x.yaml:3: assignment: expected a mapping, got "rep-a"`,
 			`x.yaml:5: policy #1: expected a mapping, got "demo"`,
+			`x.yaml:5: policies: one policy must leave out hand_raise, to cover every other handoff`,
 			`x.yaml:6: policy "mql": hand_raise: expected a list, got "demo_request"`,
 			`x.yaml:6: policy "mql": response: expected a string, got a list`,
-			`x.yaml:6: policies: one policy must leave out hand_raise, to cover every other handoff`,
 			`x.yaml:7: escalation: expected a mapping, got "3"`,
 			`x.yaml:8: recycle: not_ready_segment: expected a string, got a list`,
 		}},
