@@ -1,6 +1,7 @@
 // Package examples ships the sample configuration that `tend dev` loads: the scoring model
-// (scoring.yaml), sequences whose waits are minutes (sequences.yaml) and a production-style
-// variant in days (sequences-production.yaml).
+// (scoring.yaml), sequences whose waits are minutes (sequences.yaml) and a sales team whose SLA is
+// minutes (sales.yaml). Production-style variants count days and business hours
+// (sequences-production.yaml, sales-production.yaml).
 package examples
 
 import "embed"
