@@ -11,6 +11,7 @@ COPY --from=build /out/tend /usr/local/bin/tend
 COPY examples /etc/tend/examples
 ENV TEND_SEQUENCES=/etc/tend/examples/sequences-production.yaml \
     TEND_SCORING=/etc/tend/examples/scoring.yaml \
+    TEND_SALES=/etc/tend/examples/sales-production.yaml \
     TEND_HTTP_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/tend"]

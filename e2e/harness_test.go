@@ -100,8 +100,13 @@ func setup(t *testing.T, opts options) *stack {
 	if opts.heuristics != nil {
 		heur = *opts.heuristics
 	}
+	var team *sales.Team
+	if opts.team != "" {
+		team, err = app.LoadTeam(opts.team, catalog)
+		require.NoError(t, err)
+	}
 	s.app = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
-		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Log: log})
+		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Team: team, Log: log})
 	s.capture = s.app.Capture
 	s.api = httptest.NewServer(s.app.Handler)
 	t.Cleanup(s.api.Close)
@@ -109,11 +114,6 @@ func setup(t *testing.T, opts options) *stack {
 	t.Cleanup(cancel)
 	go s.app.Run(ctx, time.Second)
 
-	var team *sales.Team
-	if opts.team != "" {
-		team, err = app.LoadTeam(opts.team, catalog)
-		require.NoError(t, err)
-	}
 	s.deps = app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer, Log: log,
 		Team: team, PublicURL: s.api.URL,
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},

@@ -49,6 +49,9 @@ func (s *stack) demoLead(email string) string {
 func TestHandoffEmailAcceptLinkWorksOnce(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{team: "testdata/sales.yaml"})
+	code, team := s.get("/api/v1/team")
+	require.Equal(t, 200, code)
+	assert.Len(t, team["reps"], 2, "the team is readable through the API")
 	leadID := s.demoLead("ada.lovelace@example.com")
 	notice := s.mailTo("jonas@acme.test", 1, 30*time.Second)[0]
 	assert.Contains(t, notice.Subject, "New lead for you: Ada Lovelace (Analytical Engines)")

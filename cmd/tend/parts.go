@@ -229,8 +229,14 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	if err != nil {
 		return nil, nil, err
 	}
+	var team *sales.Team
+	if cfg.Sales != "off" {
+		if team, err = app.LoadTeam(cfg.Sales, catalog); err != nil {
+			return nil, nil, err
+		}
+	}
 	a := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Log: log.With("component", "api")})
+		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, Log: log.With("component", "api")})
 	svc = a.Capture
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler)

@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
 )
@@ -49,6 +50,8 @@ type Server struct {
 	// Decider and Keys enable the sales routes (accept/reject through the API and signed links).
 	Decider Decider
 	Keys    *track.Keys
+	// Team is the sales team, served read-only at /api/v1/team.
+	Team *sales.Team
 	Log     *slog.Logger
 }
 

@@ -242,7 +242,15 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	renderAction(w, s.decisionCode(out), actionView{Title: strings.ReplaceAll(out.Outcome, "_", " "), Message: msg})
 }
 
+// team returns the sales team as configured (reps, managers, policies, calendars, escalation).
+func (s *Server) team(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Team)
+}
+
 func (s *Server) salesRoutes(mux *http.ServeMux) {
+	if s.Team != nil {
+		mux.Handle("GET /api/v1/team", s.admin(s.team))
+	}
 	if s.Decider == nil {
 		return
 	}

@@ -200,6 +200,8 @@ type APIDeps struct {
 	// RateLimit is the requests per second one client address may make to the public tracking
 	// endpoints (burst 4×); 0 means no limit.
 	RateLimit float64
+	// Team is the sales team (nil: no sales handoff).
+	Team *sales.Team
 	Log       *slog.Logger
 }
 
@@ -227,7 +229,7 @@ func NewAPI(d APIDeps) *API {
 	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log}
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
-		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Log: d.Log}
+		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
