@@ -309,7 +309,7 @@ type noticeData struct {
 var noticeSubjects = texttemplate.Must(texttemplate.New("s").Parse(
 	`{{if eq .Kind "handoff"}}New lead for you: {{.Lead.Name}}{{if .Lead.Company}} ({{.Lead.Company}}){{end}} — respond by {{.Due}}` +
 		`{{else if eq .Kind "reminder"}}Reminder: {{.Lead.Name}} is waiting — respond by {{.Due}}` +
-		`{{else}}SLA missed: {{.Lead.Name}}{{if .Lead.Company}} ({{.Lead.Company}}){{end}} not answered by {{.Rep}}, {{.Overdue}} overdue{{end}}`))
+		`{{else}}SLA missed: {{.Lead.Name}}{{if .Lead.Company}} ({{.Lead.Company}}){{end}} not answered by {{.Rep}} (due {{.Due}}){{end}}`))
 
 const noticeBody = `{{define "body"}}Hi {{.Person}},
 {{if eq .Kind "handoff"}}

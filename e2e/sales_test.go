@@ -141,7 +141,7 @@ func TestNoAnswerEscalatesToTheManagerAndReassigns(t *testing.T) {
 	first := s.mailTo("jonas@acme.test", 1, 30*time.Second)[0]
 	handedOff := first.Received
 	esc := s.mailTo("eva@acme.test", 1, 30*time.Second)[0]
-	assert.Contains(t, esc.Subject, "SLA missed: Ada Lovelace (Analytical Engines) not answered by Jonas Weber")
+	assert.Contains(t, esc.Subject, "SLA missed: Ada Lovelace (Analytical Engines) not answered by Jonas Weber (due ")
 	late := esc.Received.Sub(handedOff)
 	assert.GreaterOrEqual(t, late, 2500*time.Millisecond, "not before the 3 s deadline")
 	assert.Less(t, late, 10*time.Second, "within seconds of the deadline")
