@@ -62,6 +62,10 @@ type Plan struct {
 	Done []string
 	// SalesEnabled: see Leads.SalesEnabled.
 	SalesEnabled bool
+	// The catalog's policies for every lead: frequency cap, quiet hours, re-engagement.
+	FrequencyCap *sequence.FrequencyCap `json:",omitempty"`
+	QuietHours   *sequence.QuietHours   `json:",omitempty"`
+	Reengagement *sequence.Reengagement `json:",omitempty"`
 }
 
 // Plan returns the lead's segment sequence. A segment that no longer exists in the catalog falls
@@ -87,7 +91,8 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
 	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{},
-		SalesEnabled: a.SalesEnabled}
+		SalesEnabled: a.SalesEnabled, FrequencyCap: a.Catalog.FrequencyCap, QuietHours: a.Catalog.QuietHours,
+		Reengagement: a.Catalog.Reengagement}
 	for _, s := range sends {
 		if s.SequenceID == seg.Sequence.ID && s.Status != db.SendPending {
 			p.Done = append(p.Done, s.StepID)

@@ -45,6 +45,9 @@ type RescoreResult struct {
 	// SwitchSegment names another segment whose interest the lead just clicked content for.
 	SwitchSegment string
 	LastEventID   int64
+	// LastEngagement is the time of the lead's latest engagement (click, site event, reply…),
+	// zero if none; it resets the inactivity clock.
+	LastEngagement time.Time `json:",omitzero"`
 }
 
 // Rescore computes the lead's score from all its events with the scoring model, stores the score
@@ -89,7 +92,7 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 		}
 	}
 	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, se, now)
-	res.Score, res.Band = r.Total, r.Band
+	res.Score, res.Band, res.LastEngagement = r.Total, r.Band, r.LastEngagement
 	u := db.ScoreUpdate{Score: r.Total, Band: r.Band, Breakdown: r.Breakdown, HandoffReady: r.HandoffReady,
 		HandoffReason: r.HandoffReason, Segment: res.SwitchSegment,
 		CheckStage: func(from, to string) error {

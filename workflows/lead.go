@@ -10,7 +10,6 @@ import (
 
 	"github.com/tendhq/tend/activities"
 	"github.com/tendhq/tend/internal/lifecycle"
-	"github.com/tendhq/tend/internal/schedule"
 	"github.com/tendhq/tend/internal/sequence"
 )
 
@@ -97,6 +96,19 @@ type LeadState struct {
 	SalesEnabled bool `json:"sales_enabled,omitempty"`
 	// Sales is the handoff to sales in progress, or the last one.
 	Sales *SalesState `json:"sales,omitempty"`
+	// The catalog's policies as of the last plan.
+	FrequencyCap *sequence.FrequencyCap `json:"frequency_cap,omitempty"`
+	QuietHours   *sequence.QuietHours   `json:"quiet_hours,omitempty"`
+	Reengagement *sequence.Reengagement `json:"reengagement,omitempty"`
+	// RecentSends are the times of the last marketing emails, for the frequency cap.
+	RecentSends []time.Time `json:"recent_sends,omitempty"`
+	// EnrolledAt is when the lead's first series was planned; LastEngagedAt its latest engagement.
+	EnrolledAt    time.Time `json:"enrolled_at"`
+	LastEngagedAt time.Time `json:"last_engaged_at,omitzero"`
+	// Mode is "", reengaging or sunset; Saved is the nurture position a re-engagement returns to.
+	Mode        string        `json:"mode,omitempty"`
+	Saved       *SavedNurture `json:"saved,omitempty"`
+	ReengagedAt time.Time     `json:"reengaged_at,omitzero"`
 }
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.
@@ -175,8 +187,15 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			continue
 		}
 		if r.st.Status != StatusRunning {
-			// Nothing to send: wait for the next capture, which may start a new series.
-			r.receive(ctx)
+			// Nothing to send: wait for the next capture, which may start a new series, or for the
+			// lead to go quiet.
+			if at := r.inactiveAt(); !at.IsZero() {
+				if !r.waitUntil(at) {
+					r.startReengagement()
+				}
+			} else {
+				r.receive(ctx)
+			}
 			if err := r.maybeStartPending(); err != nil {
 				return err
 			}
@@ -192,6 +211,12 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		}
 		due := r.st.StepBase.Add(wait)
 		r.st.NextSendAt = r.sendTime(due)
+		if at := r.inactiveAt(); !at.IsZero() && at.Before(r.st.NextSendAt) {
+			if !r.waitUntil(at) {
+				r.startReengagement()
+			}
+			continue
+		}
 		if r.waitUntil(r.st.NextSendAt) {
 			continue // a capture arrived: re-check exits and the send time
 		}
@@ -287,6 +312,11 @@ func (r *leadRun) plan(segment string) error {
 	}
 	seq := p.Sequence
 	r.st.SalesEnabled = p.SalesEnabled
+	r.st.FrequencyCap, r.st.QuietHours, r.st.Reengagement = p.FrequencyCap, p.QuietHours, p.Reengagement
+	if r.st.EnrolledAt.IsZero() {
+		r.st.EnrolledAt = workflow.Now(r.ctx)
+	}
+	r.st.Mode, r.st.Saved = "", nil
 	r.st.Segment = p.Segment
 	if r.st.Stage == "" {
 		r.st.Stage = p.Stage
@@ -344,18 +374,6 @@ func (r *leadRun) exit(reason string) {
 	r.cancelTimer()
 }
 
-// sendTime is the first instant at or after due inside the sequence's send window, in the lead's
-// time zone when known.
-func (r *leadRun) sendTime(due time.Time) time.Time {
-	w, err := schedule.Compile(r.st.Sequence.Window.Cron, r.st.Sequence.Window.TimeZone)
-	if err != nil {
-		// The catalog was validated when loaded; an invalid window cannot reach here, but if it
-		// does, sending on time beats never sending.
-		return due
-	}
-	return w.Next(due, r.st.TimeZone)
-}
-
 // waitUntil sleeps until t, and returns true early if a capture arrives. The timer survives an
 // early return so that a capture that changes nothing costs no new timer.
 func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
@@ -395,6 +413,10 @@ func (r *leadRun) advance() {
 	r.st.NextSendAt = time.Time{}
 	if r.st.NextStep >= len(r.st.Sequence.Steps) {
 		r.st.Status = StatusCompleted
+		if r.st.Mode == ModeReengaging {
+			// Silence to the end of the re-engagement series: stop marketing until it engages.
+			r.st.Mode, r.st.Status, r.st.ExitReason = ModeSunset, StatusExited, "sunset: no engagement"
+		}
 	}
 }
 
@@ -434,6 +456,12 @@ func (r *leadRun) doRescore() error {
 		r.st.Stage = res.Stage
 	}
 	r.st.ClickedSends = res.ClickedSends
+	if res.LastEngagement.After(r.st.LastEngagedAt) {
+		r.st.LastEngagedAt = res.LastEngagement
+		if (r.st.Mode == ModeReengaging || r.st.Mode == ModeSunset) && res.LastEngagement.After(r.st.ReengagedAt) && !res.Unsubscribed {
+			r.resumeNurture() // engaged again: back to where it was
+		}
+	}
 	if res.Handoff != nil && r.st.Handoff == nil {
 		r.st.Handoff = &HandoffRecord{At: workflow.Now(r.ctx), Reason: res.Handoff.Reason, Score: res.Handoff.Score}
 		if r.st.SalesEnabled {
@@ -518,6 +546,9 @@ func (r *leadRun) runStep(step sequence.Step) error {
 	}
 	r.record(step, res.Status, "")
 	r.st.History[len(r.st.History)-1].SendID = res.SendID
+	if res.Status == activities.StatusSent {
+		r.noteSent()
+	}
 	r.advance()
 	return r.maybeStartPendingIfDone()
 }

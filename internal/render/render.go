@@ -42,6 +42,8 @@ type Data struct {
 	// Subject is the rendered subject line.
 	Subject        string
 	UnsubscribeURL string
+	// PreferencesURL opens the preference centre (the same page as the unsubscribe link).
+	PreferencesURL string
 	Sender         Sender
 	Attributes     map[string]string
 }
@@ -222,8 +224,12 @@ func NewData(l Lead, sender Sender, unsubscribeURL string) Data {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
+	prefs := unsubscribeURL
+	if prefs == "" {
+		prefs = "mailto:?subject=preferences" // no tracking configured (tests): still a harmless link
+	}
 	return Data{FirstName: first, Name: name, Company: company, Email: l.Email, Sender: sender,
-		UnsubscribeURL: unsubscribeURL, Attributes: attrs}
+		UnsubscribeURL: unsubscribeURL, PreferencesURL: prefs, Attributes: attrs}
 }
 
 // Render renders the named template with the given subject template.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -27,7 +28,10 @@ type Options struct {
 
 // The fields each mapping of the file may hold. The JSON Schema in schemas/ must list the same.
 var (
-	catalogFields   = []string{"version", "default_segment", "send_window", "segments"}
+	catalogFields   = []string{"version", "default_segment", "send_window", "frequency_cap", "quiet_hours", "reengagement", "segments"}
+	capFields       = []string{"max", "per"}
+	quietFields     = []string{"from", "to"}
+	reengageFields  = []string{"after", "sequence"}
 	windowFields    = []string{"cron", "time_zone"}
 	segmentFields   = []string{"id", "name", "interests", "sequence"}
 	sequenceFields  = []string{"id", "send_window", "exit", "steps"}
@@ -155,6 +159,54 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		for i, item := range items {
 			cat.Segments = append(cat.Segments, p.segment(item, i, cat.Window))
 		}
+	}
+	if n := f["frequency_cap"]; n != nil {
+		cf := p.fields(n, "frequency_cap", capFields)
+		p.required(n, cf, "frequency_cap", "max", "per")
+		fc := &FrequencyCap{}
+		if m := cf["max"]; m != nil {
+			if m.Kind != yaml.ScalarNode || m.Decode(&fc.Max) != nil || fc.Max < 1 {
+				p.errorf(m, "frequency_cap", "max must be a whole number of at least 1, not %s", describe(m))
+			}
+		}
+		if m := cf["per"]; m != nil {
+			fc.Per = p.positiveDuration(m, "frequency_cap", "per")
+		}
+		cat.FrequencyCap = fc
+	}
+	if n := f["quiet_hours"]; n != nil {
+		qf := p.fields(n, "quiet_hours", quietFields)
+		p.required(n, qf, "quiet_hours", "from", "to")
+		q := &QuietHours{}
+		for _, name := range []string{"from", "to"} {
+			if m := qf[name]; m != nil {
+				v, _ := p.scalar(m, "quiet_hours", name)
+				if _, ok := ClockMinutes(v); !ok {
+					p.errorf(m, "quiet_hours", "%s: %q is not a time of day HH:MM", name, v)
+				}
+				if name == "from" {
+					q.From = v
+				} else {
+					q.To = v
+				}
+			}
+		}
+		if q.From != "" && q.From == q.To {
+			p.errorf(n, "quiet_hours", "from and to are the same: that would be no hours or all of them")
+		}
+		cat.QuietHours = q
+	}
+	if n := f["reengagement"]; n != nil {
+		rf := p.fields(n, "reengagement", reengageFields)
+		p.required(n, rf, "reengagement", "after", "sequence")
+		r := &Reengagement{}
+		if m := rf["after"]; m != nil {
+			r.After = p.positiveDuration(m, "reengagement", "after")
+		}
+		if m := rf["sequence"]; m != nil {
+			r.Sequence = p.sequence(m, "reengagement", cat.Window)
+		}
+		cat.Reengagement = r
 	}
 	if n := f["default_segment"]; n != nil {
 		cat.DefaultSegment, _ = p.scalar(n, "", "default_segment")
@@ -399,6 +451,34 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 		}
 	}
 	return st
+}
+
+func (p *parser) positiveDuration(n *yaml.Node, ctx, field string) time.Duration {
+	s, ok := p.scalar(n, ctx, field)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(n, ctx, "%s: %v", field, err)
+	case d <= 0:
+		p.errorf(n, ctx, "%s: %s must be positive", field, s)
+	}
+	return d
+}
+
+// ClockMinutes parses a time of day HH:MM (00:00 to 24:00) into minutes after midnight.
+func ClockMinutes(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(s[:2])
+	m, err2 := strconv.Atoi(s[3:])
+	if err1 != nil || err2 != nil || h < 0 || m < 0 || m > 59 || h > 24 || (h == 24 && m != 0) {
+		return 0, false
+	}
+	return h*60 + m, true
 }
 
 // checkSubject parses a subject as the mailer will, and refuses fields the lead data does not have,

@@ -19,6 +19,34 @@ type Catalog struct {
 	// Window is the file's default send window, already folded into each Sequence.Window.
 	Window   Window    `json:"send_window"`
 	Segments []Segment `json:"segments"`
+	// FrequencyCap limits marketing email per lead across all sequences.
+	FrequencyCap *FrequencyCap `json:"frequency_cap,omitempty"`
+	// QuietHours are hours of the lead's day in which no marketing email is sent.
+	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
+	// Reengagement is what happens to a lead that stops engaging.
+	Reengagement *Reengagement `json:"reengagement,omitempty"`
+}
+
+// FrequencyCap allows at most Max marketing emails per lead in any window of length Per. A send
+// that would exceed it is postponed, never dropped.
+type FrequencyCap struct {
+	Max int           `json:"max"`
+	Per time.Duration `json:"per"`
+}
+
+// QuietHours is a daily span, From to To (HH:MM, may wrap midnight), in the lead's time zone (or
+// the send window's), in which sends are postponed to its end.
+type QuietHours struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Reengagement: a lead with no engagement for After enters Sequence; engaging during it returns the
+// lead to where it was; no engagement by its end sunsets the lead (marketing stops until it
+// engages again).
+type Reengagement struct {
+	After    time.Duration `json:"after"`
+	Sequence Sequence      `json:"sequence"`
 }
 
 // Segment is a group of leads sharing interests, and the sequence they are enrolled in.
