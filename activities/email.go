@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tendhq/tend/internal/bounce"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/render"
@@ -41,6 +42,9 @@ type Tracking struct {
 	BaseURL string
 	// MailtoAddress, when set, is offered as the mailto form of List-Unsubscribe.
 	MailtoAddress string
+	// BounceDomain, when set, makes the envelope sender a VERP address bounce+<send id>@domain, so
+	// that a bounce arriving later names the send it is about.
+	BounceDomain string
 }
 
 // Email sends sequence steps.
@@ -166,6 +170,9 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		Subject: email.Subject, MessageID: claim.Send.MessageID,
 		Text: email.Text, HTML: email.HTML,
 		Headers: headers,
+	}
+	if a.Tracking != nil && a.Tracking.BounceDomain != "" {
+		msg.EnvelopeFrom = bounce.VERPAddress(strings.ReplaceAll(claim.Send.ID, "-", ""), bounce.DefaultVERPLocalPart, a.Tracking.BounceDomain)
 	}
 	sendErr := a.Mailer.Send(ctx, msg)
 	if sendErr == nil {

@@ -38,6 +38,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const apiKey = "test-key-0123456789"
 
+// webhookSecret signs the bounce and complaint webhooks in the tests.
+const webhookSecret = "e2e-webhook-secret"
+
 // stack is one tend deployment under test.
 type stack struct {
 	t        *testing.T
@@ -72,6 +75,7 @@ func setup(t *testing.T, opts options) *stack {
 	t.Cleanup(store.Close)
 	_, err = store.Migrate(ctx)
 	require.NoError(t, err)
+	require.NoError(t, store.SetSuppressionKey([]byte("e2e-suppression-key-0123456789abcdef")))
 
 	inbox := mailcapture.New(mailcapture.Options{})
 	require.NoError(t, inbox.Start("127.0.0.1:0"))
@@ -106,7 +110,7 @@ func setup(t *testing.T, opts options) *stack {
 		require.NoError(t, err)
 	}
 	s.app = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
-		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Team: team, Log: log})
+		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Team: team, WebhookSecret: webhookSecret, Log: log})
 	s.capture = s.app.Capture
 	s.api = httptest.NewServer(s.app.Handler)
 	t.Cleanup(s.api.Close)
@@ -117,7 +121,7 @@ func setup(t *testing.T, opts options) *stack {
 	s.deps = app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer, Log: log,
 		Team: team, PublicURL: s.api.URL,
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
-		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test"},
+		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test", BounceDomain: "acme.test"},
 		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend}
 	s.startWorker()
 	return s

@@ -219,10 +219,13 @@ func TestHardBounceSuppressesAndStops(t *testing.T) {
 	assert.Equal(t, db.SendFailed, sends[0].Status)
 	assert.Equal(t, 550, sends[0].SMTPCode)
 	assert.NotContains(t, sends[0].Error, "ada.lovelace", "no address in the recorded error")
-	var reason string
-	require.NoError(t, s.store.Pool().QueryRow(context.Background(),
-		`SELECT reason FROM suppressions WHERE email = 'ada.lovelace@example.com'`).Scan(&reason))
+	reason, ok, err := s.store.Suppressed(context.Background(), "ada.lovelace@example.com")
+	require.NoError(t, err)
+	require.True(t, ok)
 	assert.Equal(t, "hard_bounce", reason)
+	var clear int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM suppressions WHERE email IS NOT NULL`).Scan(&clear))
+	assert.Zero(t, clear, "the suppression list holds no address in clear")
 }
 
 // Temporal is unreachable when the lead is captured: the lead is saved, the API says enrolment is

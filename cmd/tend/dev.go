@@ -158,6 +158,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		}
 		cfg.TrackingKeys = k
 	}
+	if cfg.WebhookSecret == "" {
+		if cfg.WebhookSecret, err = devSecret(dir, "webhook-secret", func() (string, error) { return randomKey(), nil }); err != nil {
+			return err
+		}
+	}
+	if cfg.BounceDomain == "" {
+		cfg.BounceDomain = cfg.MessageIDDomain
+	}
 	if len(cfg.APIKeys) == 0 {
 		key, err := devAPIKey(dir)
 		if err != nil {
@@ -172,6 +180,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 	cleanups = append(cleanups, store.Close)
 	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	if cfg.SuppressionKey == "" {
+		if cfg.SuppressionKey, err = devSecret(dir, "suppression-key", func() (string, error) { return randomKey(), nil }); err != nil {
+			return err
+		}
+	}
+	if err := useSuppressionKey(ctx, cfg, store); err != nil {
 		return err
 	}
 	tc, err := app.DialTemporal(ctx, cfg, log)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +39,31 @@ func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
 		return nil, errors.New("DATABASE_URL is not set (e.g. postgres://tend:secret@localhost:5432/tend)")
 	}
 	return db.Open(ctx, cfg.DatabaseURL)
+}
+
+// suppressionKey decodes TEND_SUPPRESSION_KEY and gives it to the store; old clear rows on the
+// suppression list are hashed.
+func useSuppressionKey(ctx context.Context, cfg config.Config, store *db.Store) error {
+	if cfg.SuppressionKey == "" {
+		return fmt.Errorf("TEND_SUPPRESSION_KEY is not set: the suppression list keeps keyed hashes of addresses (e.g. TEND_SUPPRESSION_KEY=%s); set it once and never change it", randomKey())
+	}
+	key, err := base64.StdEncoding.DecodeString(cfg.SuppressionKey)
+	if err != nil || len(key) < 32 {
+		return errors.New("TEND_SUPPRESSION_KEY must be base64 of at least 32 bytes")
+	}
+	if err := store.SetSuppressionKey(key); err != nil {
+		return err
+	}
+	if _, err := store.HashSuppressions(ctx, key); err != nil {
+		return fmt.Errorf("hash the suppression list: %w", err)
+	}
+	return nil
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -204,7 +231,7 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer,
 		Team: team, PublicURL: cfg.PublicURL,
 		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
-		Tracking: &activities.Tracking{Keys: keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto}})
+		Tracking: &activities.Tracking{Keys: keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto, BounceDomain: cfg.BounceDomain}})
 	if err := w.Start(); err != nil {
 		_ = mailer.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
@@ -236,7 +263,8 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 		}
 	}
 	a := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, Log: log.With("component", "api")})
+		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, WebhookSecret: cfg.WebhookSecret,
+		Log: log.With("component", "api")})
 	svc = a.Capture
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler)
@@ -279,6 +307,9 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 		return err
 	}
 	defer store.Close()
+	if err := useSuppressionKey(ctx, cfg, store); err != nil {
+		return err
+	}
 	tc, err := app.DialTemporal(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -309,6 +340,9 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 		return err
 	}
 	defer store.Close()
+	if err := useSuppressionKey(ctx, cfg, store); err != nil {
+		return err
+	}
 	tc, err := app.DialTemporal(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -52,7 +52,11 @@ type Server struct {
 	Keys    *track.Keys
 	// Team is the sales team, served read-only at /api/v1/team.
 	Team *sales.Team
-	Log     *slog.Logger
+	// Canceller stops a lead's workflow before its erasure.
+	Canceller Canceller
+	// WebhookSecret signs bounce and complaint webhooks; empty refuses them all.
+	WebhookSecret string
+	Log  *slog.Logger
 }
 
 // Handler returns the API's routes.
@@ -75,6 +79,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.salesRoutes(mux)
 	s.reportRoutes(mux)
+	s.privacyRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -130,6 +132,16 @@ func (t TemporalDecider) Decide(ctx context.Context, leadID string, d workflows.
 	return out, h.Get(ctx, &out)
 }
 
+// CancelLead cancels the lead's workflow; a lead without one is fine.
+func (t TemporalDecider) CancelLead(ctx context.Context, leadID string) error {
+	err := t.Client.CancelWorkflow(ctx, workflows.LeadWorkflowID(leadID), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil
+	}
+	return err
+}
+
 // WorkerDeps are what the activities need.
 type WorkerDeps struct {
 	// Team, when set, hands hand-off ready leads to reps with an SLA clock.
@@ -202,7 +214,9 @@ type APIDeps struct {
 	RateLimit float64
 	// Team is the sales team (nil: no sales handoff).
 	Team *sales.Team
-	Log       *slog.Logger
+	// WebhookSecret signs bounce and complaint webhooks.
+	WebhookSecret string
+	Log           *slog.Logger
 }
 
 // API is the HTTP server's handler and the services behind it.
@@ -229,7 +243,8 @@ func NewAPI(d APIDeps) *API {
 	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log}
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
-		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team, Log: d.Log}
+		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
+		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	PublicURL         string // TEND_PUBLIC_URL: the address leads reach tracking and unsubscribe links at; default http://TEND_HTTP_ADDR
 	TrackingKeys      string // TEND_TRACKING_KEYS: "kid:base64secret,…" HMAC keys for links; the first signs, all verify
 	UnsubscribeMailto string // TEND_UNSUBSCRIBE_MAILTO: address offered as the mailto form of List-Unsubscribe
+	SuppressionKey    string // TEND_SUPPRESSION_KEY: base64 key (≥ 32 bytes) of the hashes on the suppression list; never change it
+	WebhookSecret     string // TEND_WEBHOOK_SECRET: shared secret that signs bounce and complaint webhooks (HMAC-SHA256)
+	BounceDomain      string // TEND_BOUNCE_DOMAIN: domain of the VERP envelope sender bounce+<send>@domain; empty keeps TEND_FROM_ADDRESS
 	TemplatesDir      string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
 
 	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
@@ -75,6 +78,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Sales:             get("TEND_SALES", "examples/sales.yaml"),
 		TrackingKeys:      get("TEND_TRACKING_KEYS", ""),
 		UnsubscribeMailto: get("TEND_UNSUBSCRIBE_MAILTO", ""),
+		SuppressionKey:    get("TEND_SUPPRESSION_KEY", ""),
+		WebhookSecret:     get("TEND_WEBHOOK_SECRET", ""),
+		BounceDomain:      get("TEND_BOUNCE_DOMAIN", ""),
 		TemplatesDir:      get("TEND_TEMPLATES_DIR", ""),
 		FromName:          get("TEND_FROM_NAME", "Acme Insights"),
 		FromAddress:       get("TEND_FROM_ADDRESS", "hello@acme.test"),

@@ -26,6 +26,19 @@ var ErrBusy = errors.New("row is being processed by another attempt")
 // Store runs tend's queries on a connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+	// suppressionKey keys the hashes on the suppression list (SetSuppressionKey).
+	suppressionKey []byte
+}
+
+// SetSuppressionKey sets the key of the keyed hashes the suppression list holds instead of
+// addresses. It must be set before any send is claimed and never change (a new key would forget
+// every suppression).
+func (s *Store) SetSuppressionKey(key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	s.suppressionKey = key
+	return nil
 }
 
 // Open connects to the database at url and checks that it answers.

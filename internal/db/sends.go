@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,6 +53,7 @@ type Claim struct {
 	SuppressedReason string
 	// ConsentRefused is true when the lead's latest consent record refuses marketing email.
 	ConsentRefused bool
+	key            []byte
 }
 
 const sendColumns = `id, sequence_id, step_id, template, message_id, status, subject, attempts, smtp_code, error, created_at, sent_at`
@@ -99,8 +101,11 @@ func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDD
 	if err != nil {
 		return fail("lock send", err)
 	}
-	err = tx.QueryRow(ctx, `SELECT reason FROM suppressions WHERE email = $1`, c.Lead.Email).Scan(&c.SuppressedReason)
-	if err != nil && err != pgx.ErrNoRows {
+	if len(s.suppressionKey) == 0 {
+		return fail("check suppression list", errors.New("no suppression key set"))
+	}
+	c.key = s.suppressionKey
+	if c.SuppressedReason, _, err = suppressionReason(ctx, tx, s.suppressionKey, c.Lead.Email); err != nil {
 		return fail("check suppression list", err)
 	}
 	var granted bool
@@ -133,8 +138,8 @@ func (c *Claim) MarkFailed(ctx context.Context, smtpCode int, smtpStatus, reason
 	_, err := c.tx.Exec(ctx, `UPDATE sends SET status = 'failed', attempts = attempts + 1, smtp_code = $2,
 		smtp_status = $3, error = $4 WHERE id = $1`, c.Send.ID, smtpCode, smtpStatus, truncate(reason, 1000))
 	if err == nil && suppress {
-		_, err = c.tx.Exec(ctx, `INSERT INTO suppressions (email, reason, detail) VALUES ($1, 'hard_bounce', $2)
-			ON CONFLICT (email) DO NOTHING`, c.Lead.Email, truncate(reason, 500))
+		_, err = c.tx.Exec(ctx, `INSERT INTO suppressions (email_hash, reason, detail) VALUES ($1, 'hard_bounce', $2)
+			ON CONFLICT (email_hash) DO NOTHING`, HashEmail(c.key, c.Lead.Email), truncate(scrubAddress(reason, c.Lead.Email), 500))
 	}
 	return c.finish(ctx, "mark failed", err)
 }
@@ -178,10 +183,13 @@ func (s *Store) Sends(ctx context.Context, leadID string) ([]Send, error) {
 	return out, translate(rows.Err())
 }
 
-// Suppress adds an address to the suppression list; a second call for the same address keeps the
-// first reason.
+// Suppress adds an address to the suppression list, by its keyed hash; a second call for the same
+// address keeps the first reason.
 func (s *Store) Suppress(ctx context.Context, email, reason, detail string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO suppressions (email, reason, detail) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING`,
-		email, reason, truncate(detail, 500))
-	return translate(err)
+	return s.SuppressHashed(ctx, s.suppressionKey, email, reason, detail)
+}
+
+// Suppressed tells whether the address is on the suppression list, and why.
+func (s *Store) Suppressed(ctx context.Context, email string) (string, bool, error) {
+	return s.IsSuppressed(ctx, s.suppressionKey, email)
 }

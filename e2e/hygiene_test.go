@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/workflows"
+)
+
+// dsn is a Postfix-style delivery status notification for a hard bounce.
+func dsn(verp, recipient, messageID string) string {
+	return strings.ReplaceAll(`Return-Path: <>
+To: `+verp+`
+From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain
+
+<`+recipient+`>: host mx.example.com said: 550 5.1.1 no such user
+
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; `+recipient+`
+Original-Recipient: rfc822; `+recipient+`
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <`+recipient+`>: Recipient address rejected: User unknown
+
+--b1
+Content-Type: text/rfc822-headers
+
+Message-ID: `+messageID+`
+To: `+recipient+`
+Subject: something
+
+--b1--
+`, "\n", "\r\n")
+}
+
+// arf is a feedback report (complaint) in the Yahoo style.
+func arf(recipient, messageID string) string {
+	return strings.ReplaceAll(`From: feedback@arf.mail.example
+To: abuse@acme.test
+Subject: FW: complaint
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="b2"
+
+--b2
+Content-Type: text/plain
+
+This is an email abuse report.
+
+--b2
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: Yahoo!-Mail-Feedback/2.0
+Version: 1
+Original-Rcpt-To: `+recipient+`
+
+--b2
+Content-Type: message/rfc822
+
+Message-ID: `+messageID+`
+From: hello@acme.test
+To: `+recipient+`
+Subject: something
+
+body
+--b2--
+`, "\n", "\r\n")
+}
+
+func (s *stack) webhook(body, secret string) (int, map[string]any) {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/api/v1/webhooks/bounces", strings.NewReader(body))
+	require.NoError(s.t, err)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req.Header.Set("X-Tend-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("Content-Type", "message/rfc822")
+	return do(s.t, req)
+}
+
+// A DSN that arrives after the message was accepted suppresses the address: the send is found
+// through the VERP envelope sender, and no further email goes out.
+func TestDSNAfterSendingSuppresses(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	require.True(t, strings.HasPrefix(m.From, "bounce+") && strings.HasSuffix(m.From, "@acme.test"), "VERP envelope sender, got %q", m.From)
+
+	code, bad := s.webhook(dsn(m.From, "ada.lovelace@example.com", m.MessageID), "wrong secret")
+	assert.Equal(t, 401, code, "%v", bad)
+	_, suppressed, err := s.store.Suppressed(context.Background(), "ada.lovelace@example.com")
+	require.NoError(t, err)
+	assert.False(t, suppressed, "a forged webhook changes nothing")
+
+	code, res := s.webhook(dsn(m.From, "ada.lovelace@example.com", m.MessageID), webhookSecret)
+	require.Equal(t, 200, code, "%v", res)
+	assert.Equal(t, "hard", res["kind"])
+	assert.Equal(t, leadID, res["lead_id"])
+	assert.Equal(t, true, res["suppressed"])
+	reason, suppressed, err := s.store.Suppressed(context.Background(), "ada.lovelace@example.com")
+	require.NoError(t, err)
+	assert.True(t, suppressed)
+	assert.Equal(t, "hard_bounce", reason)
+	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).ExitReason == "suppressed" }, "the series stops at the next step")
+	assert.Equal(t, 1, len(s.inbox.Messages()), "nothing more was sent")
+	// The bounce counts against the score.
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(fmt.Sprint(s.lead(leadID)["breakdown"]), "hard-bounce") }, "scored")
+}
+
+// A complaint through the webhook unsubscribes the person and suppresses the address.
+func TestComplaintWebhookUnsubscribes(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	code, res := s.webhook(arf("ada.lovelace@example.com", m.MessageID), webhookSecret)
+	require.Equal(t, 200, code, "%v", res)
+	assert.Equal(t, "complaint", res["kind"])
+	assert.Equal(t, true, res["unsubscribed"])
+	assert.NotNil(t, s.lead(leadID)["unsubscribed_at"])
+	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).ExitReason == "unsubscribed" }, "the workflow stops")
+	code, _ = s.webhook("hello, just a reply", webhookSecret)
+	assert.Equal(t, 422, code, "not a report")
+}
+
+// Export returns everything the database holds for the lead; erasure leaves no trace of the
+// address or the name in any table or in the workflow's state, and a re-import is never mailed.
+func TestExportAndErasure(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	s.waitMessages(1, 30*time.Second, 0)
+	eventually(t, 30*time.Second, func() bool { return s.score(leadID) > 0 }, "scored")
+
+	req, _ := http.NewRequest(http.MethodGet, s.api.URL+"/api/v1/leads/"+leadID+"/export", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, "%s", raw)
+	var export map[string]any
+	require.NoError(t, json.Unmarshal(raw, &export))
+	assert.Equal(t, "ada.lovelace@example.com", export["lead"].(map[string]any)["email"])
+	for table, key := range map[string]string{"sends": "sends", "events": "events", "consents": "consents", "captures": "captures"} {
+		var n int
+		require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM `+table+` WHERE lead_id = $1`, leadID).Scan(&n))
+		assert.Len(t, export[key], n, table)
+		assert.NotZero(t, n, table)
+	}
+
+	req, _ = http.NewRequest(http.MethodDelete, s.api.URL+"/api/v1/leads/"+leadID, strings.NewReader(`{"reason":"gdpr request"}`))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	code, out := do(t, req)
+	require.Equal(t, 200, code, "%v", out)
+
+	// No table holds the address or the name any more.
+	rows, err := s.store.Pool().Query(context.Background(), `SELECT table_name, column_name FROM information_schema.columns
+		WHERE table_schema = 'public' AND data_type IN ('text', 'jsonb', 'ARRAY', 'character varying')`)
+	require.NoError(t, err)
+	type col struct{ table, column string }
+	var cols []col
+	for rows.Next() {
+		var c col
+		require.NoError(t, rows.Scan(&c.table, &c.column))
+		cols = append(cols, c)
+	}
+	require.NotEmpty(t, cols)
+	for _, c := range cols {
+		var n int
+		q := fmt.Sprintf(`SELECT count(*) FROM %q WHERE %q::text ILIKE '%%ada.lovelace%%' OR %q::text ILIKE '%%Ada Lovelace%%'`, c.table, c.column, c.column)
+		require.NoError(t, s.store.Pool().QueryRow(context.Background(), q).Scan(&n), q)
+		assert.Zero(t, n, "%s.%s still holds the person", c.table, c.column)
+	}
+	// The workflow was stopped, and its state never held personal data.
+	eventually(t, 10*time.Second, func() bool {
+		d, err := s.client.DescribeWorkflowExecution(context.Background(), workflows.LeadWorkflowID(leadID), "")
+		return err == nil && d.WorkflowExecutionInfo.GetStatus().String() == "Canceled"
+	}, "workflow cancelled")
+	st, err := json.Marshal(s.leadState(leadID))
+	require.NoError(t, err)
+	assert.NotContains(t, strings.ToLower(string(st)), "ada")
+	hist := s.historyJSON(leadID)
+	assert.False(t, bytes.Contains(bytes.ToLower(hist), []byte("lovelace")), "no trace in the workflow history")
+
+	// Re-importing the address makes a new lead that is never mailed.
+	before := len(s.inbox.Messages())
+	code, again := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	newID := again["id"].(string)
+	eventually(t, 30*time.Second, func() bool { return s.leadState(newID).ExitReason == "suppressed" }, "suppressed at the first step")
+	assert.Equal(t, before, len(s.inbox.Messages()))
+	var erasures int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM erasures`).Scan(&erasures))
+	assert.Equal(t, 1, erasures)
+}
