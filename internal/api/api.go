@@ -56,7 +56,7 @@ type Server struct {
 	Canceller Canceller
 	// WebhookSecret signs bounce and complaint webhooks; empty refuses them all.
 	WebhookSecret string
-	Log  *slog.Logger
+	Log           *slog.Logger
 }
 
 // Handler returns the API's routes.

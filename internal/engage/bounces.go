@@ -39,6 +39,12 @@ func (s *Service) RecordReport(ctx context.Context, r bounce.Report) (BounceResu
 		res.Ignored = "nothing to act on"
 		return res, nil
 	}
+	if r.PolicyRejection() {
+		// 5.7.x: the receiving side refused us (blocklist, policy), not the person's mailbox.
+		s.log().Warn("policy rejection reported; address not counted against the person", "status", r.Status)
+		res.Ignored = "policy rejection: not the recipient's fault"
+		return res, nil
+	}
 	sendID := ""
 	if r.VERPToken != "" {
 		if id, err := uuid.Parse(r.VERPToken); err == nil {
