@@ -505,7 +505,7 @@ func TestUnknownAPIPath(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodGet, "/api/v1/nope"},
 		{http.MethodPost, "/api/v2/leads"},
-		{http.MethodDelete, "/api/v1/leads/" + uuid.NewString()},
+		{http.MethodPut, "/api/v1/leads/" + uuid.NewString()},
 	} {
 		var body io.Reader
 		if tc.method == http.MethodPost {

@@ -31,6 +31,7 @@ func setupPrivacy(t *testing.T) (*db.Store, []byte) {
 	key := make([]byte, 32)
 	_, err = rand.Read(key)
 	require.NoError(t, err)
+	require.NoError(t, store.SetSuppressionKey(key))
 	return store, key
 }
 
@@ -376,7 +377,7 @@ func TestSuppressHashedStoresNoAddress(t *testing.T) {
 	assert.Equal(t, "FBL report for [address]", detail)
 
 	// An address on the list in clear (written by older code) moves to its hash, first reason kept.
-	require.NoError(t, store.Suppress(ctx, "dave@example.com", "hard_bounce", "550 <dave@example.com>"))
+	require.NoError(t, clearSuppression(ctx, store, "dave@example.com", "hard_bounce", "550 <dave@example.com>"))
 	require.NoError(t, store.SuppressHashed(ctx, key, "dave@example.com", "manual", ""))
 	why, ok, err = store.IsSuppressed(ctx, key, "dave@example.com")
 	require.NoError(t, err)
@@ -391,9 +392,9 @@ func TestHashSuppressionsMigratesClearRows(t *testing.T) {
 	ctx := context.Background()
 
 	// Rows as written before 0004, and by code that still writes addresses.
-	require.NoError(t, store.Suppress(ctx, "ana@example.com", "complaint", "FBL report for ANA@example.com"))
+	require.NoError(t, clearSuppression(ctx, store, "ana@example.com", "complaint", "FBL report for ANA@example.com"))
 	require.NoError(t, store.SuppressHashed(ctx, key, "bob@example.com", "manual", ""))
-	require.NoError(t, store.Suppress(ctx, "bob@example.com", "hard_bounce", "550 <bob@example.com>"))
+	require.NoError(t, clearSuppression(ctx, store, "bob@example.com", "hard_bounce", "550 <bob@example.com>"))
 	why, ok, err := store.IsSuppressed(ctx, key, "ana@example.com")
 	require.NoError(t, err)
 	require.True(t, ok, "a clear row counts before it is hashed")
@@ -494,4 +495,12 @@ func TestExportIsJSON(t *testing.T) {
 		fmt.Sprintf(`"id":%q`, zelda.id)} {
 		assert.True(t, strings.Contains(string(raw), want), "export lacks %s", want)
 	}
+}
+
+// clearSuppression writes a suppression row with the address in clear, as code before the keyed
+// suppression list did.
+func clearSuppression(ctx context.Context, store *db.Store, email, reason, detail string) error {
+	_, err := store.Pool().Exec(ctx, `INSERT INTO suppressions (email, reason, detail) VALUES ($1, $2, $3)
+		ON CONFLICT (email) DO NOTHING`, email, reason, detail)
+	return err
 }
