@@ -64,6 +64,8 @@ type options struct {
 	beforeSend    func(ctx context.Context, in activities.SendInput)
 	// team is a sales team file; empty means no handoff to sales.
 	team string
+	// sequences replaces testdata/sequences.yaml.
+	sequences string
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -88,7 +90,11 @@ func setup(t *testing.T, opts options) *stack {
 
 	renderer, err := app.NewRenderer("")
 	require.NoError(t, err)
-	catalog, err := sequence.Load("testdata/sequences.yaml", sequence.Options{TemplateExists: renderer.Has})
+	seqFile := "testdata/sequences.yaml"
+	if opts.sequences != "" {
+		seqFile = opts.sequences
+	}
+	catalog, err := sequence.Load(seqFile, sequence.Options{TemplateExists: renderer.Has})
 	require.NoError(t, err)
 
 	model, err := app.LoadScoring("../examples/scoring.yaml")
