@@ -90,6 +90,16 @@ body
 `, "\n", "\r\n")
 }
 
+// sentRecorded waits until the lead's first send is committed as sent (a moment after the SMTP
+// server has the message); a real bounce or complaint never arrives sooner.
+func (s *stack) sentRecorded(leadID string) {
+	s.t.Helper()
+	eventually(s.t, 10*time.Second, func() bool {
+		sends, err := s.store.Sends(context.Background(), leadID)
+		return err == nil && len(sends) > 0 && sends[0].Status == "sent"
+	}, "send recorded")
+}
+
 func (s *stack) webhook(body, secret string) (int, map[string]any) {
 	s.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/api/v1/webhooks/bounces", strings.NewReader(body))
@@ -111,6 +121,7 @@ func TestDSNAfterSendingSuppresses(t *testing.T) {
 	leadID := body["id"].(string)
 	m := s.waitMessages(1, 30*time.Second, 0)[0]
 	require.True(t, strings.HasPrefix(m.From, "bounce+") && strings.HasSuffix(m.From, "@acme.test"), "VERP envelope sender, got %q", m.From)
+	s.sentRecorded(leadID)
 
 	code, bad := s.webhook(dsn(m.From, "ada.lovelace@example.com", m.MessageID), "wrong secret")
 	assert.Equal(t, 401, code, "%v", bad)
@@ -141,6 +152,7 @@ func TestComplaintWebhookUnsubscribes(t *testing.T) {
 	require.Equal(t, 201, code)
 	leadID := body["id"].(string)
 	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	s.sentRecorded(leadID)
 	code, res := s.webhook(arf("ada.lovelace@example.com", m.MessageID), webhookSecret)
 	require.Equal(t, 200, code, "%v", res)
 	assert.Equal(t, "complaint", res["kind"])
