@@ -192,6 +192,7 @@ func TestForgedTokensChangeNothing(t *testing.T) {
 	msgs := s.waitMessages(1, 30*time.Second, 0)
 	ls := links(t, msgs[0])
 	require.NotEmpty(t, ls)
+	s.sentRecorded(leadID)
 	eventually(t, 30*time.Second, func() bool { return s.score(leadID) > 0 }, "capture scored")
 	events := func() int {
 		var n int
@@ -309,6 +310,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	require.Equal(t, 201, code)
 	leadID := body["id"].(string)
 	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	s.sentRecorded(leadID)
 	u := strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(m.Header.Get("List-Unsubscribe"), "<"), ">", 2)[0], ">")
 
 	resp := request(t, http.MethodGet, u, "Mozilla/5.0 (compatible; link scanner)")
