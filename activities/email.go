@@ -16,6 +16,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/render"
+	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
 )
 
@@ -55,7 +56,9 @@ type Email struct {
 	From     From
 	// Tracking, when nil, sends emails without tracking or unsubscribe links (tests only).
 	Tracking *Tracking
-	Log      *slog.Logger
+	// Consent, when set, may require a recorded consent before a lead is mailed.
+	Consent *sequence.ConsentPolicy
+	Log     *slog.Logger
 	// BeforeSend, when set, runs when the activity starts, before the send is claimed. It exists
 	// for tests that race an unsubscribe against a send; production code leaves it nil.
 	BeforeSend func(ctx context.Context, in SendInput)
@@ -127,7 +130,11 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		res.Status, res.Reason = StatusUnsubscribed, "unsubscribed"
 		return res, claim.MarkSuppressed(ctx, "unsubscribed")
 	}
-	if claim.ConsentRefused {
+	region := claim.Lead.Attributes["region"]
+	if region == "" {
+		region = claim.Lead.Attributes["country"]
+	}
+	if claim.ConsentRefused || (!claim.ConsentGranted && a.Consent.Requires(region)) {
 		res.Status, res.Reason = StatusSuppressed, "consent refused"
 		return res, claim.MarkSuppressed(ctx, "consent refused")
 	}

@@ -110,3 +110,26 @@ func TestQuietHoursPostponeTheSend(t *testing.T) {
 	assert.Less(t, m.Received.Sub(end), 15*time.Second, "at the next allowed minute")
 	assert.True(t, strings.HasPrefix(m.Subject, "Welcome"))
 }
+
+// With consent required, a lead without a recorded consent is not mailed — unless its region is
+// a legitimate-interest market.
+func TestConsentRequiredExceptInLegitimateInterestRegions(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{sequences: catalogFile(t, "consent: { required: true, legitimate_interest_regions: [us] }")})
+	german := ada()
+	delete(german, "consent")
+	german["attributes"] = map[string]string{"region": "de"}
+	code, body := s.post("/api/v1/leads", german)
+	require.Equal(t, 201, code)
+	deID := body["id"].(string)
+	american := ada()
+	delete(american, "consent")
+	american["email"] = "grace@example.com"
+	american["attributes"] = map[string]string{"country": "US"}
+	code, _ = s.post("/api/v1/leads", american)
+	require.Equal(t, 201, code)
+
+	s.mailTo("grace@example.com", 1, 30*time.Second)
+	eventually(t, 30*time.Second, func() bool { return s.leadState(deID).ExitReason == "no consent" }, "not mailed without consent")
+	assert.Empty(t, msgsTo(s, "ada.lovelace@example.com"))
+}

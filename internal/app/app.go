@@ -177,7 +177,7 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 		w.RegisterActivity(&activities.Sales{Store: d.Store, Team: d.Team, Mailer: d.Mailer, Keys: keys, BaseURL: d.PublicURL,
 			From: d.From, Log: d.Log})
 	}
-	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From,
+	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From, Consent: d.Catalog.Consent,
 		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend})
 	return w
 }

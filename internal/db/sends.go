@@ -51,8 +51,10 @@ type Claim struct {
 	Lead Lead
 	// SuppressedReason is non-empty when the lead's address is on the suppression list.
 	SuppressedReason string
-	// ConsentRefused is true when the lead's latest consent record refuses marketing email.
+	// ConsentRefused is true when the lead's latest consent record refuses marketing email;
+	// ConsentGranted when it grants it (both false: no consent recorded).
 	ConsentRefused bool
+	ConsentGranted bool
 	key            []byte
 }
 
@@ -115,6 +117,7 @@ func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDD
 		return fail("check consent", err)
 	}
 	c.ConsentRefused = err == nil && !granted
+	c.ConsentGranted = err == nil && granted
 	return c, nil
 }
 

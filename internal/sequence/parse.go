@@ -28,10 +28,11 @@ type Options struct {
 
 // The fields each mapping of the file may hold. The JSON Schema in schemas/ must list the same.
 var (
-	catalogFields   = []string{"version", "default_segment", "send_window", "frequency_cap", "quiet_hours", "reengagement", "segments"}
+	catalogFields   = []string{"version", "default_segment", "send_window", "frequency_cap", "quiet_hours", "reengagement", "consent", "segments"}
 	capFields       = []string{"max", "per"}
 	quietFields     = []string{"from", "to"}
 	reengageFields  = []string{"after", "sequence"}
+	consentFields   = []string{"required", "legitimate_interest_regions"}
 	windowFields    = []string{"cron", "time_zone"}
 	segmentFields   = []string{"id", "name", "interests", "sequence"}
 	sequenceFields  = []string{"id", "send_window", "exit", "steps"}
@@ -207,6 +208,35 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 			r.Sequence = p.sequence(m, "reengagement", cat.Window)
 		}
 		cat.Reengagement = r
+	}
+	if n := f["consent"]; n != nil {
+		cf := p.fields(n, "consent", consentFields)
+		p.required(n, cf, "consent", "required")
+		cp := &ConsentPolicy{}
+		if m := cf["required"]; m != nil {
+			if v, ok := p.scalar(m, "consent", "required"); ok {
+				switch v {
+				case "true":
+					cp.Required = true
+				case "false":
+				default:
+					p.errorf(m, "consent", "required must be true or false, not %q", v)
+				}
+			}
+		}
+		if m := cf["legitimate_interest_regions"]; m != nil {
+			for _, item := range p.list(m, "consent", "legitimate_interest_regions") {
+				if v, ok := p.scalar(item, "consent", "legitimate_interest_regions"); ok {
+					v = strings.ToLower(strings.TrimSpace(v))
+					if v == "" {
+						p.errorf(item, "consent", "legitimate_interest_regions: empty region")
+						continue
+					}
+					cp.LegitimateInterestRegions = append(cp.LegitimateInterestRegions, v)
+				}
+			}
+		}
+		cat.Consent = cp
 	}
 	if n := f["default_segment"]; n != nil {
 		cat.DefaultSegment, _ = p.scalar(n, "", "default_segment")

@@ -69,7 +69,7 @@ func TestBadFile(t *testing.T) {
 	want := []string{
 		`testdata/bad.yaml:2: unsupported version 2 (supported: 1)`,
 		`testdata/bad.yaml:3: default_segment: no segment has id "nobody" (ids: analytics, automation, empty, no-sequence)`,
-		`testdata/bad.yaml:4: unknown field "colour" (valid: version, default_segment, send_window, frequency_cap, quiet_hours, reengagement, segments)`,
+		`testdata/bad.yaml:4: unknown field "colour" (valid: version, default_segment, send_window, frequency_cap, quiet_hours, reengagement, consent, segments)`,
 		`testdata/bad.yaml:6: send_window: invalid cron spec "* 25 * * *": end of range (25) above maximum (23): 25`,
 		`testdata/bad.yaml:7: send_window: unknown time zone "Mars/Base"`,
 		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone)`,

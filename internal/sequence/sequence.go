@@ -25,6 +25,25 @@ type Catalog struct {
 	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
 	// Reengagement is what happens to a lead that stops engaging.
 	Reengagement *Reengagement `json:"reengagement,omitempty"`
+	// Consent says when marketing email needs the lead's recorded consent.
+	Consent *ConsentPolicy `json:"consent,omitempty"`
+}
+
+// ConsentPolicy: with Required, a lead is mailed only when its latest consent grants it — except
+// leads whose region (attribute "region", else "country") is listed in LegitimateInterestRegions,
+// who are mailed unless they refused. Without a policy only a refusal stops email.
+type ConsentPolicy struct {
+	Required                  bool     `json:"required"`
+	LegitimateInterestRegions []string `json:"legitimate_interest_regions,omitempty"`
+}
+
+// Requires reports whether a lead in region needs a recorded consent to be mailed.
+func (c *ConsentPolicy) Requires(region string) bool {
+	if c == nil || !c.Required {
+		return false
+	}
+	region = strings.ToLower(strings.TrimSpace(region))
+	return region == "" || !slices.Contains(c.LegitimateInterestRegions, region)
 }
 
 // FrequencyCap allows at most Max marketing emails per lead in any window of length Per. A send
