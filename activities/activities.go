@@ -91,8 +91,14 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
 	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{},
-		SalesEnabled: a.SalesEnabled, FrequencyCap: a.Catalog.FrequencyCap, QuietHours: a.Catalog.QuietHours,
-		Reengagement: a.Catalog.Reengagement}
+		SalesEnabled: a.SalesEnabled, FrequencyCap: a.Catalog.FrequencyCap, QuietHours: a.Catalog.QuietHours}
+	if re := a.Catalog.Reengagement; re != nil {
+		r := *re
+		if seg.InactiveAfter > 0 {
+			r.After = seg.InactiveAfter // this segment's own quiet period
+		}
+		p.Reengagement = &r
+	}
 	for _, s := range sends {
 		if s.SequenceID == seg.Sequence.ID && s.Status != db.SendPending {
 			p.Done = append(p.Done, s.StepID)

@@ -91,6 +91,18 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 			}
 		}
 	}
+	// Events older than the retention period survive as daily counts: score them as events on
+	// their day, so that a purge never lowers a score.
+	aggs, err := a.Store.LeadAggregates(ctx, in.LeadID)
+	if err != nil {
+		return RescoreResult{}, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)
+	}
+	for i, ag := range aggs {
+		for k := range ag.Count {
+			se = append(se, score.Event{ID: fmt.Sprintf("agg-%d-%d", i, k), Type: ag.Type, Tags: ag.Tags, At: ag.Day,
+				Machine: ag.Machine, Duplicate: ag.Duplicate})
+		}
+	}
 	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, se, now)
 	res.Score, res.Band, res.LastEngagement = r.Total, r.Band, r.LastEngagement
 	u := db.ScoreUpdate{Score: r.Total, Band: r.Band, Breakdown: r.Breakdown, HandoffReady: r.HandoffReady,

@@ -237,3 +237,32 @@ func TestExportAndErasure(t *testing.T) {
 	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM erasures`).Scan(&erasures))
 	assert.Equal(t, 1, erasures)
 }
+
+// Retention folds old raw events into daily counts: the lead's score is the same after a rescore.
+func TestRetentionKeepsTheScore(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	code, res := s.post("/api/v1/events", map[string]any{"events": []map[string]any{
+		{"id": "p1", "lead_id": leadID, "type": "page_view", "url": "https://acme.test/pricing", "tags": []string{"pricing"}},
+		{"id": "w1", "lead_id": leadID, "type": "webinar_registration"},
+	}})
+	require.Equal(t, 200, code, "%v", res)
+	eventually(t, 30*time.Second, func() bool { return s.score(leadID) == 35 }, "scored: 5 fit + 5 e-book + 15 pricing + 10 webinar (got %v)", s.score(leadID))
+
+	// Make the events old and purge everything received before yesterday.
+	_, err := s.store.Pool().Exec(context.Background(), `UPDATE events SET received_at = now() - interval '400 days' WHERE lead_id = $1`, leadID)
+	require.NoError(t, err)
+	n, err := s.store.PurgeEvents(context.Background(), time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n)
+	s.app.Coalescer.Notify(leadID) // rescore from what is left
+	rescores := s.leadState(leadID).Rescores
+	eventually(t, 10*time.Second, func() bool { return s.leadState(leadID).Rescores > rescores }, "rescored")
+	assert.Equal(t, 35.0, s.score(leadID), "the score survives the purge")
+	var left int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE lead_id = $1`, leadID).Scan(&left))
+	assert.Zero(t, left)
+}

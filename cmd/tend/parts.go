@@ -264,7 +264,8 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	}
 	a := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
 		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, WebhookSecret: cfg.WebhookSecret,
-		Log: log.With("component", "api")})
+		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+		Log:       log.With("component", "api")})
 	svc = a.Capture
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler)

@@ -216,7 +216,9 @@ type APIDeps struct {
 	Team *sales.Team
 	// WebhookSecret signs bounce and complaint webhooks.
 	WebhookSecret string
-	Log           *slog.Logger
+	// Retention, when positive, folds raw events older than it into daily counts every hour.
+	Retention time.Duration
+	Log       *slog.Logger
 }
 
 // API is the HTTP server's handler and the services behind it.
@@ -227,6 +229,7 @@ type API struct {
 	Coalescer *engage.Coalescer
 	store     *db.Store
 	log       *slog.Logger
+	retention time.Duration
 }
 
 // NewAPI returns the HTTP API; call Run to start its background work.
@@ -248,7 +251,7 @@ func NewAPI(d APIDeps) *API {
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
-	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log}
+	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log, retention: d.Retention}
 }
 
 // Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
@@ -258,6 +261,9 @@ func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 	go a.Capture.RunReconciler(ctx, reconcileEvery, reconcileEvery)
 	go a.Engage.RunOpenRecorder(ctx)
 	go a.Coalescer.Run(ctx)
+	if a.retention > 0 {
+		go a.runRetention(ctx)
+	}
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	for {
@@ -272,6 +278,26 @@ func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 			for _, id := range ids {
 				a.Coalescer.Notify(id)
 			}
+		}
+	}
+}
+
+// runRetention folds raw events older than the retention period into daily counts, hourly.
+// Several servers may run it at once: each batch is one statement.
+func (a *API) runRetention(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := a.store.PurgeEvents(ctx, time.Now().Add(-a.retention))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("retention", "err", err)
+		} else if n > 0 {
+			a.log.Info("retention folded old events into daily counts", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -42,6 +42,7 @@ type Config struct {
 	SuppressionKey    string // TEND_SUPPRESSION_KEY: base64 key (≥ 32 bytes) of the hashes on the suppression list; never change it
 	WebhookSecret     string // TEND_WEBHOOK_SECRET: shared secret that signs bounce and complaint webhooks (HMAC-SHA256)
 	BounceDomain      string // TEND_BOUNCE_DOMAIN: domain of the VERP envelope sender bounce+<send>@domain; empty keeps TEND_FROM_ADDRESS
+	RetentionDays     int    // TEND_RETENTION_DAYS: raw events older than this are folded into daily counts; 0 keeps them
 	TemplatesDir      string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
 
 	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
@@ -104,6 +105,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if k = strings.TrimSpace(k); k != "" {
 			c.APIKeys = append(c.APIKeys, k)
 		}
+	}
+	if v := get("TEND_RETENTION_DAYS", "0"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("TEND_RETENTION_DAYS: %q is not a number of days (0 keeps raw events)", v))
+		}
+		c.RetentionDays = n
 	}
 	d, err := time.ParseDuration(get("TEND_RECONCILE_EVERY", "10s"))
 	if err != nil || d <= 0 {

@@ -210,6 +210,8 @@ type Export struct {
 	Opportunities  []map[string]any `json:"opportunities"`
 	Notices        []map[string]any `json:"notices"`
 	Enrollments    []map[string]any `json:"enrollments"`
+	// EventAggregates are daily counts of events older than the retention period.
+	EventAggregates []map[string]any `json:"event_aggregates"`
 	// Suppressed is the reason the address is on the suppression list, nil when it is not.
 	Suppressed *string   `json:"suppressed"`
 	ExportedAt time.Time `json:"exported_at"`
@@ -254,6 +256,7 @@ func (s *Store) Export(ctx context.Context, key []byte, leadID string) (Export, 
 		{"qualifications", &out.Qualifications, byLead("qualifications", "t.created_at, t.id")},
 		{"opportunities", &out.Opportunities, byLead("opportunities", "t.opened_at, t.id")},
 		{"notices", &out.Notices, byLead("notices", "t.created_at, t.key")},
+		{"event_aggregates", &out.EventAggregates, byLead("event_aggregates", "t.day, t.type")},
 		{"enrollments", &out.Enrollments, byLead("enrollments", "t.created_at, t.id")},
 	}
 	for _, sec := range sections {
@@ -329,20 +332,61 @@ func (s *Store) Erase(ctx context.Context, key []byte, leadID, reason string) er
 	})
 }
 
-// PurgeEvents deletes the raw events received before the cutoff and returns how many. Leads'
-// scores and bands are aggregates and stay as they are; note that a later rescore computes from
-// the events that remain.
+// PurgeEvents folds the raw events received before the cutoff into daily aggregates per lead,
+// type and tags (event_aggregates) and deletes them, batch by batch, each batch in one statement:
+// nothing is lost between the two. Scores computed later count the aggregates as events on their
+// day (LeadAggregates), so a purge does not lower a lead's score; only the time of day of old
+// events is forgotten. It returns how many raw events were folded.
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (
-			SELECT id FROM events WHERE received_at < $1 ORDER BY id LIMIT $2)`, before, purgeBatch)
+		var n int64
+		err := s.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < $1 ORDER BY id LIMIT $2)
+			RETURNING lead_id, occurred_at, type, tags, machine, duplicate),
+		folded AS (
+			INSERT INTO event_aggregates (lead_id, day, type, tags, machine, duplicate, count)
+			SELECT lead_id, (occurred_at AT TIME ZONE 'UTC')::date, type, tags, machine, duplicate, count(*) FROM gone
+			GROUP BY 1, 2, 3, 4, 5, 6
+			ON CONFLICT (lead_id, day, type, tags, machine, duplicate)
+			DO UPDATE SET count = event_aggregates.count + EXCLUDED.count
+			RETURNING 1)
+		SELECT count(*) FROM gone`, before, purgeBatch).Scan(&n)
 		if err != nil {
 			return total, fmt.Errorf("purge events before %s: %w", before.Format(time.RFC3339), translate(err))
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < purgeBatch {
+		total += n
+		if n < purgeBatch {
 			return total, nil
 		}
 	}
+}
+
+// Aggregate is a day's count of one kind of a lead's events, kept after the raw events were
+// purged.
+type Aggregate struct {
+	Day       time.Time
+	Type      string
+	Tags      []string
+	Machine   bool
+	Duplicate bool
+	Count     int
+}
+
+// LeadAggregates returns the lead's aggregated old events, oldest first.
+func (s *Store) LeadAggregates(ctx context.Context, leadID string) ([]Aggregate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT day, type, tags, machine, duplicate, count FROM event_aggregates
+		WHERE lead_id = $1 ORDER BY day, type, tags`, leadID)
+	if err != nil {
+		return nil, translate(err)
+	}
+	var out []Aggregate
+	for rows.Next() {
+		var a Aggregate
+		if err := rows.Scan(&a.Day, &a.Type, &a.Tags, &a.Machine, &a.Duplicate, &a.Count); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, a)
+	}
+	return out, translate(rows.Err())
 }

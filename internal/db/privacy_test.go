@@ -82,6 +82,7 @@ func seedPerson(t *testing.T, store *db.Store, email, name string) person {
 		now() + interval '1 hour', 'rejected', 'not_a_fit', $2) RETURNING id`, id, name+" is a student").Scan(&handoffID))
 	exec(`INSERT INTO escalations (handoff_id, lapse, manager_id, overdue_seconds) VALUES ($1, 1, 'max', 60)`, handoffID)
 	exec(`INSERT INTO qualifications (lead_id, rep_id, need, budget) VALUES ($1, 'ana', $2, '10k')`, id, name+" needs SSO")
+	exec(`INSERT INTO event_aggregates (lead_id, day, type, tags, count) VALUES ($1, '2025-01-02', 'page_view', '{pricing}', 3)`, id)
 	exec(`INSERT INTO opportunities (lead_id, rep_id, outcome, value, currency, lost_reason, closed_at)
 		VALUES ($1, 'ana', 'lost', 1234.50, 'EUR', $2, now())`, id, "went quiet after "+email+" left")
 	exec(`INSERT INTO notices (key, lead_id, kind, recipient, message_id, status, error)
@@ -468,6 +469,10 @@ func TestRetentionPurgeEventsKeepsScores(t *testing.T) {
 	var left int64
 	require.NoError(t, store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&left))
 	assert.Equal(t, recent, left, "recent events stay")
+	var folded int64
+	require.NoError(t, store.Pool().QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM event_aggregates WHERE lead_id = $1 AND type = 'page_view' AND day < $2`,
+		zelda.id, cutoff).Scan(&folded))
+	assert.GreaterOrEqual(t, folded, int64(12345), "every purged event is counted in the daily aggregates")
 
 	lead, err := store.Lead(ctx, zelda.id)
 	require.NoError(t, err)

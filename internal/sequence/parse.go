@@ -34,7 +34,7 @@ var (
 	reengageFields  = []string{"after", "sequence"}
 	consentFields   = []string{"required", "legitimate_interest_regions"}
 	windowFields    = []string{"cron", "time_zone"}
-	segmentFields   = []string{"id", "name", "interests", "sequence"}
+	segmentFields   = []string{"id", "name", "interests", "inactive_after", "sequence"}
 	sequenceFields  = []string{"id", "send_window", "exit", "steps"}
 	exitFields      = []string{"stages", "unsubscribed"}
 	stepFields      = []string{"id", "template", "subject", "wait", "wait_if_clicked", "when"}
@@ -324,6 +324,9 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 			p.interests[key] = claim{segment: seg.ID, line: item.Line}
 			seg.Interests = append(seg.Interests, interest)
 		}
+	}
+	if an := f["inactive_after"]; an != nil {
+		seg.InactiveAfter = p.positiveDuration(an, ctx, "inactive_after")
 	}
 	if sn := f["sequence"]; sn != nil {
 		seg.Sequence = p.sequence(sn, ctx, window)

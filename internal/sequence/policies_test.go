@@ -60,3 +60,34 @@ reengagement:
 		`p.yaml:6: reengagement: after: invalid duration "soon": expected a number`,
 	}, got)
 }
+
+func TestSegmentInactivityOverride(t *testing.T) {
+	c, diags := Parse("p.yaml", []byte(policiesHead+`reengagement:
+  after: 30d
+  sequence:
+    id: reengage
+    steps:
+      - { id: still-there, template: reengage-1, subject: "Still interested?", wait: 0s }
+segments:
+  - id: general
+    inactive_after: 14d
+    sequence:
+      id: general-series
+      steps:
+        - { id: one, template: general-1, subject: "Hi", wait: 0s }
+`), Options{})
+	require.Empty(t, diags)
+	seg, ok := c.Segment("general")
+	require.True(t, ok)
+	assert.Equal(t, 14*24*time.Hour, seg.InactiveAfter)
+	_, diags = Parse("p.yaml", []byte(policiesHead+`segments:
+  - id: general
+    inactive_after: -1d
+    sequence:
+      id: general-series
+      steps:
+        - { id: one, template: general-1, subject: "Hi", wait: 0s }
+`), Options{})
+	require.Len(t, diags, 1)
+	assert.Equal(t, `p.yaml:5: segment "general": inactive_after: -1d must be positive`, diags[0].String())
+}

@@ -74,7 +74,9 @@ type Segment struct {
 	Name string `json:"name,omitempty"`
 	// Interests are the capture-form interests that put a lead in this segment.
 	Interests []string `json:"interests,omitempty"`
-	Sequence  Sequence `json:"sequence"`
+	// InactiveAfter, when set, replaces reengagement.after for leads of this segment.
+	InactiveAfter time.Duration `json:"inactive_after,omitempty"`
+	Sequence      Sequence      `json:"sequence"`
 }
 
 // Sequence is a series of emails sent one after another.
