@@ -18,6 +18,7 @@ import (
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
+	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/sales"
@@ -262,7 +263,11 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 			return nil, nil, err
 		}
 	}
-	a := app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
+	var crm *crmhook.Deliverer
+	if cfg.CRMWebhookURL != "" {
+		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
+	}
+	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
 		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, WebhookSecret: cfg.WebhookSecret,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		Log:       log.With("component", "api")})

@@ -25,6 +25,7 @@ import (
 	"github.com/tendhq/tend/internal/api"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
+	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/render"
@@ -218,6 +219,8 @@ type APIDeps struct {
 	WebhookSecret string
 	// Retention, when positive, folds raw events older than it into daily counts every hour.
 	Retention time.Duration
+	// CRM, when set, receives every stage change.
+	CRM *crmhook.Deliverer
 	Log       *slog.Logger
 }
 
@@ -230,6 +233,7 @@ type API struct {
 	store     *db.Store
 	log       *slog.Logger
 	retention time.Duration
+	crm       *crmhook.Deliverer
 }
 
 // NewAPI returns the HTTP API; call Run to start its background work.
@@ -251,7 +255,7 @@ func NewAPI(d APIDeps) *API {
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
-	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log, retention: d.Retention}
+	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log, retention: d.Retention, crm: d.CRM}
 }
 
 // Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
@@ -263,6 +267,9 @@ func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 	go a.Coalescer.Run(ctx)
 	if a.retention > 0 {
 		go a.runRetention(ctx)
+	}
+	if a.crm != nil {
+		go a.crm.Run(ctx, 2*time.Second)
 	}
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()

@@ -43,6 +43,8 @@ type Config struct {
 	WebhookSecret     string // TEND_WEBHOOK_SECRET: shared secret that signs bounce and complaint webhooks (HMAC-SHA256)
 	BounceDomain      string // TEND_BOUNCE_DOMAIN: domain of the VERP envelope sender bounce+<send>@domain; empty keeps TEND_FROM_ADDRESS
 	RetentionDays     int    // TEND_RETENTION_DAYS: raw events older than this are folded into daily counts; 0 keeps them
+	CRMWebhookURL     string // TEND_CRM_WEBHOOK_URL: every stage change is POSTed here (optional)
+	CRMWebhookSecret  string // TEND_CRM_WEBHOOK_SECRET: signs those posts (X-Tend-Signature: sha256=<hex HMAC>)
 	TemplatesDir      string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
 
 	FromName        string // TEND_FROM_NAME: sender name of marketing email; default "Acme Insights"
@@ -82,6 +84,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		SuppressionKey:    get("TEND_SUPPRESSION_KEY", ""),
 		WebhookSecret:     get("TEND_WEBHOOK_SECRET", ""),
 		BounceDomain:      get("TEND_BOUNCE_DOMAIN", ""),
+		CRMWebhookURL:     get("TEND_CRM_WEBHOOK_URL", ""),
+		CRMWebhookSecret:  get("TEND_CRM_WEBHOOK_SECRET", ""),
 		TemplatesDir:      get("TEND_TEMPLATES_DIR", ""),
 		FromName:          get("TEND_FROM_NAME", "Acme Insights"),
 		FromAddress:       get("TEND_FROM_ADDRESS", "hello@acme.test"),
@@ -130,6 +134,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("TEND_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.CRMWebhookURL != "" {
+		if u, err := url.Parse(c.CRMWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("TEND_CRM_WEBHOOK_URL: %q is not an http(s) URL", c.CRMWebhookURL))
+		}
+		if c.CRMWebhookSecret == "" {
+			errs = append(errs, errors.New("TEND_CRM_WEBHOOK_SECRET must be set with TEND_CRM_WEBHOOK_URL"))
+		}
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
