@@ -221,7 +221,7 @@ type APIDeps struct {
 	Retention time.Duration
 	// CRM, when set, receives every stage change.
 	CRM *crmhook.Deliverer
-	Log       *slog.Logger
+	Log *slog.Logger
 }
 
 // API is the HTTP server's handler and the services behind it.
