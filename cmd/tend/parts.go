@@ -103,35 +103,13 @@ func trackingKeys(cfg config.Config) (*track.Keys, error) {
 }
 
 func runScoringLint(files []string, stdout io.Writer) error {
-	if len(files) == 0 {
-		return fmt.Errorf("%w: tend scoring lint FILE...", errUsage)
-	}
-	bad := 0
-	for _, f := range files {
+	return lintFiles("scoring", files, stdout, func(f string) error {
 		_, err := score.Load(f)
-		var diags sequence.Diagnostics
-		switch {
-		case errors.As(err, &diags):
-			for _, d := range diags {
-				fmt.Fprintln(stdout, d.String())
-			}
-			bad += len(diags)
-		case err != nil:
-			fmt.Fprintf(stdout, "%s:0: %v\n", f, err)
-			bad++
-		}
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d problem(s) found", bad)
-	}
-	fmt.Fprintf(stdout, "%d file(s) OK\n", len(files))
-	return nil
+		return err
+	})
 }
 
 func runSalesLint(files []string, stdout io.Writer, getenv func(string) string) error {
-	if len(files) == 0 {
-		return fmt.Errorf("%w: tend sales lint FILE...", errUsage)
-	}
 	opts := sales.Options{EventTypes: score.EventTypes()}
 	seqPath := getenv("TEND_SEQUENCES")
 	if seqPath == "" {
@@ -142,39 +120,32 @@ func runSalesLint(files []string, stdout io.Writer, getenv func(string) string) 
 			opts.Segments = append(opts.Segments, s.ID)
 		}
 	}
-	bad := 0
-	for _, f := range files {
+	return lintFiles("sales", files, stdout, func(f string) error {
 		_, err := sales.Load(f, opts)
-		var diags sequence.Diagnostics
-		switch {
-		case errors.As(err, &diags):
-			for _, d := range diags {
-				fmt.Fprintln(stdout, d.String())
-			}
-			bad += len(diags)
-		case err != nil:
-			fmt.Fprintf(stdout, "%s:0: %v\n", f, err)
-			bad++
-		}
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d problem(s) found", bad)
-	}
-	fmt.Fprintf(stdout, "%d file(s) OK\n", len(files))
-	return nil
+		return err
+	})
 }
 
 func runLint(files []string, stdout io.Writer, getenv func(string) string) error {
-	if len(files) == 0 {
-		return fmt.Errorf("%w: tend sequences lint FILE...", errUsage)
-	}
 	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
 	if err != nil {
 		return err
 	}
+	return lintFiles("sequences", files, stdout, func(f string) error {
+		_, err := sequence.Load(f, sequence.Options{TemplateExists: r.Has})
+		return err
+	})
+}
+
+// lintFiles loads every file with load and prints each problem as file:line: message; it fails
+// when any file has one.
+func lintFiles(what string, files []string, stdout io.Writer, load func(string) error) error {
+	if len(files) == 0 {
+		return fmt.Errorf("%w: tend %s lint FILE...", errUsage, what)
+	}
 	bad := 0
 	for _, f := range files {
-		_, err := sequence.Load(f, sequence.Options{TemplateExists: r.Has})
+		err := load(f)
 		var diags sequence.Diagnostics
 		switch {
 		case errors.As(err, &diags):
