@@ -2,11 +2,11 @@ package sales
 
 import (
 	"fmt"
+	"github.com/tendhq/tend/internal/yamlcheck"
 	"net/mail"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,23 +70,22 @@ func Load(path string, opts Options) (*Team, error) {
 // Parse parses and validates a sales team file. It reports every mistake it finds, in line order,
 // not just the first; the team is nil whenever there is any.
 func Parse(filename string, data []byte, opts Options) (*Team, Diagnostics) {
-	p := &parser{file: filename, opts: opts, idLines: map[string]map[string]int{}}
-	root, ok := p.decode(data)
+	p := &parser{Checker: yamlcheck.Checker{File: filename}, opts: opts, idLines: map[string]map[string]int{}}
+	root, ok := p.Decode(data)
 	if !ok {
-		return nil, p.diags
+		return nil, p.Diags
 	}
 	t := p.team(root)
-	slices.SortStableFunc(p.diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.diags) > 0 {
-		return nil, p.diags
+	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
+	if len(p.Diags) > 0 {
+		return nil, p.Diags
 	}
 	return t, nil
 }
 
 type parser struct {
-	file    string
+	yamlcheck.Checker
 	opts    Options
-	diags   Diagnostics
 	idLines map[string]map[string]int // kind → id → line, for duplicates
 	refs    []ref
 }
@@ -98,57 +97,18 @@ type ref struct {
 	id         string
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-func (p *parser) decode(data []byte) (root *yaml.Node, ok bool) {
-	var doc yaml.Node
-	err := func() (err error) {
-		// yaml.v3 has panicked on hostile input before; a bad file must never take the worker down.
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("yaml: %v", r)
-			}
-		}()
-		return yaml.Unmarshal(data, &doc)
-	}()
-	if err != nil {
-		msg := err.Error()
-		line := 0
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = msg[len(m[0]):]
-		}
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		p.diags = append(p.diags, Diagnostic{File: p.file, Line: line, Message: "invalid YAML: " + msg})
-		return nil, false
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		return doc.Content[0], true
-	}
-	// An empty file is an empty mapping, so that the missing fields are what gets reported.
-	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}, true
-}
-
-func (p *parser) errorf(n *yaml.Node, ctx, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if ctx != "" {
-		msg = ctx + ": " + msg
-	}
-	p.diags = append(p.diags, Diagnostic{File: p.file, Line: n.Line, Message: msg})
-}
-
 func (p *parser) team(root *yaml.Node) *Team {
-	f := p.fields(root, "", teamFields)
+	f := p.Fields(root, "", teamFields)
 	if f == nil {
 		return nil
 	}
-	p.required(root, f, "", "version", "reps", "assignment", "policies")
+	p.Required(root, f, "", "version", "reps", "assignment", "policies")
 	if n := f["version"]; n != nil {
 		var v int
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
-			p.errorf(n, "", "version: expected a number, got %s", describe(n))
+			p.Errorf(n, "", "version: expected a number, got %s", yamlcheck.Describe(n))
 		} else if v != Version {
-			p.errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
+			p.Errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
 		}
 	}
 	t := &Team{
@@ -156,19 +116,19 @@ func (p *parser) team(root *yaml.Node) *Team {
 		Escalation: Escalation{ReassignAfter: DefaultReassignAfter},
 	}
 	if n := f["calendars"]; n != nil {
-		for i, item := range p.list(n, "", "calendars") {
+		for i, item := range p.List(n, "", "calendars") {
 			t.Calendars = append(t.Calendars, p.calendar(item, i))
 		}
 	}
 	if n := f["managers"]; n != nil {
-		for i, item := range p.list(n, "", "managers") {
+		for i, item := range p.List(n, "", "managers") {
 			t.Managers = append(t.Managers, p.manager(item, i))
 		}
 	}
 	if n := f["reps"]; n != nil {
-		items := p.list(n, "", "reps")
+		items := p.List(n, "", "reps")
 		if items != nil && len(items) == 0 {
-			p.errorf(n, "", "reps: must list at least one rep")
+			p.Errorf(n, "", "reps: must list at least one rep")
 		}
 		for i, item := range items {
 			t.Reps = append(t.Reps, p.rep(item, i))
@@ -202,7 +162,7 @@ func (p *parser) team(root *yaml.Node) *Team {
 			}
 		}
 		if !slices.Contains(ids, r.id) {
-			p.errorf(r.n, r.ctx, "%s: no %s has id %q%s", r.field, r.field, r.id, idList(ids))
+			p.Errorf(r.n, r.ctx, "%s: no %s has id %q%s", r.field, r.field, r.id, idList(ids))
 		}
 	}
 	if fallback != nil && t.Assignment.Fallback != "" {
@@ -211,9 +171,9 @@ func (p *parser) team(root *yaml.Node) *Team {
 			for _, r := range t.Reps {
 				ids = append(ids, r.ID)
 			}
-			p.errorf(fallback, "assignment", "fallback: no rep has id %q%s", t.Assignment.Fallback, idList(ids))
+			p.Errorf(fallback, "assignment", "fallback: no rep has id %q%s", t.Assignment.Fallback, idList(ids))
 		} else if r.Away {
-			p.errorf(fallback, "assignment", "fallback: rep %q is away; the fallback must be an active rep", r.ID)
+			p.Errorf(fallback, "assignment", "fallback: rep %q is away; the fallback must be an active rep", r.ID)
 		}
 	}
 	if remind != nil && t.Escalation.RemindBefore > 0 {
@@ -225,7 +185,7 @@ func (p *parser) team(root *yaml.Node) *Team {
 			}
 		}
 		if shortest != nil && t.Escalation.RemindBefore >= shortest.Response {
-			p.errorf(remind, "escalation", "remind_before: %s must be less than the response time of policy %q (%s)",
+			p.Errorf(remind, "escalation", "remind_before: %s must be less than the response time of policy %q (%s)",
 				remind.Value, shortest.ID, formatDuration(shortest.Response))
 		}
 	}
@@ -249,19 +209,19 @@ func idList(ids []string) string {
 func (p *parser) calendar(n *yaml.Node, i int) Calendar {
 	ctx := itemContext(n, "calendar", i)
 	var c Calendar
-	f := p.fields(n, ctx, calendarFields)
+	f := p.Fields(n, ctx, calendarFields)
 	if f == nil {
 		return c
 	}
-	p.required(n, f, ctx, "id", "time_zone", "hours")
+	p.Required(n, f, ctx, "id", "time_zone", "hours")
 	c.ID = p.id(f, ctx, "calendar")
 	if z := f["time_zone"]; z != nil {
 		c.TimeZone = p.timeZone(z, ctx)
 	}
 	if hn := f["hours"]; hn != nil {
-		items := p.list(hn, ctx, "hours")
+		items := p.List(hn, ctx, "hours")
 		if items != nil && len(items) == 0 {
-			p.errorf(hn, ctx, "hours: must list at least one span of hours")
+			p.Errorf(hn, ctx, "hours: must list at least one span of hours")
 		}
 		for j, item := range items {
 			c.Hours = append(c.Hours, p.hours(item, fmt.Sprintf("%s: hours #%d", ctx, j+1)))
@@ -269,17 +229,17 @@ func (p *parser) calendar(n *yaml.Node, i int) Calendar {
 	}
 	if hn := f["holidays"]; hn != nil {
 		seen := map[string]bool{}
-		for _, item := range p.list(hn, ctx, "holidays") {
-			s, ok := p.scalar(item, ctx, "holidays")
+		for _, item := range p.List(hn, ctx, "holidays") {
+			s, ok := p.Scalar(item, ctx, "holidays")
 			if !ok {
 				continue
 			}
 			d, err := time.Parse(time.DateOnly, s)
 			switch {
 			case err != nil || d.Format(time.DateOnly) != s:
-				p.errorf(item, ctx, "holidays: invalid date %q: use YYYY-MM-DD", s)
+				p.Errorf(item, ctx, "holidays: invalid date %q: use YYYY-MM-DD", s)
 			case seen[s]:
-				p.errorf(item, ctx, "holidays: %q is listed twice", s)
+				p.Errorf(item, ctx, "holidays: %q is listed twice", s)
 			default:
 				seen[s] = true
 				c.Holidays = append(c.Holidays, s)
@@ -291,15 +251,15 @@ func (p *parser) calendar(n *yaml.Node, i int) Calendar {
 
 func (p *parser) hours(n *yaml.Node, ctx string) Hours {
 	var h Hours
-	f := p.fields(n, ctx, hoursFields)
+	f := p.Fields(n, ctx, hoursFields)
 	if f == nil {
 		return h
 	}
-	p.required(n, f, ctx, "days", "from", "to")
+	p.Required(n, f, ctx, "days", "from", "to")
 	if dn := f["days"]; dn != nil {
-		if s, ok := p.scalar(dn, ctx, "days"); ok {
+		if s, ok := p.Scalar(dn, ctx, "days"); ok {
 			if _, err := parseDays(s); err != nil {
-				p.errorf(dn, ctx, "days: %v", err)
+				p.Errorf(dn, ctx, "days: %v", err)
 			}
 			h.Days = s
 		}
@@ -311,7 +271,7 @@ func (p *parser) hours(n *yaml.Node, ctx string) Hours {
 	if tn := f["to"]; tn != nil {
 		h.To, to = p.clock(tn, ctx, "to")
 		if from >= 0 && to >= 0 && to <= from {
-			p.errorf(tn, ctx, "to (%s) must be after from (%s)", h.To, h.From)
+			p.Errorf(tn, ctx, "to (%s) must be after from (%s)", h.To, h.From)
 		}
 	}
 	return h
@@ -319,13 +279,13 @@ func (p *parser) hours(n *yaml.Node, ctx string) Hours {
 
 // clock reads a time of day, returning it and its minutes after midnight, or -1 when invalid.
 func (p *parser) clock(n *yaml.Node, ctx, field string) (string, int) {
-	s, ok := p.scalar(n, ctx, field)
+	s, ok := p.Scalar(n, ctx, field)
 	if !ok {
 		return "", -1
 	}
 	m, err := parseClock(s)
 	if err != nil {
-		p.errorf(n, ctx, "%s: %v", field, err)
+		p.Errorf(n, ctx, "%s: %v", field, err)
 		return s, -1
 	}
 	return s, m
@@ -334,11 +294,11 @@ func (p *parser) clock(n *yaml.Node, ctx, field string) (string, int) {
 func (p *parser) manager(n *yaml.Node, i int) Manager {
 	ctx := itemContext(n, "manager", i)
 	var m Manager
-	f := p.fields(n, ctx, managerFields)
+	f := p.Fields(n, ctx, managerFields)
 	if f == nil {
 		return m
 	}
-	p.required(n, f, ctx, "id", "name", "email")
+	p.Required(n, f, ctx, "id", "name", "email")
 	m.ID = p.id(f, ctx, "manager")
 	if nn := f["name"]; nn != nil {
 		m.Name = p.name(nn, ctx)
@@ -352,11 +312,11 @@ func (p *parser) manager(n *yaml.Node, i int) Manager {
 func (p *parser) rep(n *yaml.Node, i int) Rep {
 	ctx := itemContext(n, "rep", i)
 	var r Rep
-	f := p.fields(n, ctx, repFields)
+	f := p.Fields(n, ctx, repFields)
 	if f == nil {
 		return r
 	}
-	p.required(n, f, ctx, "id", "name", "email", "territories")
+	p.Required(n, f, ctx, "id", "name", "email", "territories")
 	r.ID = p.id(f, ctx, "rep")
 	if nn := f["name"]; nn != nil {
 		r.Name = p.name(nn, ctx)
@@ -372,7 +332,7 @@ func (p *parser) rep(n *yaml.Node, i int) Rep {
 		if rn == nil {
 			continue
 		}
-		if s, ok := p.scalar(rn, ctx, field); ok {
+		if s, ok := p.Scalar(rn, ctx, field); ok {
 			p.refs = append(p.refs, ref{n: rn, ctx: ctx, field: field, id: s})
 			if field == "calendar" {
 				r.Calendar = s
@@ -382,17 +342,17 @@ func (p *parser) rep(n *yaml.Node, i int) Rep {
 		}
 	}
 	if tn := f["territories"]; tn != nil {
-		items := p.list(tn, ctx, "territories")
+		items := p.List(tn, ctx, "territories")
 		if items != nil && len(items) == 0 {
-			p.errorf(tn, ctx, `territories: must list at least one segment, or "*" for every segment`)
+			p.Errorf(tn, ctx, `territories: must list at least one segment, or "*" for every segment`)
 		}
 		seen := map[string]bool{}
 		for _, item := range items {
-			s, ok := p.scalar(item, ctx, "territories")
+			s, ok := p.Scalar(item, ctx, "territories")
 			switch {
 			case !ok:
 			case seen[s]:
-				p.errorf(item, ctx, "territories: %q is listed twice", s)
+				p.Errorf(item, ctx, "territories: %q is listed twice", s)
 			case s != AnyTerritory && !p.segment(item, ctx, "territories", s):
 			default:
 				seen[s] = true
@@ -402,7 +362,7 @@ func (p *parser) rep(n *yaml.Node, i int) Rep {
 	}
 	if an := f["away"]; an != nil {
 		if an.Kind != yaml.ScalarNode || an.Tag != "!!bool" || an.Decode(&r.Away) != nil {
-			p.errorf(an, ctx, "away: expected true or false, got %s", describe(an))
+			p.Errorf(an, ctx, "away: expected true or false, got %s", yamlcheck.Describe(an))
 		}
 	}
 	return r
@@ -412,13 +372,13 @@ func (p *parser) rep(n *yaml.Node, i int) Rep {
 func (p *parser) segment(n *yaml.Node, ctx, field, s string) bool {
 	if p.opts.Segments == nil {
 		if !idPattern.MatchString(s) {
-			p.errorf(n, ctx, "%s: invalid segment id %q", field, s)
+			p.Errorf(n, ctx, "%s: invalid segment id %q", field, s)
 			return false
 		}
 		return true
 	}
 	if !slices.Contains(p.opts.Segments, s) {
-		p.errorf(n, ctx, "%s: unknown segment %q (segments: %s)", field, s, strings.Join(p.opts.Segments, ", "))
+		p.Errorf(n, ctx, "%s: unknown segment %q (segments: %s)", field, s, strings.Join(p.opts.Segments, ", "))
 		return false
 	}
 	return true
@@ -427,30 +387,30 @@ func (p *parser) segment(n *yaml.Node, ctx, field, s string) bool {
 func (p *parser) assignment(n *yaml.Node) (Assignment, *yaml.Node) {
 	const ctx = "assignment"
 	a := Assignment{Strategy: StrategyRoundRobin}
-	f := p.fields(n, ctx, assignmentFields)
+	f := p.Fields(n, ctx, assignmentFields)
 	if f == nil {
 		return a, nil
 	}
-	p.required(n, f, ctx, "fallback")
+	p.Required(n, f, ctx, "fallback")
 	if sn := f["strategy"]; sn != nil {
-		if s, ok := p.scalar(sn, ctx, "strategy"); ok && s != StrategyRoundRobin {
-			p.errorf(sn, ctx, "strategy: unknown strategy %q (valid: %s)", s, StrategyRoundRobin)
+		if s, ok := p.Scalar(sn, ctx, "strategy"); ok && s != StrategyRoundRobin {
+			p.Errorf(sn, ctx, "strategy: unknown strategy %q (valid: %s)", s, StrategyRoundRobin)
 		}
 	}
 	fn := f["fallback"]
 	if fn != nil {
-		a.Fallback, _ = p.scalar(fn, ctx, "fallback")
+		a.Fallback, _ = p.Scalar(fn, ctx, "fallback")
 	}
 	return a, fn
 }
 
 func (p *parser) policies(n *yaml.Node) []Policy {
-	items := p.list(n, "", "policies")
+	items := p.List(n, "", "policies")
 	if items == nil {
 		return nil
 	}
 	if len(items) == 0 {
-		p.errorf(n, "", "policies: must list at least one policy")
+		p.Errorf(n, "", "policies: must list at least one policy")
 		return nil
 	}
 	var (
@@ -461,28 +421,28 @@ func (p *parser) policies(n *yaml.Node) []Policy {
 	for i, item := range items {
 		ctx := itemContext(item, "policy", i)
 		var pol Policy
-		f := p.fields(item, ctx, policyFields)
+		f := p.Fields(item, ctx, policyFields)
 		if f == nil {
 			pols = append(pols, pol)
 			continue
 		}
-		p.required(item, f, ctx, "id", "response")
+		p.Required(item, f, ctx, "id", "response")
 		pol.ID = p.id(f, ctx, "policy")
 		if hn := f["hand_raise"]; hn != nil {
-			events := p.list(hn, ctx, "hand_raise")
+			events := p.List(hn, ctx, "hand_raise")
 			if events != nil && len(events) == 0 {
-				p.errorf(hn, ctx, "hand_raise: must list at least one event type (leave it out for the default policy)")
+				p.Errorf(hn, ctx, "hand_raise: must list at least one event type (leave it out for the default policy)")
 			}
 			for _, en := range events {
-				e, ok := p.scalar(en, ctx, "hand_raise")
+				e, ok := p.Scalar(en, ctx, "hand_raise")
 				switch {
 				case !ok:
 				case p.opts.EventTypes != nil && !slices.Contains(p.opts.EventTypes, e):
-					p.errorf(en, ctx, "hand_raise: unknown event type %q (valid: %s)", e, strings.Join(p.opts.EventTypes, ", "))
+					p.Errorf(en, ctx, "hand_raise: unknown event type %q (valid: %s)", e, strings.Join(p.opts.EventTypes, ", "))
 				case slices.Contains(pol.HandRaise, e):
-					p.errorf(en, ctx, "hand_raise: %q is listed twice", e)
+					p.Errorf(en, ctx, "hand_raise: %q is listed twice", e)
 				case covered[e] != "":
-					p.errorf(en, ctx, "hand_raise: %q is already covered by %s, which comes first", e, covered[e])
+					p.Errorf(en, ctx, "hand_raise: %q is already covered by %s, which comes first", e, covered[e])
 				default:
 					covered[e] = ctx
 					pol.HandRaise = append(pol.HandRaise, e)
@@ -498,15 +458,15 @@ func (p *parser) policies(n *yaml.Node) []Policy {
 	}
 	switch {
 	case len(defaults) == 0:
-		p.errorf(n, "", "policies: one policy must leave out hand_raise, to cover every other handoff")
+		p.Errorf(n, "", "policies: one policy must leave out hand_raise, to cover every other handoff")
 	case len(defaults) == 1 && defaults[0] != len(items)-1:
 		i := defaults[0]
-		p.errorf(items[i], itemContext(items[i], "policy", i),
+		p.Errorf(items[i], itemContext(items[i], "policy", i),
 			"the default policy (without hand_raise) must come last, since the first policy that matches wins")
 	}
 	for _, i := range defaults[min(1, len(defaults)):] {
 		first := defaults[0]
-		p.errorf(items[i], itemContext(items[i], "policy", i),
+		p.Errorf(items[i], itemContext(items[i], "policy", i),
 			"only one policy may leave out hand_raise; %s on line %d already does",
 			itemContext(items[first], "policy", first), items[first].Line)
 	}
@@ -516,7 +476,7 @@ func (p *parser) policies(n *yaml.Node) []Policy {
 func (p *parser) escalation(n *yaml.Node) (Escalation, *yaml.Node) {
 	const ctx = "escalation"
 	e := Escalation{ReassignAfter: DefaultReassignAfter}
-	f := p.fields(n, ctx, escalationFields)
+	f := p.Fields(n, ctx, escalationFields)
 	if f == nil {
 		return e, nil
 	}
@@ -531,9 +491,9 @@ func (p *parser) escalation(n *yaml.Node) (Escalation, *yaml.Node) {
 		var v int
 		switch {
 		case an.Kind != yaml.ScalarNode || an.Tag != "!!int" || an.Decode(&v) != nil:
-			p.errorf(an, ctx, "reassign_after: expected a whole number, got %s", describe(an))
+			p.Errorf(an, ctx, "reassign_after: expected a whole number, got %s", yamlcheck.Describe(an))
 		case v < 1:
-			p.errorf(an, ctx, "reassign_after: must be at least 1, got %d", v)
+			p.Errorf(an, ctx, "reassign_after: must be at least 1, got %d", v)
 		default:
 			e.ReassignAfter = v
 		}
@@ -544,12 +504,12 @@ func (p *parser) escalation(n *yaml.Node) (Escalation, *yaml.Node) {
 func (p *parser) recycle(n *yaml.Node) Recycle {
 	const ctx = "recycle"
 	var r Recycle
-	f := p.fields(n, ctx, recycleFields)
+	f := p.Fields(n, ctx, recycleFields)
 	if f == nil {
 		return r
 	}
 	if sn := f["not_ready_segment"]; sn != nil {
-		if s, ok := p.scalar(sn, ctx, "not_ready_segment"); ok && p.segment(sn, ctx, "not_ready_segment", s) {
+		if s, ok := p.Scalar(sn, ctx, "not_ready_segment"); ok && p.segment(sn, ctx, "not_ready_segment", s) {
 			r.NotReadySegment = s
 		}
 	}
@@ -571,7 +531,7 @@ func formatDuration(d time.Duration) string {
 // itemContext names a list item in messages by its id when it has a valid one, else by its
 // position.
 func itemContext(n *yaml.Node, kind string, i int) string {
-	if id := peekID(n); id != "" {
+	if id := yamlcheck.PeekID(n, idPattern); id != "" {
 		return fmt.Sprintf("%s %q", kind, id)
 	}
 	return fmt.Sprintf("%s #%d", kind, i+1)
@@ -583,12 +543,12 @@ func (p *parser) id(f map[string]*yaml.Node, ctx, kind string) string {
 	if n == nil {
 		return ""
 	}
-	s, ok := p.scalar(n, ctx, "id")
+	s, ok := p.Scalar(n, ctx, "id")
 	if !ok {
 		return ""
 	}
 	if !idPattern.MatchString(s) {
-		p.errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
+		p.Errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
 		return ""
 	}
 	lines := p.idLines[kind]
@@ -597,7 +557,7 @@ func (p *parser) id(f map[string]*yaml.Node, ctx, kind string) string {
 		p.idLines[kind] = lines
 	}
 	if first, dup := lines[s]; dup {
-		p.errorf(n, "", "duplicate %s id %q (first on line %d)", kind, s, first)
+		p.Errorf(n, "", "duplicate %s id %q (first on line %d)", kind, s, first)
 	} else {
 		lines[s] = n.Line
 	}
@@ -605,163 +565,61 @@ func (p *parser) id(f map[string]*yaml.Node, ctx, kind string) string {
 }
 
 func (p *parser) name(n *yaml.Node, ctx string) string {
-	s, ok := p.scalar(n, ctx, "name")
+	s, ok := p.Scalar(n, ctx, "name")
 	if !ok {
 		return ""
 	}
 	if strings.TrimSpace(s) == "" {
-		p.errorf(n, ctx, "name: must not be empty")
+		p.Errorf(n, ctx, "name: must not be empty")
 	}
 	return strings.TrimSpace(s)
 }
 
 // email checks that s is a bare address: notices are addressed by tend, which adds the name.
 func (p *parser) email(n *yaml.Node, ctx string) string {
-	s, ok := p.scalar(n, ctx, "email")
+	s, ok := p.Scalar(n, ctx, "email")
 	if !ok {
 		return ""
 	}
 	a, err := mail.ParseAddress(s)
 	switch {
 	case err != nil:
-		p.errorf(n, ctx, "email: invalid address %q", s)
+		p.Errorf(n, ctx, "email: invalid address %q", s)
 	case a.Address != s:
-		p.errorf(n, ctx, "email: %q: give the bare address, without a display name or angle brackets", s)
+		p.Errorf(n, ctx, "email: %q: give the bare address, without a display name or angle brackets", s)
 	}
 	return s
 }
 
 func (p *parser) timeZone(n *yaml.Node, ctx string) string {
-	s, ok := p.scalar(n, ctx, "time_zone")
+	s, ok := p.Scalar(n, ctx, "time_zone")
 	if !ok {
 		return ""
 	}
 	if err := schedule.ValidTimeZone(s); err != nil {
-		p.errorf(n, ctx, "time_zone: %v", err)
+		p.Errorf(n, ctx, "time_zone: %v", err)
 	}
 	return s
 }
 
 // duration reads a duration such as 2h or 1d; positive says whether zero is refused too.
 func (p *parser) duration(n *yaml.Node, ctx, field string, positive bool) (time.Duration, bool) {
-	s, ok := p.scalar(n, ctx, field)
+	s, ok := p.Scalar(n, ctx, field)
 	if !ok {
 		return 0, false
 	}
 	d, err := sequence.ParseDuration(s)
 	switch {
 	case err != nil:
-		p.errorf(n, ctx, "%s: %v", field, err)
+		p.Errorf(n, ctx, "%s: %v", field, err)
 		return 0, false
 	case d < 0 || (positive && d == 0):
 		what := "must be positive"
 		if !positive {
 			what = "must not be negative"
 		}
-		p.errorf(n, ctx, "%s: %s, got %s", field, what, s)
+		p.Errorf(n, ctx, "%s: %s, got %s", field, what, s)
 		return 0, false
 	}
 	return d, true
-}
-
-// fields checks that n is a mapping holding only known keys, each once, and returns the value of
-// every key that has one. A key with an empty value counts as absent. It returns nil when n is not a
-// mapping.
-func (p *parser) fields(n *yaml.Node, ctx string, known []string) map[string]*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n, ctx, "expected a mapping, got %s", describe(n))
-		return nil
-	}
-	f := map[string]*yaml.Node{}
-	keyLines := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		name := k.Value
-		switch {
-		case k.Kind != yaml.ScalarNode || !slices.Contains(known, name):
-			p.errorf(k, ctx, "unknown field %q (valid: %s)", name, strings.Join(known, ", "))
-			continue
-		case keyLines[name] != 0:
-			p.errorf(k, ctx, "duplicate field %q (first on line %d)", name, keyLines[name])
-			continue
-		}
-		keyLines[name] = k.Line
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-			continue
-		}
-		f[name] = v
-	}
-	return f
-}
-
-func (p *parser) required(n *yaml.Node, f map[string]*yaml.Node, ctx string, names ...string) {
-	for _, name := range names {
-		if f[name] == nil {
-			p.errorf(resolve(n), ctx, "missing required field %q", name)
-		}
-	}
-}
-
-func (p *parser) list(n *yaml.Node, ctx, field string) []*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, ctx, "%s: expected a list, got %s", field, describe(n))
-		return nil
-	}
-	items := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		items[i] = resolve(c)
-	}
-	return items
-}
-
-func (p *parser) scalar(n *yaml.Node, ctx, field string) (string, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		p.errorf(n, ctx, "%s: expected a string, got %s", field, describe(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// peekID returns the id of mapping n when it is valid, so that messages about n can name it
-// before its fields are checked.
-func peekID(n *yaml.Node) string {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "id" {
-			if v := resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
-				return v.Value
-			}
-			return ""
-		}
-	}
-	return ""
-}
-
-// resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "something else"
 }

@@ -2,11 +2,11 @@ package score
 
 import (
 	"fmt"
+	"github.com/tendhq/tend/internal/yamlcheck"
 	"math"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -58,77 +58,37 @@ func Load(path string) (*Model, error) {
 // Parse parses and validates a scoring model. It reports every mistake it finds, in line order,
 // not just the first; the model is nil whenever there is any.
 func Parse(filename string, data []byte) (*Model, Diagnostics) {
-	p := &parser{file: filename, ruleLines: map[string]int{}}
-	root, ok := p.decode(data)
+	p := &parser{Checker: yamlcheck.Checker{File: filename}, ruleLines: map[string]int{}}
+	root, ok := p.Decode(data)
 	if !ok {
-		return nil, p.diags
+		return nil, p.Diags
 	}
 	m := p.model(root)
-	slices.SortStableFunc(p.diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.diags) > 0 {
-		return nil, p.diags
+	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
+	if len(p.Diags) > 0 {
+		return nil, p.Diags
 	}
 	return m, nil
 }
 
 type parser struct {
-	file      string
-	diags     Diagnostics
+	yamlcheck.Checker
 	ruleLines map[string]int // rule id → line, across every kind of rule
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-func (p *parser) decode(data []byte) (root *yaml.Node, ok bool) {
-	var doc yaml.Node
-	err := func() (err error) {
-		// yaml.v3 has panicked on hostile input before; a bad file must never take the worker down.
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("yaml: %v", r)
-			}
-		}()
-		return yaml.Unmarshal(data, &doc)
-	}()
-	if err != nil {
-		msg := err.Error()
-		line := 0
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = msg[len(m[0]):]
-		}
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		p.diags = append(p.diags, Diagnostic{File: p.file, Line: line, Message: "invalid YAML: " + msg})
-		return nil, false
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		return doc.Content[0], true
-	}
-	// An empty file is an empty mapping, so that the missing fields are what gets reported.
-	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}, true
-}
-
-func (p *parser) errorf(n *yaml.Node, ctx, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if ctx != "" {
-		msg = ctx + ": " + msg
-	}
-	p.diags = append(p.diags, Diagnostic{File: p.file, Line: n.Line, Message: msg})
-}
-
 func (p *parser) model(root *yaml.Node) *Model {
-	f := p.fields(root, "", modelFields)
+	f := p.Fields(root, "", modelFields)
 	if f == nil {
 		return nil
 	}
-	p.required(root, f, "", "version", "bands", "mql_threshold", "behaviour")
+	p.Required(root, f, "", "version", "bands", "mql_threshold", "behaviour")
 	m := &Model{Version: Version}
 	if n := f["version"]; n != nil {
 		var v int
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
-			p.errorf(n, "", "version: expected a number, got %s", describe(n))
+			p.Errorf(n, "", "version: expected a number, got %s", yamlcheck.Describe(n))
 		} else if v != Version {
-			p.errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
+			p.Errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
 		}
 	}
 	if n := f["bands"]; n != nil {
@@ -137,19 +97,19 @@ func (p *parser) model(root *yaml.Node) *Model {
 	if n := f["mql_threshold"]; n != nil {
 		if v, ok := p.points(n, "", "mql_threshold"); ok {
 			if v <= 0 {
-				p.errorf(n, "", "mql_threshold: must be positive, got %s", formatPoints(v))
+				p.Errorf(n, "", "mql_threshold: must be positive, got %s", formatPoints(v))
 			}
 			m.MQLThreshold = v
 		}
 	}
 	if n := f["hand_raise"]; n != nil {
 		seen := map[string]bool{}
-		for _, item := range p.list(n, "", "hand_raise") {
+		for _, item := range p.List(n, "", "hand_raise") {
 			t, ok := p.eventType(item, "", "hand_raise")
 			switch {
 			case !ok:
 			case seen[t]:
-				p.errorf(item, "", "hand_raise: %q is listed twice", t)
+				p.Errorf(item, "", "hand_raise: %q is listed twice", t)
 			default:
 				seen[t] = true
 				m.HandRaise = append(m.HandRaise, t)
@@ -160,21 +120,21 @@ func (p *parser) model(root *yaml.Node) *Model {
 		m.Decay = p.decay(n)
 	}
 	if n := f["behaviour"]; n != nil {
-		items := p.list(n, "", "behaviour")
+		items := p.List(n, "", "behaviour")
 		if items != nil && len(items) == 0 {
-			p.errorf(n, "", "behaviour: must list at least one rule")
+			p.Errorf(n, "", "behaviour: must list at least one rule")
 		}
 		for i, item := range items {
 			m.Behaviour = append(m.Behaviour, p.behaviour(item, i))
 		}
 	}
 	if n := f["fit"]; n != nil {
-		for i, item := range p.list(n, "", "fit") {
+		for i, item := range p.List(n, "", "fit") {
 			m.Fit = append(m.Fit, p.fit(item, i))
 		}
 	}
 	if n := f["negative"]; n != nil {
-		for i, item := range p.list(n, "", "negative") {
+		for i, item := range p.List(n, "", "negative") {
 			m.Negative = append(m.Negative, p.negative(item, i))
 		}
 	}
@@ -184,11 +144,11 @@ func (p *parser) model(root *yaml.Node) *Model {
 func (p *parser) bands(n *yaml.Node) Bands {
 	const ctx = "bands"
 	var b Bands
-	f := p.fields(n, ctx, bandFields)
+	f := p.Fields(n, ctx, bandFields)
 	if f == nil {
 		return b
 	}
-	p.required(n, f, ctx, "warm", "hot")
+	p.Required(n, f, ctx, "warm", "hot")
 	warmOK, hotOK := false, false
 	if wn := f["warm"]; wn != nil {
 		b.Warm, warmOK = p.points(wn, ctx, "warm")
@@ -197,14 +157,14 @@ func (p *parser) bands(n *yaml.Node) Bands {
 		b.Hot, hotOK = p.points(hn, ctx, "hot")
 	}
 	if warmOK && hotOK && b.Warm >= b.Hot {
-		p.errorf(f["hot"], ctx, "hot (%s) must be above warm (%s)", formatPoints(b.Hot), formatPoints(b.Warm))
+		p.Errorf(f["hot"], ctx, "hot (%s) must be above warm (%s)", formatPoints(b.Hot), formatPoints(b.Warm))
 	}
 	return b
 }
 
 func (p *parser) decay(n *yaml.Node) *Decay {
 	const ctx = "decay"
-	f := p.fields(n, ctx, decayFields)
+	f := p.Fields(n, ctx, decayFields)
 	if f == nil {
 		return nil
 	}
@@ -212,9 +172,9 @@ func (p *parser) decay(n *yaml.Node) *Decay {
 	hl, pw, after := f["half_life"], f["per_week"], f["after"]
 	switch {
 	case hl == nil && pw == nil:
-		p.errorf(n, ctx, `set one of "half_life" or "per_week"`)
+		p.Errorf(n, ctx, `set one of "half_life" or "per_week"`)
 	case hl != nil && pw != nil:
-		p.errorf(later(hl, pw), ctx, `set only one of "half_life" and "per_week"`)
+		p.Errorf(later(hl, pw), ctx, `set only one of "half_life" and "per_week"`)
 	}
 	if hl != nil {
 		d.HalfLife, _ = p.duration(hl, ctx, "half_life", true)
@@ -222,14 +182,14 @@ func (p *parser) decay(n *yaml.Node) *Decay {
 	if pw != nil {
 		if v, ok := p.points(pw, ctx, "per_week"); ok {
 			if v <= 0 {
-				p.errorf(pw, ctx, "per_week: must be positive, got %s", formatPoints(v))
+				p.Errorf(pw, ctx, "per_week: must be positive, got %s", formatPoints(v))
 			}
 			d.PerWeek = v
 		}
 	}
 	if after != nil {
 		if pw == nil {
-			p.errorf(after, ctx, "after: only applies with per_week")
+			p.Errorf(after, ctx, "after: only applies with per_week")
 		}
 		d.After, _ = p.duration(after, ctx, "after", false)
 	}
@@ -239,12 +199,12 @@ func (p *parser) decay(n *yaml.Node) *Decay {
 func (p *parser) behaviour(n *yaml.Node, i int) BehaviourRule {
 	ctx := ruleContext(n, "behaviour", i)
 	var r BehaviourRule
-	f := p.fields(n, ctx, behaviourFields)
+	f := p.Fields(n, ctx, behaviourFields)
 	if f == nil {
 		return r
 	}
 	r.ID = p.ruleID(f, ctx)
-	p.required(n, f, ctx, "id", "event", "points")
+	p.Required(n, f, ctx, "id", "event", "points")
 	if en := f["event"]; en != nil {
 		r.Event, _ = p.eventType(en, ctx, "event")
 	}
@@ -255,9 +215,9 @@ func (p *parser) behaviour(n *yaml.Node, i int) BehaviourRule {
 		if v, ok := p.points(pn, ctx, "points"); ok {
 			switch {
 			case v < 0:
-				p.errorf(pn, ctx, "points: sign mismatch: %s is negative, but behaviour rules add points (put penalties under negative)", formatPoints(v))
+				p.Errorf(pn, ctx, "points: sign mismatch: %s is negative, but behaviour rules add points (put penalties under negative)", formatPoints(v))
 			case v == 0:
-				p.errorf(pn, ctx, "points: 0 scores nothing")
+				p.Errorf(pn, ctx, "points: 0 scores nothing")
 			}
 			r.Points = v
 		}
@@ -269,16 +229,16 @@ func (p *parser) behaviour(n *yaml.Node, i int) BehaviourRule {
 }
 
 func (p *parser) cap(n *yaml.Node, ctx string) *Cap {
-	f := p.fields(n, ctx, capFields)
+	f := p.Fields(n, ctx, capFields)
 	if f == nil {
 		return nil
 	}
 	c := &Cap{}
-	p.required(n, f, ctx, "points", "per")
+	p.Required(n, f, ctx, "points", "per")
 	if pn := f["points"]; pn != nil {
 		if v, ok := p.points(pn, ctx, "points"); ok {
 			if v <= 0 {
-				p.errorf(pn, ctx, "points: must be positive, got %s", formatPoints(v))
+				p.Errorf(pn, ctx, "points: must be positive, got %s", formatPoints(v))
 			}
 			c.Points = v
 		}
@@ -292,16 +252,16 @@ func (p *parser) cap(n *yaml.Node, ctx string) *Cap {
 func (p *parser) fit(n *yaml.Node, i int) FitRule {
 	ctx := ruleContext(n, "fit", i)
 	var r FitRule
-	f := p.fields(n, ctx, fitFields)
+	f := p.Fields(n, ctx, fitFields)
 	if f == nil {
 		return r
 	}
 	r.ID = p.ruleID(f, ctx)
-	p.required(n, f, ctx, "id", "attribute", "points")
+	p.Required(n, f, ctx, "id", "attribute", "points")
 	if an := f["attribute"]; an != nil {
-		if s, ok := p.scalar(an, ctx, "attribute"); ok {
+		if s, ok := p.Scalar(an, ctx, "attribute"); ok {
 			if strings.TrimSpace(s) == "" {
-				p.errorf(an, ctx, "attribute: must not be empty")
+				p.Errorf(an, ctx, "attribute: must not be empty")
 			}
 			r.Attribute = s
 		}
@@ -309,25 +269,25 @@ func (p *parser) fit(n *yaml.Node, i int) FitRule {
 	in, present := f["in"], f["present"]
 	switch {
 	case in == nil && present == nil:
-		p.errorf(n, ctx, `set one of "in" or "present"`)
+		p.Errorf(n, ctx, `set one of "in" or "present"`)
 	case in != nil && present != nil:
-		p.errorf(later(in, present), ctx, `set only one of "in" and "present"`)
+		p.Errorf(later(in, present), ctx, `set only one of "in" and "present"`)
 	}
 	if in != nil {
-		items := p.list(in, ctx, "in")
+		items := p.List(in, ctx, "in")
 		if items != nil && len(items) == 0 {
-			p.errorf(in, ctx, "in: must list at least one value")
+			p.Errorf(in, ctx, "in: must list at least one value")
 		}
 		seen := map[string]bool{}
 		for _, item := range items {
-			v, ok := p.scalar(item, ctx, "in")
+			v, ok := p.Scalar(item, ctx, "in")
 			key := strings.ToLower(strings.TrimSpace(v))
 			switch {
 			case !ok:
 			case key == "":
-				p.errorf(item, ctx, "in: empty value")
+				p.Errorf(item, ctx, "in: empty value")
 			case seen[key]:
-				p.errorf(item, ctx, "in: %q is listed twice", v)
+				p.Errorf(item, ctx, "in: %q is listed twice", v)
 			default:
 				seen[key] = true
 				r.In = append(r.In, v)
@@ -337,7 +297,7 @@ func (p *parser) fit(n *yaml.Node, i int) FitRule {
 	if present != nil {
 		var v bool
 		if present.Kind != yaml.ScalarNode || present.Tag != "!!bool" || present.Decode(&v) != nil {
-			p.errorf(present, ctx, "present: expected true or false, got %s", describe(present))
+			p.Errorf(present, ctx, "present: expected true or false, got %s", yamlcheck.Describe(present))
 		} else {
 			r.Present = &v
 		}
@@ -345,7 +305,7 @@ func (p *parser) fit(n *yaml.Node, i int) FitRule {
 	if pn := f["points"]; pn != nil {
 		if v, ok := p.points(pn, ctx, "points"); ok {
 			if v == 0 {
-				p.errorf(pn, ctx, "points: 0 scores nothing")
+				p.Errorf(pn, ctx, "points: 0 scores nothing")
 			}
 			r.Points = v
 		}
@@ -356,18 +316,18 @@ func (p *parser) fit(n *yaml.Node, i int) FitRule {
 func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 	ctx := ruleContext(n, "negative", i)
 	var r NegativeRule
-	f := p.fields(n, ctx, negativeFields)
+	f := p.Fields(n, ctx, negativeFields)
 	if f == nil {
 		return r
 	}
 	r.ID = p.ruleID(f, ctx)
-	p.required(n, f, ctx, "id", "points")
+	p.Required(n, f, ctx, "id", "points")
 	en, in := f["event"], f["inactive_for"]
 	switch {
 	case en == nil && in == nil:
-		p.errorf(n, ctx, `set one of "event" or "inactive_for"`)
+		p.Errorf(n, ctx, `set one of "event" or "inactive_for"`)
 	case en != nil && in != nil:
-		p.errorf(later(en, in), ctx, `set only one of "event" and "inactive_for"`)
+		p.Errorf(later(en, in), ctx, `set only one of "event" and "inactive_for"`)
 	}
 	if en != nil {
 		r.Event, _ = p.eventType(en, ctx, "event")
@@ -377,7 +337,7 @@ func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 	}
 	if tn := f["tag"]; tn != nil {
 		if en == nil {
-			p.errorf(tn, ctx, "tag: only applies to event rules")
+			p.Errorf(tn, ctx, "tag: only applies to event rules")
 		}
 		r.Tag = p.tag(tn, ctx)
 	}
@@ -385,9 +345,9 @@ func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 		if v, ok := p.points(pn, ctx, "points"); ok {
 			switch {
 			case v > 0:
-				p.errorf(pn, ctx, "points: sign mismatch: %s is positive, but negative rules take points away (put rewards under behaviour or fit)", formatPoints(v))
+				p.Errorf(pn, ctx, "points: sign mismatch: %s is positive, but negative rules take points away (put rewards under behaviour or fit)", formatPoints(v))
 			case v == 0:
-				p.errorf(pn, ctx, "points: 0 scores nothing")
+				p.Errorf(pn, ctx, "points: 0 scores nothing")
 			}
 			r.Points = v
 		}
@@ -397,7 +357,7 @@ func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 
 // ruleContext names a rule in messages by its id when it has a valid one, else by its position.
 func ruleContext(n *yaml.Node, kind string, i int) string {
-	if id := peekID(n); id != "" {
+	if id := yamlcheck.PeekID(n, idPattern); id != "" {
 		return fmt.Sprintf("%s rule %q", kind, id)
 	}
 	return fmt.Sprintf("%s rule #%d", kind, i+1)
@@ -410,16 +370,16 @@ func (p *parser) ruleID(f map[string]*yaml.Node, ctx string) string {
 	if n == nil {
 		return ""
 	}
-	s, ok := p.scalar(n, ctx, "id")
+	s, ok := p.Scalar(n, ctx, "id")
 	if !ok {
 		return ""
 	}
 	if !idPattern.MatchString(s) {
-		p.errorf(n, ctx, "invalid rule id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", s)
+		p.Errorf(n, ctx, "invalid rule id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", s)
 		return ""
 	}
 	if first, dup := p.ruleLines[s]; dup {
-		p.errorf(n, "", "duplicate rule id %q (first on line %d)", s, first)
+		p.Errorf(n, "", "duplicate rule id %q (first on line %d)", s, first)
 	} else {
 		p.ruleLines[s] = n.Line
 	}
@@ -427,24 +387,24 @@ func (p *parser) ruleID(f map[string]*yaml.Node, ctx string) string {
 }
 
 func (p *parser) eventType(n *yaml.Node, ctx, field string) (string, bool) {
-	s, ok := p.scalar(n, ctx, field)
+	s, ok := p.Scalar(n, ctx, field)
 	if !ok {
 		return "", false
 	}
 	if !ValidEventType(s) {
-		p.errorf(n, ctx, "%s: unknown event type %q (valid: %s)", field, s, strings.Join(EventTypes(), ", "))
+		p.Errorf(n, ctx, "%s: unknown event type %q (valid: %s)", field, s, strings.Join(EventTypes(), ", "))
 		return "", false
 	}
 	return s, true
 }
 
 func (p *parser) tag(n *yaml.Node, ctx string) string {
-	s, ok := p.scalar(n, ctx, "tag")
+	s, ok := p.Scalar(n, ctx, "tag")
 	if !ok {
 		return ""
 	}
 	if strings.TrimSpace(s) == "" {
-		p.errorf(n, ctx, "tag: must not be empty")
+		p.Errorf(n, ctx, "tag: must not be empty")
 		return ""
 	}
 	return strings.TrimSpace(s)
@@ -456,15 +416,15 @@ func (p *parser) points(n *yaml.Node, ctx, field string) (float64, bool) {
 	var v float64
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&v) != nil ||
 		math.IsNaN(v) || math.IsInf(v, 0) {
-		p.errorf(n, ctx, "%s: expected a number, got %s", field, describe(n))
+		p.Errorf(n, ctx, "%s: expected a number, got %s", field, yamlcheck.Describe(n))
 		return 0, false
 	}
 	if math.Abs(v) > maxPoints {
-		p.errorf(n, ctx, "%s: %s is too large (at most %d)", field, n.Value, maxPoints)
+		p.Errorf(n, ctx, "%s: %s is too large (at most %d)", field, n.Value, maxPoints)
 		return 0, false
 	}
 	if c := v * 100; math.Abs(c-math.Round(c)) > 1e-6 {
-		p.errorf(n, ctx, "%s: %s has more than two decimals", field, n.Value)
+		p.Errorf(n, ctx, "%s: %s has more than two decimals", field, n.Value)
 		return 0, false
 	}
 	return v, true
@@ -472,85 +432,24 @@ func (p *parser) points(n *yaml.Node, ctx, field string) (float64, bool) {
 
 // duration reads a duration such as 30d or 2w; positive says whether zero is refused too.
 func (p *parser) duration(n *yaml.Node, ctx, field string, positive bool) (time.Duration, bool) {
-	s, ok := p.scalar(n, ctx, field)
+	s, ok := p.Scalar(n, ctx, field)
 	if !ok {
 		return 0, false
 	}
 	d, err := sequence.ParseDuration(s)
 	switch {
 	case err != nil:
-		p.errorf(n, ctx, "%s: %v", field, err)
+		p.Errorf(n, ctx, "%s: %v", field, err)
 		return 0, false
 	case d < 0 || (positive && d == 0):
 		what := "must be positive"
 		if !positive {
 			what = "must not be negative"
 		}
-		p.errorf(n, ctx, "%s: %s, got %s", field, what, s)
+		p.Errorf(n, ctx, "%s: %s, got %s", field, what, s)
 		return 0, false
 	}
 	return d, true
-}
-
-// fields checks that n is a mapping holding only known keys, each once, and returns the value of
-// every key that has one. A key with an empty value counts as absent. It returns nil when n is not a
-// mapping.
-func (p *parser) fields(n *yaml.Node, ctx string, known []string) map[string]*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n, ctx, "expected a mapping, got %s", describe(n))
-		return nil
-	}
-	f := map[string]*yaml.Node{}
-	keyLines := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		name := k.Value
-		switch {
-		case k.Kind != yaml.ScalarNode || !slices.Contains(known, name):
-			p.errorf(k, ctx, "unknown field %q (valid: %s)", name, strings.Join(known, ", "))
-			continue
-		case keyLines[name] != 0:
-			p.errorf(k, ctx, "duplicate field %q (first on line %d)", name, keyLines[name])
-			continue
-		}
-		keyLines[name] = k.Line
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-			continue
-		}
-		f[name] = v
-	}
-	return f
-}
-
-func (p *parser) required(n *yaml.Node, f map[string]*yaml.Node, ctx string, names ...string) {
-	for _, name := range names {
-		if f[name] == nil {
-			p.errorf(resolve(n), ctx, "missing required field %q", name)
-		}
-	}
-}
-
-func (p *parser) list(n *yaml.Node, ctx, field string) []*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, ctx, "%s: expected a list, got %s", field, describe(n))
-		return nil
-	}
-	items := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		items[i] = resolve(c)
-	}
-	return items
-}
-
-func (p *parser) scalar(n *yaml.Node, ctx, field string) (string, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		p.errorf(n, ctx, "%s: expected a string, got %s", field, describe(n))
-		return "", false
-	}
-	return n.Value, true
 }
 
 // later returns whichever of two nodes comes last in the file: the field that conflicts with one
@@ -560,45 +459,4 @@ func later(a, b *yaml.Node) *yaml.Node {
 		return b
 	}
 	return a
-}
-
-// peekID returns the id of mapping n when it is valid, so that messages about n can name it
-// before its fields are checked.
-func peekID(n *yaml.Node) string {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "id" {
-			if v := resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
-				return v.Value
-			}
-			return ""
-		}
-	}
-	return ""
-}
-
-// resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "something else"
 }

@@ -2,6 +2,7 @@ package sequence
 
 import (
 	"fmt"
+	"github.com/tendhq/tend/internal/yamlcheck"
 	"os"
 	"regexp"
 	"slices"
@@ -63,23 +64,22 @@ func Load(path string, opts Options) (*Catalog, error) {
 // Parse parses and validates a sequences file. It reports every mistake it finds, in line order,
 // not just the first; the catalog is nil whenever there is any.
 func Parse(filename string, data []byte, opts Options) (*Catalog, Diagnostics) {
-	p := &parser{file: filename, opts: opts}
-	root, ok := p.decode(data)
+	p := &parser{Checker: yamlcheck.Checker{File: filename}, opts: opts}
+	root, ok := p.Decode(data)
 	if !ok {
-		return nil, p.diags
+		return nil, p.Diags
 	}
 	cat := p.catalog(root)
-	slices.SortStableFunc(p.diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.diags) > 0 {
-		return nil, p.diags
+	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
+	if len(p.Diags) > 0 {
+		return nil, p.Diags
 	}
 	return cat, nil
 }
 
 type parser struct {
-	file  string
-	opts  Options
-	diags Diagnostics
+	yamlcheck.Checker
+	opts Options
 
 	segmentLines  map[string]int // segment id → line, for duplicates
 	sequenceLines map[string]int // sequence id → line, across the whole file
@@ -91,61 +91,22 @@ type claim struct {
 	line    int
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
-
-func (p *parser) decode(data []byte) (root *yaml.Node, ok bool) {
-	var doc yaml.Node
-	err := func() (err error) {
-		// yaml.v3 has panicked on hostile input before; a bad file must never take the worker down.
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("yaml: %v", r)
-			}
-		}()
-		return yaml.Unmarshal(data, &doc)
-	}()
-	if err != nil {
-		msg := err.Error()
-		line := 0
-		if m := yamlLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = msg[len(m[0]):]
-		}
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		p.diags = append(p.diags, Diagnostic{File: p.file, Line: line, Message: "invalid YAML: " + msg})
-		return nil, false
-	}
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		return doc.Content[0], true
-	}
-	// An empty file is an empty mapping, so that the missing fields are what gets reported.
-	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}, true
-}
-
-func (p *parser) errorf(n *yaml.Node, ctx, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if ctx != "" {
-		msg = ctx + ": " + msg
-	}
-	p.diags = append(p.diags, Diagnostic{File: p.file, Line: n.Line, Message: msg})
-}
-
 func (p *parser) catalog(root *yaml.Node) *Catalog {
 	p.segmentLines = map[string]int{}
 	p.sequenceLines = map[string]int{}
 	p.interests = map[string]claim{}
 
-	f := p.fields(root, "", catalogFields)
+	f := p.Fields(root, "", catalogFields)
 	if f == nil {
 		return nil
 	}
-	p.required(root, f, "", "version", "default_segment", "segments")
+	p.Required(root, f, "", "version", "default_segment", "segments")
 	if n := f["version"]; n != nil {
 		var v int
 		if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
-			p.errorf(n, "", "version: expected a number, got %s", describe(n))
+			p.Errorf(n, "", "version: expected a number, got %s", yamlcheck.Describe(n))
 		} else if v != Version {
-			p.errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
+			p.Errorf(n, "", "unsupported version %d (supported: %d)", v, Version)
 		}
 	}
 	cat := &Catalog{}
@@ -153,21 +114,21 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		cat.Window = p.window(n, "send_window")
 	}
 	if n := f["segments"]; n != nil {
-		items := p.list(n, "", "segments")
+		items := p.List(n, "", "segments")
 		if items != nil && len(items) == 0 {
-			p.errorf(n, "", "segments: must list at least one segment")
+			p.Errorf(n, "", "segments: must list at least one segment")
 		}
 		for i, item := range items {
 			cat.Segments = append(cat.Segments, p.segment(item, i, cat.Window))
 		}
 	}
 	if n := f["frequency_cap"]; n != nil {
-		cf := p.fields(n, "frequency_cap", capFields)
-		p.required(n, cf, "frequency_cap", "max", "per")
+		cf := p.Fields(n, "frequency_cap", capFields)
+		p.Required(n, cf, "frequency_cap", "max", "per")
 		fc := &FrequencyCap{}
 		if m := cf["max"]; m != nil {
 			if m.Kind != yaml.ScalarNode || m.Decode(&fc.Max) != nil || fc.Max < 1 {
-				p.errorf(m, "frequency_cap", "max must be a whole number of at least 1, not %s", describe(m))
+				p.Errorf(m, "frequency_cap", "max must be a whole number of at least 1, not %s", yamlcheck.Describe(m))
 			}
 		}
 		if m := cf["per"]; m != nil {
@@ -176,14 +137,14 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		cat.FrequencyCap = fc
 	}
 	if n := f["quiet_hours"]; n != nil {
-		qf := p.fields(n, "quiet_hours", quietFields)
-		p.required(n, qf, "quiet_hours", "from", "to")
+		qf := p.Fields(n, "quiet_hours", quietFields)
+		p.Required(n, qf, "quiet_hours", "from", "to")
 		q := &QuietHours{}
 		for _, name := range []string{"from", "to"} {
 			if m := qf[name]; m != nil {
-				v, _ := p.scalar(m, "quiet_hours", name)
+				v, _ := p.Scalar(m, "quiet_hours", name)
 				if _, ok := ClockMinutes(v); !ok {
-					p.errorf(m, "quiet_hours", "%s: %q is not a time of day HH:MM", name, v)
+					p.Errorf(m, "quiet_hours", "%s: %q is not a time of day HH:MM", name, v)
 				}
 				if name == "from" {
 					q.From = v
@@ -193,13 +154,13 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 			}
 		}
 		if q.From != "" && q.From == q.To {
-			p.errorf(n, "quiet_hours", "from and to are the same: that would be no hours or all of them")
+			p.Errorf(n, "quiet_hours", "from and to are the same: that would be no hours or all of them")
 		}
 		cat.QuietHours = q
 	}
 	if n := f["reengagement"]; n != nil {
-		rf := p.fields(n, "reengagement", reengageFields)
-		p.required(n, rf, "reengagement", "after", "sequence")
+		rf := p.Fields(n, "reengagement", reengageFields)
+		p.Required(n, rf, "reengagement", "after", "sequence")
 		r := &Reengagement{}
 		if m := rf["after"]; m != nil {
 			r.After = p.positiveDuration(m, "reengagement", "after")
@@ -210,26 +171,26 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		cat.Reengagement = r
 	}
 	if n := f["consent"]; n != nil {
-		cf := p.fields(n, "consent", consentFields)
-		p.required(n, cf, "consent", "required")
+		cf := p.Fields(n, "consent", consentFields)
+		p.Required(n, cf, "consent", "required")
 		cp := &ConsentPolicy{}
 		if m := cf["required"]; m != nil {
-			if v, ok := p.scalar(m, "consent", "required"); ok {
+			if v, ok := p.Scalar(m, "consent", "required"); ok {
 				switch v {
 				case "true":
 					cp.Required = true
 				case "false":
 				default:
-					p.errorf(m, "consent", "required must be true or false, not %q", v)
+					p.Errorf(m, "consent", "required must be true or false, not %q", v)
 				}
 			}
 		}
 		if m := cf["legitimate_interest_regions"]; m != nil {
-			for _, item := range p.list(m, "consent", "legitimate_interest_regions") {
-				if v, ok := p.scalar(item, "consent", "legitimate_interest_regions"); ok {
+			for _, item := range p.List(m, "consent", "legitimate_interest_regions") {
+				if v, ok := p.Scalar(item, "consent", "legitimate_interest_regions"); ok {
 					v = strings.ToLower(strings.TrimSpace(v))
 					if v == "" {
-						p.errorf(item, "consent", "legitimate_interest_regions: empty region")
+						p.Errorf(item, "consent", "legitimate_interest_regions: empty region")
 						continue
 					}
 					cp.LegitimateInterestRegions = append(cp.LegitimateInterestRegions, v)
@@ -239,7 +200,7 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		cat.Consent = cp
 	}
 	if n := f["default_segment"]; n != nil {
-		cat.DefaultSegment, _ = p.scalar(n, "", "default_segment")
+		cat.DefaultSegment, _ = p.Scalar(n, "", "default_segment")
 		if _, ok := cat.Segment(cat.DefaultSegment); !ok && cat.DefaultSegment != "" {
 			var ids []string
 			for _, s := range cat.Segments {
@@ -251,26 +212,26 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 			if len(ids) > 0 {
 				msg += " (ids: " + strings.Join(ids, ", ") + ")"
 			}
-			p.errorf(n, "", "%s", msg)
+			p.Errorf(n, "", "%s", msg)
 		}
 	}
 	return cat
 }
 
 func (p *parser) window(n *yaml.Node, ctx string) Window {
-	f := p.fields(n, ctx, windowFields)
+	f := p.Fields(n, ctx, windowFields)
 	var w Window
 	if c := f["cron"]; c != nil {
-		if w.Cron, _ = p.scalar(c, ctx, "cron"); w.Cron != "" {
+		if w.Cron, _ = p.Scalar(c, ctx, "cron"); w.Cron != "" {
 			if _, err := schedule.Compile(w.Cron, ""); err != nil {
-				p.errorf(c, ctx, "%v", err)
+				p.Errorf(c, ctx, "%v", err)
 			}
 		}
 	}
 	if z := f["time_zone"]; z != nil {
-		if w.TimeZone, _ = p.scalar(z, ctx, "time_zone"); w.TimeZone != "" {
+		if w.TimeZone, _ = p.Scalar(z, ctx, "time_zone"); w.TimeZone != "" {
 			if err := schedule.ValidTimeZone(w.TimeZone); err != nil {
-				p.errorf(z, ctx, "%v", err)
+				p.Errorf(z, ctx, "%v", err)
 			}
 		}
 	}
@@ -279,10 +240,10 @@ func (p *parser) window(n *yaml.Node, ctx string) Window {
 
 func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 	ctx := fmt.Sprintf("segment #%d", i+1)
-	if id := peekID(n); id != "" {
+	if id := yamlcheck.PeekID(n, idPattern); id != "" {
 		ctx = fmt.Sprintf("segment %q", id)
 	}
-	f := p.fields(n, ctx, segmentFields)
+	f := p.Fields(n, ctx, segmentFields)
 	if f == nil {
 		return Segment{}
 	}
@@ -291,33 +252,33 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 		seg.ID, _ = p.id(idn, ctx, "segment")
 		if seg.ID != "" {
 			if first, dup := p.segmentLines[seg.ID]; dup {
-				p.errorf(idn, "", "duplicate segment id %q (first on line %d)", seg.ID, first)
+				p.Errorf(idn, "", "duplicate segment id %q (first on line %d)", seg.ID, first)
 			} else {
 				p.segmentLines[seg.ID] = idn.Line
 			}
 		}
 	}
-	p.required(n, f, ctx, "id", "sequence")
+	p.Required(n, f, ctx, "id", "sequence")
 	if nn := f["name"]; nn != nil {
-		seg.Name, _ = p.scalar(nn, ctx, "name")
+		seg.Name, _ = p.Scalar(nn, ctx, "name")
 	}
 	if in := f["interests"]; in != nil {
 		seen := map[string]bool{}
-		for _, item := range p.list(in, ctx, "interests") {
-			interest, ok := p.scalar(item, ctx, "interests")
+		for _, item := range p.List(in, ctx, "interests") {
+			interest, ok := p.Scalar(item, ctx, "interests")
 			if !ok {
 				continue
 			}
 			key := strings.ToLower(strings.TrimSpace(interest))
 			switch c, claimed := p.interests[key]; {
 			case key == "":
-				p.errorf(item, ctx, "empty interest")
+				p.Errorf(item, ctx, "empty interest")
 				continue
 			case seen[key]:
-				p.errorf(item, ctx, "interest %q is listed twice", interest)
+				p.Errorf(item, ctx, "interest %q is listed twice", interest)
 				continue
 			case claimed:
-				p.errorf(item, ctx, "interest %q is already claimed by segment %q (line %d)", interest, c.segment, c.line)
+				p.Errorf(item, ctx, "interest %q is already claimed by segment %q (line %d)", interest, c.segment, c.line)
 				continue
 			}
 			seen[key] = true
@@ -336,10 +297,10 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 
 func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
 	ctx := segCtx + ": sequence"
-	if id := peekID(n); id != "" {
+	if id := yamlcheck.PeekID(n, idPattern); id != "" {
 		ctx = fmt.Sprintf("sequence %q", id)
 	}
-	f := p.fields(n, ctx, sequenceFields)
+	f := p.Fields(n, ctx, sequenceFields)
 	if f == nil {
 		return Sequence{}
 	}
@@ -348,13 +309,13 @@ func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
 		seq.ID, _ = p.id(idn, ctx, "sequence")
 		if seq.ID != "" {
 			if first, dup := p.sequenceLines[seq.ID]; dup {
-				p.errorf(idn, "", "duplicate sequence id %q (first on line %d)", seq.ID, first)
+				p.Errorf(idn, "", "duplicate sequence id %q (first on line %d)", seq.ID, first)
 			} else {
 				p.sequenceLines[seq.ID] = idn.Line
 			}
 		}
 	}
-	p.required(n, f, ctx, "id", "steps")
+	p.Required(n, f, ctx, "id", "steps")
 	if wn := f["send_window"]; wn != nil {
 		own := p.window(wn, ctx+": send_window")
 		if own.Cron != "" {
@@ -368,9 +329,9 @@ func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
 		seq.Exit = p.exit(en, ctx)
 	}
 	if sn := f["steps"]; sn != nil {
-		items := p.list(sn, ctx, "steps")
+		items := p.List(sn, ctx, "steps")
 		if items != nil && len(items) == 0 {
-			p.errorf(sn, ctx, "steps: must list at least one step")
+			p.Errorf(sn, ctx, "steps: must list at least one step")
 		}
 		stepLines := map[string]int{}
 		for i, item := range items {
@@ -382,7 +343,7 @@ func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
 
 func (p *parser) exit(n *yaml.Node, seqCtx string) Exit {
 	ctx := seqCtx + ": exit"
-	f := p.fields(n, ctx, exitFields)
+	f := p.Fields(n, ctx, exitFields)
 	e := Exit{Unsubscribed: true}
 	if sn := f["stages"]; sn != nil {
 		e.Stages = p.stages(sn, ctx, "stages")
@@ -390,9 +351,9 @@ func (p *parser) exit(n *yaml.Node, seqCtx string) Exit {
 	if un := f["unsubscribed"]; un != nil {
 		var v bool
 		if un.Kind != yaml.ScalarNode || un.Decode(&v) != nil {
-			p.errorf(un, ctx, "unsubscribed: expected true, got %s", describe(un))
+			p.Errorf(un, ctx, "unsubscribed: expected true, got %s", yamlcheck.Describe(un))
 		} else if !v {
-			p.errorf(un, ctx, "unsubscribed: false is not allowed: unsubscribed leads always exit")
+			p.Errorf(un, ctx, "unsubscribed: false is not allowed: unsubscribed leads always exit")
 		}
 	}
 	return e
@@ -401,10 +362,10 @@ func (p *parser) exit(n *yaml.Node, seqCtx string) Exit {
 // step parses the i-th step of a sequence; stepLines maps the ids seen so far in it to their lines.
 func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines map[string]int) Step {
 	ctx := fmt.Sprintf("%s: step #%d", seqCtx, i+1)
-	if id := peekID(n); id != "" {
+	if id := yamlcheck.PeekID(n, idPattern); id != "" {
 		ctx = fmt.Sprintf("step %q", id)
 	}
-	f := p.fields(n, ctx, stepFields)
+	f := p.Fields(n, ctx, stepFields)
 	if f == nil {
 		return Step{}
 	}
@@ -412,55 +373,55 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 	if idn := f["id"]; idn != nil {
 		if st.ID, _ = p.id(idn, ctx, "step"); st.ID != "" {
 			if first, dup := stepLines[st.ID]; dup {
-				p.errorf(idn, seqCtx, "duplicate step id %q (first on line %d)", st.ID, first)
+				p.Errorf(idn, seqCtx, "duplicate step id %q (first on line %d)", st.ID, first)
 			} else {
 				stepLines[st.ID] = idn.Line
 			}
 		}
 	}
-	p.required(n, f, ctx, "id", "template", "subject")
+	p.Required(n, f, ctx, "id", "template", "subject")
 	if tn := f["template"]; tn != nil {
-		st.Template, _ = p.scalar(tn, ctx, "template")
+		st.Template, _ = p.Scalar(tn, ctx, "template")
 		if st.Template != "" && p.opts.TemplateExists != nil && !p.opts.TemplateExists(st.Template) {
-			p.errorf(tn, ctx, "unknown template %q", st.Template)
+			p.Errorf(tn, ctx, "unknown template %q", st.Template)
 		}
 	}
 	if sn := f["subject"]; sn != nil {
-		st.Subject, _ = p.scalar(sn, ctx, "subject")
+		st.Subject, _ = p.Scalar(sn, ctx, "subject")
 		if err := checkSubject(st.Subject); err != nil {
-			p.errorf(sn, ctx, "%v", err)
+			p.Errorf(sn, ctx, "%v", err)
 		}
 	}
 	if wn := f["wait"]; wn != nil {
-		if s, ok := p.scalar(wn, ctx, "wait"); ok {
+		if s, ok := p.Scalar(wn, ctx, "wait"); ok {
 			d, err := ParseDuration(s)
 			switch {
 			case err != nil:
-				p.errorf(wn, ctx, "wait: %v", err)
+				p.Errorf(wn, ctx, "wait: %v", err)
 			case d < 0:
-				p.errorf(wn, ctx, "wait: %s is negative", s)
+				p.Errorf(wn, ctx, "wait: %s is negative", s)
 			default:
 				st.Wait = d
 			}
 		}
 	}
 	if wn := f["wait_if_clicked"]; wn != nil {
-		if s, ok := p.scalar(wn, ctx, "wait_if_clicked"); ok {
+		if s, ok := p.Scalar(wn, ctx, "wait_if_clicked"); ok {
 			d, err := ParseDuration(s)
 			switch {
 			case err != nil:
-				p.errorf(wn, ctx, "wait_if_clicked: %v", err)
+				p.Errorf(wn, ctx, "wait_if_clicked: %v", err)
 			case d < 0:
-				p.errorf(wn, ctx, "wait_if_clicked: %s is negative", s)
+				p.Errorf(wn, ctx, "wait_if_clicked: %s is negative", s)
 			default:
 				st.WaitIfClicked = &d
 			}
 		}
 	}
 	if wn := f["when"]; wn != nil {
-		cf := p.fields(wn, ctx+": when", conditionFields)
+		cf := p.Fields(wn, ctx+": when", conditionFields)
 		if pn := cf["previous_clicked"]; pn != nil {
-			if s, ok := p.scalar(pn, ctx+": when", "previous_clicked"); ok {
+			if s, ok := p.Scalar(pn, ctx+": when", "previous_clicked"); ok {
 				switch s {
 				case "true":
 					v := true
@@ -469,17 +430,17 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 					v := false
 					st.When.PreviousClicked = &v
 				default:
-					p.errorf(pn, ctx+": when", "previous_clicked must be true or false, not %q", s)
+					p.Errorf(pn, ctx+": when", "previous_clicked must be true or false, not %q", s)
 				}
 				if i == 0 {
-					p.errorf(pn, ctx+": when", "previous_clicked on the first step: there is no previous email")
+					p.Errorf(pn, ctx+": when", "previous_clicked on the first step: there is no previous email")
 				}
 			}
 		}
 		if sn := cf["stage_in"]; sn != nil {
 			st.When.StageIn = p.stages(sn, ctx+": when", "stage_in")
 			if len(st.When.StageIn) > 0 && !slices.ContainsFunc(st.When.StageIn, func(s lifecycle.Stage) bool { return !exit.Reached(s) }) {
-				p.errorf(sn, ctx, "never sent: every stage in when.stage_in is an exit stage of the sequence")
+				p.Errorf(sn, ctx, "never sent: every stage in when.stage_in is an exit stage of the sequence")
 			}
 		}
 	}
@@ -487,16 +448,16 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 }
 
 func (p *parser) positiveDuration(n *yaml.Node, ctx, field string) time.Duration {
-	s, ok := p.scalar(n, ctx, field)
+	s, ok := p.Scalar(n, ctx, field)
 	if !ok {
 		return 0
 	}
 	d, err := ParseDuration(s)
 	switch {
 	case err != nil:
-		p.errorf(n, ctx, "%s: %v", field, err)
+		p.Errorf(n, ctx, "%s: %v", field, err)
 	case d <= 0:
-		p.errorf(n, ctx, "%s: %s must be positive", field, s)
+		p.Errorf(n, ctx, "%s: %s must be positive", field, s)
 	}
 	return d
 }
@@ -579,14 +540,14 @@ func walkBranch(b *parse.BranchNode, visit func(string)) {
 
 func (p *parser) stages(n *yaml.Node, ctx, field string) []lifecycle.Stage {
 	var out []lifecycle.Stage
-	for _, item := range p.list(n, ctx, field) {
-		s, ok := p.scalar(item, ctx, field)
+	for _, item := range p.List(n, ctx, field) {
+		s, ok := p.Scalar(item, ctx, field)
 		if !ok {
 			continue
 		}
 		st, err := lifecycle.Parse(s)
 		if err != nil {
-			p.errorf(item, ctx, "%s: %v", field, err)
+			p.Errorf(item, ctx, "%s: %v", field, err)
 			continue
 		}
 		out = append(out, st)
@@ -595,115 +556,13 @@ func (p *parser) stages(n *yaml.Node, ctx, field string) []lifecycle.Stage {
 }
 
 func (p *parser) id(n *yaml.Node, ctx, kind string) (string, bool) {
-	s, ok := p.scalar(n, ctx, "id")
+	s, ok := p.Scalar(n, ctx, "id")
 	if !ok {
 		return "", false
 	}
 	if !idPattern.MatchString(s) {
-		p.errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
+		p.Errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
 		return "", false
 	}
 	return s, true
-}
-
-// fields checks that n is a mapping holding only known keys, each once, and returns the value of
-// every key that has one. A key with an empty value counts as absent. It returns nil when n is not a
-// mapping.
-func (p *parser) fields(n *yaml.Node, ctx string, known []string) map[string]*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n, ctx, "expected a mapping, got %s", describe(n))
-		return nil
-	}
-	f := map[string]*yaml.Node{}
-	keyLines := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		name := k.Value
-		switch {
-		case k.Kind != yaml.ScalarNode || !slices.Contains(known, name):
-			p.errorf(k, ctx, "unknown field %q (valid: %s)", name, strings.Join(known, ", "))
-			continue
-		case keyLines[name] != 0:
-			p.errorf(k, ctx, "duplicate field %q (first on line %d)", name, keyLines[name])
-			continue
-		}
-		keyLines[name] = k.Line
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-			continue
-		}
-		f[name] = v
-	}
-	return f
-}
-
-func (p *parser) required(n *yaml.Node, f map[string]*yaml.Node, ctx string, names ...string) {
-	for _, name := range names {
-		if f[name] == nil {
-			p.errorf(resolve(n), ctx, "missing required field %q", name)
-		}
-	}
-}
-
-func (p *parser) list(n *yaml.Node, ctx, field string) []*yaml.Node {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, ctx, "%s: expected a list, got %s", field, describe(n))
-		return nil
-	}
-	items := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		items[i] = resolve(c)
-	}
-	return items
-}
-
-func (p *parser) scalar(n *yaml.Node, ctx, field string) (string, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		p.errorf(n, ctx, "%s: expected a string, got %s", field, describe(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// peekID returns the id of mapping n when it is valid, so that messages about n can name it
-// before its fields are checked.
-func peekID(n *yaml.Node) string {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "id" {
-			if v := resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
-				return v.Value
-			}
-			return ""
-		}
-	}
-	return ""
-}
-
-// resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "something else"
 }

@@ -30,7 +30,9 @@ func BenchmarkRewrite(b *testing.B) {
 	}
 	h.WriteString("</body></html>")
 	html, text := h.String(), t.String()
-	click := func(i int) string { return "https://t.acme.test/t/c/k1.AAAAAAAAAAAAAAAAAAAAAAAB.BBBBBBBBBBBBBBBBBBBBBB" }
+	click := func(i int) string {
+		return "https://t.acme.test/t/c/k1.AAAAAAAAAAAAAAAAAAAAAAAB.BBBBBBBBBBBBBBBBBBBBBB"
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _, _ = Rewrite(html, text, click, "https://t.acme.test/t/o/k1.x.y")

@@ -1,0 +1,202 @@
+// Package yamlcheck reads YAML configuration files (sequences, scoring model, sales team) into
+// nodes and reports every mistake with its line: unknown or repeated fields, missing fields,
+// wrong shapes. The packages that own each file format build their validation on it.
+package yamlcheck
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Diagnostic is one mistake in a file.
+type Diagnostic struct {
+	File string `json:"file"`
+	// Line is 1-based; 0 when the YAML parser could not say where.
+	Line    int    `json:"line"`
+	Message string `json:"message"`
+}
+
+// String formats the diagnostic as "file:line: message", the form editors and CI logs link.
+func (d Diagnostic) String() string {
+	if d.Line <= 0 {
+		return fmt.Sprintf("%s: %s", d.File, d.Message)
+	}
+	return fmt.Sprintf("%s:%d: %s", d.File, d.Line, d.Message)
+}
+
+// Diagnostics is every mistake found in a file, in line order.
+type Diagnostics []Diagnostic
+
+// Error returns one diagnostic per line.
+func (ds Diagnostics) Error() string {
+	lines := make([]string, len(ds))
+	for i, d := range ds {
+		lines[i] = d.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Checker collects the diagnostics of one file.
+type Checker struct {
+	File  string
+	Diags Diagnostics
+}
+
+// Sorted returns the diagnostics in line order (stable: same-line ones keep their order).
+func (c *Checker) Sorted() Diagnostics {
+	slices.SortStableFunc(c.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
+	return c.Diags
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// Decode parses data into its root node; invalid YAML is reported with its line. An empty file is
+// an empty mapping, so that the missing fields are what gets reported.
+func (c *Checker) Decode(data []byte) (root *yaml.Node, ok bool) {
+	var doc yaml.Node
+	err := func() (err error) {
+		// yaml.v3 has panicked on hostile input before; a bad file must never take the worker down.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("yaml: %v", r)
+			}
+		}()
+		return yaml.Unmarshal(data, &doc)
+	}()
+	if err != nil {
+		msg := err.Error()
+		line := 0
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = msg[len(m[0]):]
+		}
+		msg = strings.TrimPrefix(msg, "yaml: ")
+		c.Diags = append(c.Diags, Diagnostic{File: c.File, Line: line, Message: "invalid YAML: " + msg})
+		return nil, false
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return doc.Content[0], true
+	}
+	// An empty file is an empty mapping, so that the missing fields are what gets reported.
+	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1}, true
+}
+
+// Errorf reports a mistake at n's line; ctx, when set, prefixes the message.
+func (c *Checker) Errorf(n *yaml.Node, ctx, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if ctx != "" {
+		msg = ctx + ": " + msg
+	}
+	c.Diags = append(c.Diags, Diagnostic{File: c.File, Line: n.Line, Message: msg})
+}
+
+// fields checks that n is a mapping holding only known keys, each once, and returns the value of
+// every key that has one. A key with an empty value counts as absent. It returns nil when n is not a
+// mapping.
+func (c *Checker) Fields(n *yaml.Node, ctx string, known []string) map[string]*yaml.Node {
+	n = Resolve(n)
+	if n.Kind != yaml.MappingNode {
+		c.Errorf(n, ctx, "expected a mapping, got %s", Describe(n))
+		return nil
+	}
+	f := map[string]*yaml.Node{}
+	keyLines := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := Resolve(n.Content[i]), Resolve(n.Content[i+1])
+		name := k.Value
+		switch {
+		case k.Kind != yaml.ScalarNode || !slices.Contains(known, name):
+			c.Errorf(k, ctx, "unknown field %q (valid: %s)", name, strings.Join(known, ", "))
+			continue
+		case keyLines[name] != 0:
+			c.Errorf(k, ctx, "duplicate field %q (first on line %d)", name, keyLines[name])
+			continue
+		}
+		keyLines[name] = k.Line
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+			continue
+		}
+		f[name] = v
+	}
+	return f
+}
+
+// Required reports every name missing from f, the fields of mapping n.
+func (c *Checker) Required(n *yaml.Node, f map[string]*yaml.Node, ctx string, names ...string) {
+	for _, name := range names {
+		if f[name] == nil {
+			c.Errorf(Resolve(n), ctx, "missing required field %q", name)
+		}
+	}
+}
+
+// List returns the items of a sequence node, or nil after reporting that n is not a list.
+func (c *Checker) List(n *yaml.Node, ctx, field string) []*yaml.Node {
+	n = Resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		c.Errorf(n, ctx, "%s: expected a list, got %s", field, Describe(n))
+		return nil
+	}
+	items := make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		items[i] = Resolve(c)
+	}
+	return items
+}
+
+// Scalar returns the text of a scalar node, or false after reporting that n is not one.
+func (c *Checker) Scalar(n *yaml.Node, ctx, field string) (string, bool) {
+	n = Resolve(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		c.Errorf(n, ctx, "%s: expected a string, got %s", field, Describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// peekID returns the id of mapping n when it is valid, so that messages about n can name it
+// before its fields are checked.
+func PeekID(n *yaml.Node, idPattern *regexp.Regexp) string {
+	n = Resolve(n)
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "id" {
+			if v := Resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
+				return v.Value
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// resolve follows an alias to the node it names.
+func Resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// Describe names what a node is, for "expected X, got Y" messages.
+func Describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}
