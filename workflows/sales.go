@@ -49,9 +49,10 @@ type DecisionResult struct {
 
 // Sales phases.
 const (
-	PhaseAwaiting = "awaiting" // the SLA clock runs
-	PhaseAccepted = "accepted"
-	PhaseRejected = "rejected"
+	PhaseAssigning = "assigning" // a rep is being assigned (the notice may already be out)
+	PhaseAwaiting  = "awaiting"  // the SLA clock runs
+	PhaseAccepted  = "accepted"
+	PhaseRejected  = "rejected"
 )
 
 // SalesState is the handoff in progress (or the last one).
@@ -81,6 +82,11 @@ type SalesState struct {
 // decide is the update handler: it settles the outcome at once, in workflow state, so that an
 // accept racing the deadline yields exactly one outcome; the main loop stores it.
 func (r *leadRun) decide(ctx workflow.Context, d Decision) (DecisionResult, error) {
+	// The handoff notice goes out inside the Assign activity, so a quick rep can answer before the
+	// workflow has recorded the assignment: wait for it.
+	if err := workflow.Await(ctx, func() bool { return r.st.Sales == nil || r.st.Sales.Phase != PhaseAssigning }); err != nil {
+		return DecisionResult{}, err
+	}
 	s := r.st.Sales
 	if s == nil || (s.Phase != PhaseAwaiting && s.Phase != PhaseAccepted) {
 		return DecisionResult{Outcome: OutcomeNotInSales}, nil
@@ -141,7 +147,8 @@ func (r *leadRun) startHandoff(reason, handRaise string) error {
 	if r.st.Sales != nil {
 		seq = r.st.Sales.Seq + 1
 	}
-	r.st.Sales = &SalesState{Seq: seq, Assignment: 1, Reason: reason, HandRaise: handRaise, HandedOffAt: workflow.Now(r.ctx)}
+	r.st.Sales = &SalesState{Seq: seq, Assignment: 1, Reason: reason, HandRaise: handRaise, HandedOffAt: workflow.Now(r.ctx),
+		Phase: PhaseAssigning}
 	return r.assign("")
 }
 
@@ -198,6 +205,7 @@ func (r *leadRun) salesStep() error {
 	if s.Lapses >= s.ReassignAfter {
 		s.PreviousReps = append(s.PreviousReps, s.RepID)
 		s.Assignment++
+		s.Phase = PhaseAssigning
 		return r.assign(s.RepID)
 	}
 	s.DueAt, s.Reminded = res.NextDueAt, true
