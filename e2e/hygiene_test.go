@@ -268,3 +268,32 @@ func TestRetentionKeepsTheScore(t *testing.T) {
 	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE lead_id = $1`, leadID).Scan(&left))
 	assert.Zero(t, left)
 }
+
+// The mailto: form of List-Unsubscribe: the mail it produces, posted to the inbound webhook,
+// unsubscribes the person.
+func TestMailtoUnsubscribe(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	s.sentRecorded(leadID)
+	lu := m.Header.Get("List-Unsubscribe")
+	i := strings.Index(lu, "<mailto:")
+	require.GreaterOrEqual(t, i, 0, "a mailto in %q", lu)
+	mailto := strings.TrimSuffix(lu[i+len("<mailto:"):], ">")
+	addr, query, _ := strings.Cut(mailto, "?")
+	subject := strings.ReplaceAll(strings.TrimPrefix(query, "subject="), "%20", " ")
+	require.True(t, strings.HasPrefix(subject, "unsubscribe "), subject)
+	mail := "From: ada.lovelace@example.com\r\nTo: " + addr + "\r\nSubject: " + subject + "\r\n\r\n\r\n"
+	code, res := s.webhook(mail, webhookSecret)
+	require.Equal(t, 200, code, "%v", res)
+	assert.Equal(t, true, res["unsubscribed"])
+	assert.NotNil(t, s.lead(leadID)["unsubscribed_at"])
+	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).ExitReason == "unsubscribed" }, "the workflow stops")
+	// A made-up token changes nothing, with the same 200.
+	code, res = s.webhook("Subject: unsubscribe e2e.AAAA.BBBB\r\n\r\n", webhookSecret)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, false, res["unsubscribed"])
+}

@@ -166,6 +166,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if cfg.BounceDomain == "" {
 		cfg.BounceDomain = cfg.MessageIDDomain
 	}
+	if cfg.UnsubscribeMailto == "" {
+		cfg.UnsubscribeMailto = "unsubscribe@" + cfg.MessageIDDomain
+	}
 	if len(cfg.APIKeys) == 0 {
 		key, err := devAPIKey(dir)
 		if err != nil {

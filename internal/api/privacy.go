@@ -1,16 +1,20 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/mail"
 	"strings"
 
 	"github.com/tendhq/tend/internal/bounce"
+	"github.com/tendhq/tend/internal/engage"
 )
 
 // Canceller stops a lead's workflow.
@@ -64,8 +68,9 @@ func (s *Server) eraseLead(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "erased": true})
 }
 
-// bounceWebhook takes a bounce (DSN) or complaint (ARF) message as posted by a mail provider or a
-// mailbox reader, signed with TEND_WEBHOOK_SECRET: X-Tend-Signature: sha256=<hex HMAC of the body>.
+// bounceWebhook takes mail that came back to tend — a bounce (DSN), a complaint (ARF) or a
+// mailto unsubscribe — as posted by a mail provider or a mailbox reader, signed with
+// TEND_WEBHOOK_SECRET: X-Tend-Signature: sha256=<hex HMAC of the body>.
 func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReportBytes))
 	if err != nil {
@@ -85,6 +90,16 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong X-Tend-Signature (sha256=<hex HMAC-SHA256 of the body>)", nil)
 		return
 	}
+	if token, ok := unsubscribeRequest(body); ok {
+		// A person used the mailto: form of List-Unsubscribe.
+		err := s.Engage.Unsubscribe(context.WithoutCancel(r.Context()), token, "mailto")
+		if err != nil && !errors.Is(err, engage.ErrInvalidLink) {
+			s.fail(w, "unsubscribe by mail", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"kind": "unsubscribe", "unsubscribed": err == nil})
+		return
+	}
 	rep, err := bounce.Parse(body)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "not a delivery status notification or feedback report: "+err.Error(), nil)
@@ -98,10 +113,32 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// unsubscribeRequest recognises a mail sent to the List-Unsubscribe mailto address: its subject is
+// "unsubscribe <token>" (as the mailto link fills it in; a "Re:" or "Fwd:" prefix is tolerated).
+func unsubscribeRequest(raw []byte) (string, bool) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return "", false
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		return "", false
+	}
+	fields := strings.Fields(subject)
+	for len(fields) > 0 && strings.HasSuffix(fields[0], ":") {
+		fields = fields[1:] // Re: / Fwd:
+	}
+	if len(fields) != 2 || !strings.EqualFold(fields[0], "unsubscribe") || len(fields[1]) > 256 {
+		return "", false
+	}
+	return fields[1], true
+}
+
 func (s *Server) privacyRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/leads/{id}/export", s.admin(s.exportLead))
 	mux.Handle("DELETE /api/v1/leads/{id}", s.admin(s.eraseLead))
 	if s.Engage != nil {
 		mux.HandleFunc("POST /api/v1/webhooks/bounces", s.bounceWebhook)
+		mux.HandleFunc("POST /api/v1/webhooks/inbound", s.bounceWebhook) // the same: any mail tend receives
 	}
 }
