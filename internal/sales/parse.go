@@ -452,7 +452,7 @@ func (p *parser) policies(n *yaml.Node) []Policy {
 			defaults = append(defaults, i)
 		}
 		if rn := f["response"]; rn != nil {
-			pol.Response, _ = p.duration(rn, ctx, "response", true)
+			pol.Response, _ = p.Duration(rn, ctx, "response", true)
 		}
 		pols = append(pols, pol)
 	}
@@ -483,7 +483,7 @@ func (p *parser) escalation(n *yaml.Node) (Escalation, *yaml.Node) {
 	rn := f["remind_before"]
 	if rn != nil {
 		var ok bool
-		if e.RemindBefore, ok = p.duration(rn, ctx, "remind_before", false); !ok {
+		if e.RemindBefore, ok = p.Duration(rn, ctx, "remind_before", false); !ok {
 			rn = nil
 		}
 	}
@@ -600,26 +600,4 @@ func (p *parser) timeZone(n *yaml.Node, ctx string) string {
 		p.Errorf(n, ctx, "time_zone: %v", err)
 	}
 	return s
-}
-
-// duration reads a duration such as 2h or 1d; positive says whether zero is refused too.
-func (p *parser) duration(n *yaml.Node, ctx, field string, positive bool) (time.Duration, bool) {
-	s, ok := p.Scalar(n, ctx, field)
-	if !ok {
-		return 0, false
-	}
-	d, err := sequence.ParseDuration(s)
-	switch {
-	case err != nil:
-		p.Errorf(n, ctx, "%s: %v", field, err)
-		return 0, false
-	case d < 0 || (positive && d == 0):
-		what := "must be positive"
-		if !positive {
-			what = "must not be negative"
-		}
-		p.Errorf(n, ctx, "%s: %s, got %s", field, what, s)
-		return 0, false
-	}
-	return d, true
 }

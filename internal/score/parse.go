@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -177,7 +176,7 @@ func (p *parser) decay(n *yaml.Node) *Decay {
 		p.Errorf(later(hl, pw), ctx, `set only one of "half_life" and "per_week"`)
 	}
 	if hl != nil {
-		d.HalfLife, _ = p.duration(hl, ctx, "half_life", true)
+		d.HalfLife, _ = p.Duration(hl, ctx, "half_life", true)
 	}
 	if pw != nil {
 		if v, ok := p.points(pw, ctx, "per_week"); ok {
@@ -191,7 +190,7 @@ func (p *parser) decay(n *yaml.Node) *Decay {
 		if pw == nil {
 			p.Errorf(after, ctx, "after: only applies with per_week")
 		}
-		d.After, _ = p.duration(after, ctx, "after", false)
+		d.After, _ = p.Duration(after, ctx, "after", false)
 	}
 	return d
 }
@@ -244,7 +243,7 @@ func (p *parser) cap(n *yaml.Node, ctx string) *Cap {
 		}
 	}
 	if dn := f["per"]; dn != nil {
-		c.Per, _ = p.duration(dn, ctx, "per", true)
+		c.Per, _ = p.Duration(dn, ctx, "per", true)
 	}
 	return c
 }
@@ -333,7 +332,7 @@ func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 		r.Event, _ = p.eventType(en, ctx, "event")
 	}
 	if in != nil {
-		r.InactiveFor, _ = p.duration(in, ctx, "inactive_for", true)
+		r.InactiveFor, _ = p.Duration(in, ctx, "inactive_for", true)
 	}
 	if tn := f["tag"]; tn != nil {
 		if en == nil {
@@ -428,28 +427,6 @@ func (p *parser) points(n *yaml.Node, ctx, field string) (float64, bool) {
 		return 0, false
 	}
 	return v, true
-}
-
-// duration reads a duration such as 30d or 2w; positive says whether zero is refused too.
-func (p *parser) duration(n *yaml.Node, ctx, field string, positive bool) (time.Duration, bool) {
-	s, ok := p.Scalar(n, ctx, field)
-	if !ok {
-		return 0, false
-	}
-	d, err := sequence.ParseDuration(s)
-	switch {
-	case err != nil:
-		p.Errorf(n, ctx, "%s: %v", field, err)
-		return 0, false
-	case d < 0 || (positive && d == 0):
-		what := "must be positive"
-		if !positive {
-			what = "must not be negative"
-		}
-		p.Errorf(n, ctx, "%s: %s, got %s", field, what, s)
-		return 0, false
-	}
-	return d, true
 }
 
 // later returns whichever of two nodes comes last in the file: the field that conflicts with one

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -157,6 +158,28 @@ func (c *Checker) Scalar(n *yaml.Node, ctx, field string) (string, bool) {
 		return "", false
 	}
 	return n.Value, true
+}
+
+// Duration reads a duration such as 2h, 30d or 2w; positive says whether zero is refused too.
+func (c *Checker) Duration(n *yaml.Node, ctx, field string, positive bool) (time.Duration, bool) {
+	s, ok := c.Scalar(n, ctx, field)
+	if !ok {
+		return 0, false
+	}
+	d, err := ParseDuration(s)
+	switch {
+	case err != nil:
+		c.Errorf(n, ctx, "%s: %v", field, err)
+		return 0, false
+	case d < 0 || (positive && d == 0):
+		what := "must be positive"
+		if !positive {
+			what = "must not be negative"
+		}
+		c.Errorf(n, ctx, "%s: %s, got %s", field, what, s)
+		return 0, false
+	}
+	return d, true
 }
 
 // peekID returns the id of mapping n when it is valid, so that messages about n can name it
