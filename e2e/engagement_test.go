@@ -272,10 +272,7 @@ func TestMachineOpensAndClicksAreStoredNotScored(t *testing.T) {
 	leadID := body["id"].(string)
 	m := s.waitMessages(1, 30*time.Second, 0)[0]
 	// The send is committed a moment after the SMTP server has the message.
-	eventually(t, 10*time.Second, func() bool {
-		sends, err := s.store.Sends(context.Background(), leadID)
-		return err == nil && len(sends) > 0 && sends[0].Status == "sent"
-	}, "send recorded")
+	s.sentRecorded(leadID)
 	// Apple Mail Privacy Protection style: the image fetched at once by a generic agent.
 	request(t, http.MethodGet, strings.ReplaceAll(pixelRe.FindStringSubmatch(m.HTML)[1], "&amp;", "&"), "Mozilla/5.0")
 	ls := links(t, m)

@@ -65,6 +65,20 @@ func (s *Service) verify(token string, kind track.Kind) (track.Token, string, er
 	return t, uuid.UUID(t.SendID).String(), nil
 }
 
+// sent verifies a token of the kind and returns the message it names; a send that does not exist
+// or was never sent is ErrInvalidLink, like a forged token.
+func (s *Service) sent(ctx context.Context, token string, kind track.Kind) (track.Token, db.SentMessage, error) {
+	t, sendID, err := s.verify(token, kind)
+	if err != nil {
+		return t, db.SentMessage{}, err
+	}
+	sent, err := s.Store.SentMessage(ctx, sendID)
+	if errors.Is(err, db.ErrNotFound) {
+		return t, sent, ErrInvalidLink
+	}
+	return t, sent, err
+}
+
 // QueueOpen records an open pixel hit in the background, so the pixel never waits on the
 // database. It returns false when the token is invalid (nothing is recorded) or the queue is full.
 func (s *Service) QueueOpen(h Hit) bool {
@@ -106,17 +120,11 @@ func (s *Service) RunOpenRecorder(ctx context.Context) {
 func (s *Service) Start() { s.openQueue() }
 
 func (s *Service) recordOpen(ctx context.Context, h Hit) error {
-	_, sendID, err := s.verify(h.Token, track.KindOpen)
+	_, sent, err := s.sent(ctx, h.Token, track.KindOpen)
 	if err != nil {
 		return err
 	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
-	if errors.Is(err, db.ErrNotFound) {
-		return ErrInvalidLink
-	}
-	if err != nil {
-		return err
-	}
+	sendID := sent.SendID
 	v := s.Heuristics.Classify(track.Hit{Kind: track.KindOpen, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
 		SentAt: sent.SentAt, Purpose: h.Purpose})
 	e := db.Event{LeadID: sent.LeadID, Type: "open", SendID: sendID, Machine: v.Machine, MachineReason: v.Reason,
@@ -140,18 +148,12 @@ func (s *Service) recordOpen(ctx context.Context, h Hit) error {
 // Click records a click and returns the URL recorded for that send and link — never a URL from
 // the request. The event is stored before Click returns.
 func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
-	t, sendID, err := s.verify(h.Token, track.KindClick)
+	t, sent, err := s.sent(ctx, h.Token, track.KindClick)
 	if err != nil {
 		return "", err
 	}
+	sendID := sent.SendID
 	link, err := s.Store.SendLink(ctx, sendID, t.Link)
-	if errors.Is(err, db.ErrNotFound) {
-		return "", ErrInvalidLink
-	}
-	if err != nil {
-		return "", err
-	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
 	if errors.Is(err, db.ErrNotFound) {
 		return "", ErrInvalidLink
 	}
@@ -209,18 +211,11 @@ func humanTimes(prev []db.Event, link int) []time.Time {
 // Unsubscribe unsubscribes the lead the token was sent to, at once; repeats are harmless. how
 // says through which door ("one-click", "page").
 func (s *Service) Unsubscribe(ctx context.Context, token, how string) error {
-	_, sendID, err := s.verify(token, track.KindUnsubscribe)
+	_, sent, err := s.sent(ctx, token, track.KindUnsubscribe)
 	if err != nil {
 		return err
 	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
-	if errors.Is(err, db.ErrNotFound) {
-		return ErrInvalidLink
-	}
-	if err != nil {
-		return err
-	}
-	changed, err := s.Store.Unsubscribe(ctx, sent.LeadID, sendID, how)
+	changed, err := s.Store.Unsubscribe(ctx, sent.LeadID, sent.SendID, how)
 	if err != nil {
 		return fmt.Errorf("unsubscribe lead %s: %w", sent.LeadID, err)
 	}
@@ -240,14 +235,7 @@ type Preferences struct {
 
 // Preferences returns the preference centre's view for the token's lead.
 func (s *Service) Preferences(ctx context.Context, token string) (Preferences, error) {
-	_, sendID, err := s.verify(token, track.KindUnsubscribe)
-	if err != nil {
-		return Preferences{}, err
-	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
-	if errors.Is(err, db.ErrNotFound) {
-		return Preferences{}, ErrInvalidLink
-	}
+	_, sent, err := s.sent(ctx, token, track.KindUnsubscribe)
 	if err != nil {
 		return Preferences{}, err
 	}
@@ -273,14 +261,7 @@ func (s *Service) interests() []string {
 // SetPreferences records the interests the person opts out of; the lead moves to the segment
 // its remaining interests map to.
 func (s *Service) SetPreferences(ctx context.Context, token string, optOut []string) error {
-	_, sendID, err := s.verify(token, track.KindUnsubscribe)
-	if err != nil {
-		return err
-	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
-	if errors.Is(err, db.ErrNotFound) {
-		return ErrInvalidLink
-	}
+	_, sent, err := s.sent(ctx, token, track.KindUnsubscribe)
 	if err != nil {
 		return err
 	}
