@@ -112,43 +112,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	}
 
 	// Examples, from the working directory when present, else the copies built into the binary.
-	if getenv("TEND_SEQUENCES") == "" {
-		if _, err := os.Stat(cfg.Sequences); errors.Is(err, os.ErrNotExist) {
-			data, err := examples.FS.ReadFile("sequences.yaml")
-			if err != nil {
-				return err
-			}
-			p := filepath.Join(dir, "sequences.yaml")
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				return err
-			}
-			cfg.Sequences = p
+	for _, ex := range []struct {
+		env, file string
+		path      *string
+	}{{"TEND_SEQUENCES", "sequences.yaml", &cfg.Sequences}, {"TEND_SCORING", "scoring.yaml", &cfg.Scoring},
+		{"TEND_SALES", "sales.yaml", &cfg.Sales}} {
+		if getenv(ex.env) != "" {
+			continue
 		}
-	}
-	if getenv("TEND_SCORING") == "" {
-		if _, err := os.Stat(cfg.Scoring); errors.Is(err, os.ErrNotExist) {
-			data, err := examples.FS.ReadFile("scoring.yaml")
-			if err != nil {
-				return err
-			}
-			p := filepath.Join(dir, "scoring.yaml")
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				return err
-			}
-			cfg.Scoring = p
-		}
-	}
-	if getenv("TEND_SALES") == "" {
-		if _, err := os.Stat(cfg.Sales); errors.Is(err, os.ErrNotExist) {
-			data, err := examples.FS.ReadFile("sales.yaml")
-			if err != nil {
-				return err
-			}
-			p := filepath.Join(dir, "sales.yaml")
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				return err
-			}
-			cfg.Sales = p
+		if err := useBuiltInExample(dir, ex.file, ex.path); err != nil {
+			return err
 		}
 	}
 	if cfg.TrackingKeys == "" {
@@ -198,7 +171,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	cleanups = append(cleanups, tc.Close)
-	svc, stopServer, err := startServer(ctx, cfg, store, tc, log, &cfg.HTTPAddr)
+	c, err := loadContent(cfg)
+	if err != nil {
+		return err
+	}
+	svc, stopServer, err := startServer(ctx, cfg, c, store, tc, log, &cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
@@ -206,7 +183,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if getenv("TEND_PUBLIC_URL") == "" {
 		cfg.PublicURL = "http://" + cfg.HTTPAddr
 	}
-	stopWorker, err := startWorker(ctx, cfg, store, tc, log)
+	stopWorker, err := startWorker(ctx, cfg, c, store, tc, log)
 	if err != nil {
 		return err
 	}
@@ -292,6 +269,24 @@ func writeEndpoints(dir string, e endpoints) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "endpoints.json"), append(b, '\n'), 0o600)
+}
+
+// useBuiltInExample points path at a copy of the built-in example file in dir when path does not
+// exist (tend dev run outside the repository).
+func useBuiltInExample(dir, file string, path *string) error {
+	if _, err := os.Stat(*path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	data, err := examples.FS.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	*path = p
+	return nil
 }
 
 // devAPIKey returns the API key kept in the data directory, creating it on first start.

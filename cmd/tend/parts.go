@@ -21,6 +21,7 @@ import (
 	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
@@ -165,16 +166,36 @@ func lintFiles(what string, files []string, stdout io.Writer, load func(string) 
 	return nil
 }
 
-// workerParts is what `tend worker` and `tend dev` start.
-func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger) (stop func(), err error) {
-	renderer, err := app.NewRenderer(cfg.TemplatesDir)
-	if err != nil {
-		return nil, err
+// content is the configuration both the worker and the server read: the templates, the sequences,
+// the sales team (nil when TEND_SALES=off) and the tracking keys.
+type content struct {
+	renderer *render.Renderer
+	catalog  *sequence.Catalog
+	team     *sales.Team
+	keys     *track.Keys
+}
+
+// loadContent reads and validates the content once, for every part started in this process.
+func loadContent(cfg config.Config) (content, error) {
+	var c content
+	var err error
+	if c.renderer, err = app.NewRenderer(cfg.TemplatesDir); err != nil {
+		return c, err
 	}
-	catalog, err := app.LoadCatalog(cfg.Sequences, renderer)
-	if err != nil {
-		return nil, err
+	if c.catalog, err = app.LoadCatalog(cfg.Sequences, c.renderer); err != nil {
+		return c, err
 	}
+	if cfg.Sales != "off" {
+		if c.team, err = app.LoadTeam(cfg.Sales, c.catalog); err != nil {
+			return c, err
+		}
+	}
+	c.keys, err = trackingKeys(cfg)
+	return c, err
+}
+
+// startWorker starts what `tend worker` and `tend dev` run: the workflows and activities.
+func startWorker(ctx context.Context, cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (stop func(), err error) {
 	if cfg.SMTPURL == "" {
 		return nil, errors.New("SMTP_URL is not set (e.g. smtp://user:pass@smtp.example.com:587)")
 	}
@@ -186,24 +207,14 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 	if err != nil {
 		return nil, err
 	}
-	keys, err := trackingKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
 	mailer, err := mail.New(mcfg, log.With("component", "mail"))
 	if err != nil {
 		return nil, err
 	}
-	var team *sales.Team
-	if cfg.Sales != "off" {
-		if team, err = app.LoadTeam(cfg.Sales, catalog); err != nil {
-			return nil, err
-		}
-	}
-	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: catalog, Model: model, Renderer: renderer, Mailer: mailer,
-		Team: team, PublicURL: cfg.PublicURL,
+	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: c.catalog, Model: model, Renderer: c.renderer, Mailer: mailer,
+		Team: c.team, PublicURL: cfg.PublicURL,
 		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
-		Tracking: &activities.Tracking{Keys: keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto, BounceDomain: cfg.BounceDomain}})
+		Tracking: &activities.Tracking{Keys: c.keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto, BounceDomain: cfg.BounceDomain}})
 	if err := w.Start(); err != nil {
 		_ = mailer.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
@@ -212,34 +223,16 @@ func startWorker(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 }
 
 // startServer starts the HTTP API and the enrolment reconciler; stop shuts both down.
-func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
-	renderer, err := app.NewRenderer(cfg.TemplatesDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	catalog, err := app.LoadCatalog(cfg.Sequences, renderer)
-	if err != nil {
-		return nil, nil, err
-	}
+func startServer(ctx context.Context, cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("TEND_API_KEYS is empty: every admin API call will be refused")
-	}
-	keys, err := trackingKeys(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	var team *sales.Team
-	if cfg.Sales != "off" {
-		if team, err = app.LoadTeam(cfg.Sales, catalog); err != nil {
-			return nil, nil, err
-		}
 	}
 	var crm *crmhook.Deliverer
 	if cfg.CRMWebhookURL != "" {
 		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
 	}
-	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: team, WebhookSecret: cfg.WebhookSecret,
+	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: c.catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
+		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: c.team, WebhookSecret: cfg.WebhookSecret,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		Log:       log.With("component", "api")})
 	svc = a.Capture
@@ -270,40 +263,32 @@ func startServer(ctx context.Context, cfg config.Config, store *db.Store, tc cli
 }
 
 func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("server", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(stderr, cfg.LogLevel)
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := useSuppressionKey(ctx, cfg, store); err != nil {
-		return err
-	}
-	tc, err := app.DialTemporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	_, stop, err := startServer(ctx, cfg, store, tc, log, nil)
-	if err != nil {
-		return err
-	}
-	log.Info("tend server listening", "addr", cfg.HTTPAddr)
-	<-ctx.Done()
-	stop()
-	return nil
+	return runPart(ctx, "server", args, stderr, getenv,
+		func(cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
+			_, stop, err := startServer(ctx, cfg, c, store, tc, log, nil)
+			if err == nil {
+				log.Info("tend server listening", "addr", cfg.HTTPAddr)
+			}
+			return stop, err
+		})
 }
 
 func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("worker", stderr)
+	return runPart(ctx, "worker", args, stderr, getenv,
+		func(cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
+			stop, err := startWorker(ctx, cfg, c, store, tc, log)
+			if err == nil {
+				log.Info("tend worker running", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
+			}
+			return stop, err
+		})
+}
+
+// runPart connects to Postgres and Temporal as configured, starts one part of tend and runs it
+// until ctx ends.
+func runPart(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
+	start func(config.Config, content, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
+	fs := newFlags(name, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -320,16 +305,19 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 	if err := useSuppressionKey(ctx, cfg, store); err != nil {
 		return err
 	}
+	c, err := loadContent(cfg)
+	if err != nil {
+		return err
+	}
 	tc, err := app.DialTemporal(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	stop, err := startWorker(ctx, cfg, store, tc, log)
+	stop, err := start(cfg, c, store, tc, log)
 	if err != nil {
 		return err
 	}
-	log.Info("tend worker running", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
 	<-ctx.Done()
 	stop()
 	return nil

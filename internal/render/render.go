@@ -61,7 +61,8 @@ type Renderer struct {
 	text map[string]*texttemplate.Template
 }
 
-func funcs(attrs func() map[string]string) map[string]any {
+// funcs is the small, side-effect-free function set templates get (attr is bound per render).
+func funcs() map[string]any {
 	return map[string]any{
 		"upper": strings.ToUpper,
 		"lower": strings.ToLower,
@@ -101,7 +102,7 @@ func New(fsys fs.FS) (*Renderer, error) {
 	}
 	r := &Renderer{html: map[string]*htmltemplate.Template{}, text: map[string]*texttemplate.Template{}}
 	names := map[string]int{}
-	fm := funcs(nil)
+	fm := funcs()
 	fm["attr"] = attrFunc(nil)
 	for _, e := range entries {
 		n := e.Name()
@@ -241,7 +242,7 @@ func (r *Renderer) Render(name, subject string, d Data) (Email, error) {
 	tt := r.text[name]
 	attr := map[string]any{"attr": attrFunc(d.Attributes)}
 
-	st, err := texttemplate.New("subject").Funcs(funcs(nil)).Funcs(attr).Option("missingkey=zero").Parse(subject)
+	st, err := texttemplate.New("subject").Funcs(funcs()).Funcs(attr).Option("missingkey=zero").Parse(subject)
 	if err != nil {
 		return Email{}, fmt.Errorf("subject of %s: %w", name, err)
 	}
