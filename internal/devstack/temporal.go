@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
@@ -24,8 +23,10 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
 	"go.temporal.io/server/common/metrics"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 )
@@ -60,8 +61,9 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 	if cfg.IP == "" {
 		cfg.IP = "127.0.0.1"
 	}
+	taken := map[int]bool{cfg.Port: true, cfg.UIPort: true}
 	if cfg.Port == 0 {
-		p, err := freePort(cfg.IP)
+		p, err := freePort(cfg.IP, taken)
 		if err != nil {
 			return nil, err
 		}
@@ -103,15 +105,19 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		return nil, fmt.Errorf("create namespace %s: %w", cfg.Namespace, err)
 	}
 
-	ports := func() int { p, err := freePort(cfg.IP); must(err); return p }
-	service := func(port int) config.Service {
-		return config.Service{RPC: config.RPC{GRPCPort: port, MembershipPort: ports(), BindOnIP: cfg.IP}}
+	ports := func() int { p, err := freePort(cfg.IP, taken); must(err); return p }
+	// Membership is static: every service of this one process knows the others' addresses. With
+	// ringpop, a restart first tries to join the hosts that the previous run left in the database's
+	// membership table; under load that took over 30 s and the server then exits the process.
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	service := func(name primitives.ServiceName, port int) config.Service {
+		hosts[name] = static.SingleLocalHost(net.JoinHostPort(cfg.IP, strconv.Itoa(port)))
+		return config.Service{RPC: config.RPC{GRPCPort: port, BindOnIP: cfg.IP}}
 	}
 	frontend := net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port))
 	sc := &config.Config{
 		Global: config.Global{
-			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: cfg.IP},
-			Metrics:    &metrics.Config{Prometheus: &metrics.PrometheusConfig{ListenAddress: net.JoinHostPort(cfg.IP, strconv.Itoa(ports())), HandlerPath: "/metrics"}},
+			Metrics: &metrics.Config{Prometheus: &metrics.PrometheusConfig{ListenAddress: net.JoinHostPort(cfg.IP, strconv.Itoa(ports())), HandlerPath: "/metrics"}},
 		},
 		Persistence: config.Persistence{
 			DefaultStore: sqliteplugin.PluginName, VisibilityStore: sqliteplugin.PluginName, NumHistoryShards: 1,
@@ -125,7 +131,10 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		},
 		DCRedirectionPolicy: config.DCRedirectionPolicy{Policy: "noop"},
 		Services: map[string]config.Service{
-			"frontend": service(cfg.Port), "history": service(ports()), "matching": service(ports()), "worker": service(ports()),
+			"frontend": service(primitives.FrontendService, cfg.Port),
+			"history":  service(primitives.HistoryService, ports()),
+			"matching": service(primitives.MatchingService, ports()),
+			"worker":   service(primitives.WorkerService, ports()),
 		},
 		Archival: config.Archival{
 			History:    config.HistoryArchival{State: "disabled"},
@@ -157,6 +166,7 @@ func StartTemporal(ctx context.Context, cfg TemporalConfig) (*Temporal, error) {
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dc),
+		temporal.WithStaticHosts(hosts),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("configure temporal server: %w", err)
@@ -196,14 +206,21 @@ func must(err error) {
 // ports itself, some time after they are chosen; a port from the ephemeral range could be handed
 // to another process's outgoing connection or port-0 listener in between, and the server exits
 // the whole process when a bind fails.
-func freePort(ip string) (int, error) {
+//
+// taken holds the ports already chosen for this server; the chosen one is added to it, so that
+// no two services are given the same port.
+func freePort(ip string, taken map[int]bool) (int, error) {
 	for range 200 {
 		p := 20000 + mrand.IntN(12000)
+		if taken[p] {
+			continue
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
 		if err != nil {
 			continue
 		}
 		_ = l.Close()
+		taken[p] = true
 		return p, nil
 	}
 	return 0, errors.New("no free port between 20000 and 32000")
