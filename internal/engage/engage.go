@@ -65,18 +65,34 @@ func (s *Service) verify(token string, kind track.Kind) (track.Token, string, er
 	return t, uuid.UUID(t.SendID).String(), nil
 }
 
+// RecordWait is how long a request with a valid token waits for its send to be recorded. A send's
+// row and links are committed just after the SMTP server accepts the message, so a link scanner
+// that follows every link on delivery can arrive a few milliseconds before them.
+var RecordWait = 3 * time.Second
+
 // sent verifies a token of the kind and returns the message it names; a send that does not exist
-// or was never sent is ErrInvalidLink, like a forged token.
+// or was never sent is ErrInvalidLink, like a forged token. Only a token tend signed can make it
+// wait (up to RecordWait) for a send still being recorded, so a forged one is answered at once.
 func (s *Service) sent(ctx context.Context, token string, kind track.Kind) (track.Token, db.SentMessage, error) {
 	t, sendID, err := s.verify(token, kind)
 	if err != nil {
 		return t, db.SentMessage{}, err
 	}
-	sent, err := s.Store.SentMessage(ctx, sendID)
-	if errors.Is(err, db.ErrNotFound) {
-		return t, sent, ErrInvalidLink
+	deadline := time.Now().Add(RecordWait)
+	for {
+		sent, err := s.Store.SentMessage(ctx, sendID)
+		if !errors.Is(err, db.ErrNotFound) {
+			return t, sent, err
+		}
+		if time.Now().After(deadline) {
+			return t, sent, ErrInvalidLink
+		}
+		select {
+		case <-ctx.Done():
+			return t, sent, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return t, sent, err
 }
 
 // QueueOpen records an open pixel hit in the background, so the pixel never waits on the
