@@ -123,6 +123,28 @@ var planOptions = workflow.ActivityOptions{
 	},
 }
 
+// localOptions run Plan and Rescore — short reads and writes of Postgres — as local activities:
+// in the worker, inside the workflow task, recorded as one marker event instead of a trip through
+// the server's task queues (six events and two workflow tasks). They retry like planOptions,
+// without end, so a database outage delays a lead and never fails it.
+var localOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         planOptions.RetryPolicy,
+}
+
+// localActivitiesChange marks the change from regular to local activities for Plan and Rescore.
+// Runs that started before it keep scheduling regular activities, so their histories replay.
+const localActivitiesChange = "local-plan-rescore"
+
+// runLocal executes a Leads activity as a local activity, or as a regular one in a run whose
+// history predates localActivitiesChange.
+func (r *leadRun) runLocal(activity, input any) workflow.Future {
+	if workflow.GetVersion(r.ctx, localActivitiesChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, planOptions), activity, input)
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localOptions), activity, input)
+}
+
 // sendOptions: temporary SMTP failures (4xx, connection trouble) retry with backoff for up to two
 // days; permanent ones are non-retryable errors from the activity.
 var sendOptions = workflow.ActivityOptions{
@@ -299,10 +321,9 @@ func (r *leadRun) receive(ctx workflow.Context) {
 }
 
 func (r *leadRun) plan(segment string) error {
-	ctx := workflow.WithActivityOptions(r.ctx, planOptions)
 	var a *activities.Leads
 	var p activities.Plan
-	if err := workflow.ExecuteActivity(ctx, a.Plan, activities.PlanInput{LeadID: r.st.LeadID, Segment: segment}).Get(ctx, &p); err != nil {
+	if err := r.runLocal(a.Plan, activities.PlanInput{LeadID: r.st.LeadID, Segment: segment}).Get(r.ctx, &p); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
 			r.st.Status, r.st.ExitReason = StatusExited, "lead deleted"
@@ -438,10 +459,9 @@ func (r *leadRun) previousClicked() bool {
 // the result: stage and score, the handoff event, unsubscribe, a move to another segment.
 func (r *leadRun) doRescore() error {
 	r.rescore = false
-	ctx := workflow.WithActivityOptions(r.ctx, planOptions)
 	var a *activities.Leads
 	var res activities.RescoreResult
-	err := workflow.ExecuteActivity(ctx, a.Rescore, activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}).Get(ctx, &res)
+	err := r.runLocal(a.Rescore, activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}).Get(r.ctx, &res)
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
