@@ -6,7 +6,7 @@ RACE_PKGS = ./activities/... ./workflows/... ./internal/api/... ./internal/captu
             ./internal/mailcapture/... ./internal/render/... ./internal/schedule/... ./internal/sequence/... \
             ./internal/config/...
 
-.PHONY: dev build test deps vet fmt-check unit race bench lint-examples clean
+.PHONY: dev build test deps vet fmt-check unit race bench bench-stack lint-examples clean
 
 dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
 	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
@@ -38,6 +38,9 @@ race:
 
 bench: ## benchmarks; record results in the README
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./workflows/...
+
+bench-stack: deps ## the whole stack measured from outside: captures, first emails, events, Temporal cost, memory
+	$(GO) run ./cmd/tend bench
 
 clean:
 	rm -rf bin .tend

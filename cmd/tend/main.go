@@ -27,6 +27,7 @@ Usage:
   tend scoring lint FILE...     validate scoring models the same way
   tend sales lint FILE...       validate sales team files the same way
   tend leads import FILE.csv    import leads from a CSV file (needs DATABASE_URL)
+  tend bench                    measure a private stack: captures, first emails, events, Temporal cost, memory
   tend version                  print the version
 
 Configuration comes from the environment; see the README.
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fmt.Errorf("%w: tend leads import FILE.csv", errUsage)
 		}
 		return runImport(ctx, rest[1:], stdout, stderr, getenv)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tend", version)
 		return nil

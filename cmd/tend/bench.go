@@ -1,0 +1,557 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/tendhq/tend/workflows"
+)
+
+// benchSequences is the series `tend bench` runs: a first email at once, a second one a day later,
+// so every lead's workflow stays open, waiting on its timer, the way a real nurture does.
+const benchSequences = `version: 1
+default_segment: bench
+send_window: { cron: "* * * * *", time_zone: UTC }
+segments:
+  - id: bench
+    interests: [analytics]
+    sequence:
+      id: bench-series
+      exit:
+        stages: [mql, sal, sql, opportunity, customer, evangelist, disqualified]
+        unsubscribed: true
+      steps:
+        - { id: first, template: analytics-1, subject: "{{.FirstName}}, three numbers every dashboard needs", wait: 0s }
+        - { id: later, template: analytics-2, subject: "Why your weekly report gets ignored", wait: 24h }
+`
+
+// benchOptions are the flags of tend bench.
+type benchOptions struct {
+	leads, concurrency, events, batch, sample int
+	timeout                                   time.Duration
+}
+
+// runBench starts a private tend stack (as tend dev does, in a temporary directory, on free ports)
+// and measures it through its own front doors: leads captured over the HTTP API, their first
+// emails arriving at the capture SMTP server, site events posted in batches, what those cost in
+// Temporal signals and activities, and the memory of the process. It fails when an email is
+// missing or arrives twice.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := newFlags("bench", stderr)
+	var o benchOptions
+	fs.IntVar(&o.leads, "leads", 300, "leads to capture")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "API requests in flight at once")
+	fs.IntVar(&o.events, "events", 10, "site events per lead")
+	fs.IntVar(&o.batch, "batch", 10, "events per API request")
+	fs.IntVar(&o.sample, "sample", 20, "leads whose Temporal histories are read")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the first emails have not all arrived by then")
+	keep := fs.Bool("keep", false, "keep the stack's data directory")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file (go tool pprof)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.leads < 1 || o.concurrency < 1 || o.events < 0 || o.batch < 1 || o.sample < 0 {
+		return fmt.Errorf("%w: --leads, --concurrency and --batch must be at least 1; --events and --sample at least 0", errUsage)
+	}
+
+	dir, err := os.MkdirTemp("", "tend-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintln(stdout, "data directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	seqFile := filepath.Join(dir, "bench-sequences.yaml")
+	if err := os.WriteFile(seqFile, []byte(benchSequences), 0o644); err != nil {
+		return err
+	}
+	devLog, err := os.Create(filepath.Join(dir, "tend.log"))
+	if err != nil {
+		return err
+	}
+	defer devLog.Close()
+	env := map[string]string{"TEND_SEQUENCES": seqFile, "TEND_SALES": "off", "TEND_LOG_LEVEL": "warn",
+		"DATABASE_URL": "", "SMTP_URL": "", "TEND_API_KEYS": "", "TEND_PUBLIC_URL": ""}
+	benchEnv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+	devCtx, stopDev := context.WithCancel(ctx)
+	defer stopDev()
+	devDone := make(chan error, 1)
+	data := filepath.Join(dir, "data")
+	go func() {
+		devDone <- runDev(devCtx, []string{"--data", data, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
+			"--smtp-port", "0", "--inbox-port", "0", "--demo=false"}, io.Discard, devLog, benchEnv)
+	}()
+	defer func() {
+		stopDev()
+		<-devDone
+	}()
+
+	fmt.Fprintf(stdout, "tend bench: %d leads, %d events each in requests of %d, %d requests in flight; %d cores (GOMAXPROCS %d)\n",
+		o.leads, o.events, o.batch, o.concurrency, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintln(stdout, "starting a private stack (Postgres, Temporal on SQLite, capture SMTP, API, worker) …")
+	ep, err := waitEndpoints(ctx, data, devDone, filepath.Join(dir, "tend.log"))
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(filepath.Join(data, "api-key"))
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, api: ep.API, inbox: ep.Inbox, key: strings.TrimSpace(string(key)), http: &http.Client{Timeout: time.Minute},
+		out: stdout, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	tc, err := client.Dial(client.Options{HostPort: ep.Temporal, Namespace: ep.Namespace, Logger: quietTemporalLog{}})
+	if err != nil {
+		return fmt.Errorf("connect to the stack's Temporal: %w", err)
+	}
+	defer tc.Close()
+	b.temporal = tc
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return b.measure(ctx)
+}
+
+func waitEndpoints(ctx context.Context, data string, done <-chan error, logFile string) (endpoints, error) {
+	var ep endpoints
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if raw, err := os.ReadFile(filepath.Join(data, "endpoints.json")); err == nil && json.Unmarshal(raw, &ep) == nil {
+			return ep, nil
+		}
+		select {
+		case err := <-done:
+			logTail, _ := os.ReadFile(logFile)
+			return ep, fmt.Errorf("the stack stopped before it was up: %v\n%s", err, logTail)
+		case <-ctx.Done():
+			return ep, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return ep, errors.New("the stack did not come up within 3 minutes")
+		}
+	}
+}
+
+type bench struct {
+	o               benchOptions
+	api, inbox, key string
+	run             string
+	http            *http.Client
+	temporal        client.Client
+	out             io.Writer
+
+	leadIDs    []string
+	capturedAt map[string]time.Time // by email address
+	eventsFrom time.Time            // when the site events began
+	// rescoresBefore is each sampled lead's rescore count before the site events.
+	rescoresBefore []int
+	heapBefore     uint64
+	heapAfter      uint64
+	rssAfter       uint64
+}
+
+func (b *bench) email(i int) string { return fmt.Sprintf("bench-%s-%d@bench.example", b.run, i) }
+
+func (b *bench) measure(ctx context.Context) error {
+	b.heapBefore, _ = memory()
+
+	// 1. Capture.
+	b.leadIDs = make([]string, b.o.leads)
+	b.capturedAt = make(map[string]time.Time, b.o.leads)
+	var mu sync.Mutex
+	start := time.Now()
+	lat, err := b.parallel(ctx, b.o.leads, func(i int) error {
+		body := fmt.Sprintf(`{"email":%q,"name":"Bench %d","interests":["analytics"],"source":"api","consent":{"granted":true,"wording_id":"bench"}}`,
+			b.email(i), i)
+		var res struct {
+			ID string `json:"id"`
+		}
+		if err := b.post(ctx, "/api/v1/leads", body, http.StatusCreated, &res); err != nil {
+			return err
+		}
+		mu.Lock()
+		b.leadIDs[i] = res.ID
+		b.capturedAt[b.email(i)] = time.Now()
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(b.out, "capture      %d leads in %s: %.0f/s; request %s\n", b.o.leads, round(elapsed), rate(b.o.leads, elapsed), lat)
+
+	// 2. First emails.
+	if err := b.firstEmails(ctx, start); err != nil {
+		return err
+	}
+	runtime.GC()
+	b.heapAfter, b.rssAfter = memory()
+
+	// 3. Site events.
+	for _, id := range b.sampled() {
+		n, err := b.rescores(ctx, id)
+		if err != nil {
+			return err
+		}
+		b.rescoresBefore = append(b.rescoresBefore, n)
+	}
+	if b.o.events > 0 {
+		if err := b.siteEvents(ctx); err != nil {
+			return err
+		}
+	}
+
+	// 4. What it cost in Temporal, and in memory.
+	if err := b.temporalCost(ctx); err != nil {
+		return err
+	}
+	perLead := float64(int64(b.heapAfter)-int64(b.heapBefore)) / float64(b.o.leads)
+	fmt.Fprintf(b.out, "memory       heap in use %s with %d open lead workflows (%s more than before the first capture: %s per lead); RSS %s\n",
+		mib(b.heapAfter), b.o.leads, mib(b.heapAfter-min(b.heapAfter, b.heapBefore)), kib(perLead), mib(b.rssAfter))
+	fmt.Fprintln(b.out, "             (one process holds the Temporal server, the worker, the API and this benchmark; Postgres runs apart)")
+	return nil
+}
+
+// inboxMessage is what the capture inbox lists.
+type benchMessage struct {
+	To       []string  `json:"to"`
+	Subject  string    `json:"subject"`
+	Received time.Time `json:"received"`
+}
+
+func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
+	deadline := time.Now().Add(b.o.timeout)
+	var mine map[string][]time.Time
+	for {
+		msgs, err := b.messages(ctx)
+		if err != nil {
+			return err
+		}
+		mine = map[string][]time.Time{}
+		for _, m := range msgs {
+			if len(m.To) == 1 {
+				if _, ok := b.capturedAt[m.To[0]]; ok {
+					mine[m.To[0]] = append(mine[m.To[0]], m.Received)
+				}
+			}
+		}
+		if len(mine) >= b.o.leads || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	time.Sleep(2 * time.Second) // a second copy of any email would arrive by now
+	msgs, err := b.messages(ctx)
+	if err != nil {
+		return err
+	}
+	mine = map[string][]time.Time{}
+	var last time.Time
+	for _, m := range msgs {
+		if len(m.To) == 1 {
+			if _, ok := b.capturedAt[m.To[0]]; ok {
+				mine[m.To[0]] = append(mine[m.To[0]], m.Received)
+				if m.Received.After(last) {
+					last = m.Received
+				}
+			}
+		}
+	}
+	var delays []time.Duration
+	dups := 0
+	for addr, got := range mine {
+		dups += len(got) - 1
+		first := slices.MinFunc(got, time.Time.Compare)
+		delays = append(delays, max(0, first.Sub(b.capturedAt[addr])))
+	}
+	fmt.Fprintf(b.out, "first email  %d/%d delivered, %d duplicates; all in %s from the first capture (%.0f emails/s); capture→inbox %s\n",
+		len(mine), b.o.leads, dups, round(last.Sub(start)), rate(len(mine), last.Sub(start)), summarize(delays))
+	if len(mine) < b.o.leads {
+		return fmt.Errorf("only %d of %d first emails arrived within %s", len(mine), b.o.leads, b.o.timeout)
+	}
+	if dups > 0 {
+		return fmt.Errorf("%d emails arrived twice", dups)
+	}
+	return nil
+}
+
+func (b *bench) messages(ctx context.Context) ([]benchMessage, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.inbox+"/api/messages", nil)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read the capture inbox: %w", err)
+	}
+	defer resp.Body.Close()
+	var msgs []benchMessage
+	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
+		return nil, fmt.Errorf("read the capture inbox: %w", err)
+	}
+	return msgs, nil
+}
+
+func (b *bench) siteEvents(ctx context.Context) error {
+	perLead := (b.o.events + b.o.batch - 1) / b.o.batch
+	b.eventsFrom = time.Now()
+	lat, err := b.parallel(ctx, b.o.leads*perLead, func(n int) error {
+		lead, req := n/perLead, n%perLead
+		var evs []map[string]any
+		for e := req * b.o.batch; e < min(b.o.events, (req+1)*b.o.batch); e++ {
+			evs = append(evs, map[string]any{"id": fmt.Sprintf("bench-%d", e), "lead_id": b.leadIDs[lead], "type": "page_view",
+				"url": fmt.Sprintf("https://acme.test/blog/post-%d", e), "tags": []string{"blog"}})
+		}
+		body, _ := json.Marshal(map[string]any{"events": evs})
+		return b.post(ctx, "/api/v1/events", string(body), http.StatusOK, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("site events: %w", err)
+	}
+	elapsed := time.Since(b.eventsFrom)
+	n := b.o.leads * b.o.events
+	fmt.Fprintf(b.out, "site events  %d in %d requests in %s: %.0f events/s; request %s\n", n, b.o.leads*perLead, round(elapsed),
+		rate(n, elapsed), lat)
+	return nil
+}
+
+// sampled returns the leads whose workflows are inspected.
+func (b *bench) sampled() []string { return b.leadIDs[:min(b.o.sample, len(b.leadIDs))] }
+
+// rescores asks a lead's workflow how many times it has rescored.
+func (b *bench) rescores(ctx context.Context, leadID string) (int, error) {
+	v, err := b.temporal.QueryWorkflow(ctx, workflows.LeadWorkflowID(leadID), "", workflows.QueryState)
+	if err != nil {
+		return 0, fmt.Errorf("query a lead workflow: %w", err)
+	}
+	var st struct {
+		Rescores int `json:"rescores"`
+	}
+	if err := v.Get(&st); err != nil {
+		return 0, err
+	}
+	return st.Rescores, nil
+}
+
+// temporalCost waits until the sampled leads have rescored their site events, then reads their
+// histories: how many events each has, and how many signals and rescores the site events cost.
+func (b *bench) temporalCost(ctx context.Context) error {
+	leads := b.sampled()
+	if len(leads) == 0 {
+		return nil
+	}
+	var events, signals, rescores, pending int
+	deadline := time.Now().Add(time.Minute)
+	for i, id := range leads {
+		for {
+			n, err := b.rescores(ctx, id)
+			if err != nil {
+				return err
+			}
+			if b.o.events == 0 || n > b.rescoresBefore[i] || time.Now().After(deadline) {
+				if b.o.events > 0 && n == b.rescoresBefore[i] {
+					pending++
+				}
+				rescores += n - b.rescoresBefore[i]
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	time.Sleep(time.Second) // a second signal for the same events would have come by now
+	for _, id := range leads {
+		h, err := b.history(ctx, id)
+		if err != nil {
+			return err
+		}
+		events += h.events
+		signals += h.signalsSince
+	}
+	f := float64(len(leads))
+	fmt.Fprintf(b.out, "temporal     per lead (sample of %d): %.1f history events; the %d site events cost %.1f signals and %.1f rescores\n",
+		len(leads), float64(events)/f, b.o.events, float64(signals)/f, float64(rescores)/f)
+	if pending > 0 {
+		return fmt.Errorf("%d sampled leads had not rescored their site events after a minute", pending)
+	}
+	return nil
+}
+
+type leadHistory struct{ events, signalsSince int }
+
+func (b *bench) history(ctx context.Context, leadID string) (leadHistory, error) {
+	var h leadHistory
+	it := b.temporal.GetWorkflowHistory(ctx, workflows.LeadWorkflowID(leadID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return h, fmt.Errorf("history of a lead workflow: %w", err)
+		}
+		h.events++
+		if b.eventsFrom.IsZero() || ev.GetEventTime().AsTime().Before(b.eventsFrom) {
+			continue
+		}
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalEngaged {
+			h.signalsSince++
+		}
+	}
+	return h, nil
+}
+
+// parallel runs do(0..n-1) on b.o.concurrency goroutines and summarises the call latencies. The
+// first error stops it.
+func (b *bench) parallel(ctx context.Context, n int, do func(i int) error) (string, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for range b.o.concurrency {
+		wg.Go(func() {
+			for i := range next {
+				t := time.Now()
+				if err := do(i); err != nil {
+					cancel(err)
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return "", err
+	}
+	return summarize(lat), nil
+}
+
+func (b *bench) post(ctx context.Context, path, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.api+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != want {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(raw))
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// summarize gives the median, 95th and 99th percentile and the maximum.
+func summarize(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s", round(q(0.50)), round(q(0.95)), round(q(0.99)), round(s[len(s)-1]))
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d >= 10*time.Millisecond:
+		return d.Round(time.Millisecond)
+	default:
+		return d.Round(10 * time.Microsecond)
+	}
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// memory returns the Go heap in use and the process's resident set (0 where /proc is missing).
+func memory() (heap, rss uint64) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(status)) {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				f := strings.Fields(v)
+				if len(f) > 0 {
+					kb, _ := strconv.ParseUint(f[0], 10, 64)
+					rss = kb << 10
+				}
+			}
+		}
+	}
+	return m.HeapInuse, rss
+}
+
+func mib(n uint64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+func kib(n float64) string {
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%.0f KiB", n/1024)
+}
+
+// quietTemporalLog drops the SDK client's own log lines.
+type quietTemporalLog struct{}
+
+func (quietTemporalLog) Debug(string, ...any) {}
+func (quietTemporalLog) Info(string, ...any)  {}
+func (quietTemporalLog) Warn(string, ...any)  {}
+func (quietTemporalLog) Error(string, ...any) {}
