@@ -128,7 +128,7 @@ segments:
 		{4, `invalid cron spec "* 25 * * *"`},
 		{7, `unknown field "colour"`},
 		{12, `unknown template "no-such-template"`},
-		{14, `wait: -1h is negative`},
+		{14, `wait: must not be negative, got -1h`},
 		{15, `duplicate step id "welcome" (first on line 11)`},
 	}
 	require.Len(t, lines, len(wantLines), r.stdout)

@@ -132,7 +132,7 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 			}
 		}
 		if m := cf["per"]; m != nil {
-			fc.Per = p.positiveDuration(m, "frequency_cap", "per")
+			fc.Per = p.positive(m, "frequency_cap", "per")
 		}
 		cat.FrequencyCap = fc
 	}
@@ -163,7 +163,7 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		p.Required(n, rf, "reengagement", "after", "sequence")
 		r := &Reengagement{}
 		if m := rf["after"]; m != nil {
-			r.After = p.positiveDuration(m, "reengagement", "after")
+			r.After = p.positive(m, "reengagement", "after")
 		}
 		if m := rf["sequence"]; m != nil {
 			r.Sequence = p.sequence(m, "reengagement", cat.Window)
@@ -287,7 +287,7 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 		}
 	}
 	if an := f["inactive_after"]; an != nil {
-		seg.InactiveAfter = p.positiveDuration(an, ctx, "inactive_after")
+		seg.InactiveAfter = p.positive(an, ctx, "inactive_after")
 	}
 	if sn := f["sequence"]; sn != nil {
 		seg.Sequence = p.sequence(sn, ctx, window)
@@ -393,29 +393,11 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 		}
 	}
 	if wn := f["wait"]; wn != nil {
-		if s, ok := p.Scalar(wn, ctx, "wait"); ok {
-			d, err := ParseDuration(s)
-			switch {
-			case err != nil:
-				p.Errorf(wn, ctx, "wait: %v", err)
-			case d < 0:
-				p.Errorf(wn, ctx, "wait: %s is negative", s)
-			default:
-				st.Wait = d
-			}
-		}
+		st.Wait, _ = p.Duration(wn, ctx, "wait", false)
 	}
 	if wn := f["wait_if_clicked"]; wn != nil {
-		if s, ok := p.Scalar(wn, ctx, "wait_if_clicked"); ok {
-			d, err := ParseDuration(s)
-			switch {
-			case err != nil:
-				p.Errorf(wn, ctx, "wait_if_clicked: %v", err)
-			case d < 0:
-				p.Errorf(wn, ctx, "wait_if_clicked: %s is negative", s)
-			default:
-				st.WaitIfClicked = &d
-			}
+		if d, ok := p.Duration(wn, ctx, "wait_if_clicked", false); ok {
+			st.WaitIfClicked = &d
 		}
 	}
 	if wn := f["when"]; wn != nil {
@@ -447,18 +429,9 @@ func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines m
 	return st
 }
 
-func (p *parser) positiveDuration(n *yaml.Node, ctx, field string) time.Duration {
-	s, ok := p.Scalar(n, ctx, field)
-	if !ok {
-		return 0
-	}
-	d, err := ParseDuration(s)
-	switch {
-	case err != nil:
-		p.Errorf(n, ctx, "%s: %v", field, err)
-	case d <= 0:
-		p.Errorf(n, ctx, "%s: %s must be positive", field, s)
-	}
+// positive reads a duration that must be greater than zero.
+func (p *parser) positive(n *yaml.Node, ctx, field string) time.Duration {
+	d, _ := p.Duration(n, ctx, field, true)
 	return d
 }
 

@@ -80,7 +80,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:17: sequence "analytics-series": exit: unsubscribed: false is not allowed: unsubscribed leads always exit`,
 		`testdata/bad.yaml:20: step "intro": unknown template "analytics-9"`,
 		`testdata/bad.yaml:21: step "intro": invalid subject: template: subject:1: bad character U+007D '}'`,
-		`testdata/bad.yaml:22: step "intro": wait: -1h is negative`,
+		`testdata/bad.yaml:22: step "intro": wait: must not be negative, got -1h`,
 		`testdata/bad.yaml:23: sequence "analytics-series": duplicate step id "intro" (first on line 19)`,
 		`testdata/bad.yaml:25: step "intro": subject uses unknown field .Frist (have .FirstName, .Name, .Company, .Email; use attr "key" "fallback" for other lead attributes)`,
 		`testdata/bad.yaml:26: step "intro": wait: invalid duration "3 days": unknown unit " days" (use s, m, h, d or w)`,

@@ -52,7 +52,7 @@ reengagement:
 	}
 	assert.Equal(t, []string{
 		`p.yaml:3: frequency_cap: max must be a whole number of at least 1, not "0"`,
-		`p.yaml:3: frequency_cap: per: -1d must be positive`,
+		`p.yaml:3: frequency_cap: per: must be positive, got -1d`,
 		`p.yaml:4: quiet_hours: from: "25:00" is not a time of day HH:MM`,
 		`p.yaml:4: quiet_hours: to: "25:00" is not a time of day HH:MM`,
 		`p.yaml:4: quiet_hours: from and to are the same: that would be no hours or all of them`,
@@ -89,5 +89,5 @@ segments:
         - { id: one, template: general-1, subject: "Hi", wait: 0s }
 `), Options{})
 	require.Len(t, diags, 1)
-	assert.Equal(t, `p.yaml:5: segment "general": inactive_after: -1d must be positive`, diags[0].String())
+	assert.Equal(t, `p.yaml:5: segment "general": inactive_after: must be positive, got -1d`, diags[0].String())
 }
