@@ -163,6 +163,63 @@ func TestComplaintWebhookUnsubscribes(t *testing.T) {
 	assert.Equal(t, 422, code, "not a report")
 }
 
+// providerWebhook posts a provider's JSON event the way a provider does: with the secret as the
+// password of HTTP Basic credentials instead of a body signature.
+func (s *stack) providerWebhook(body, password string) (int, map[string]any) {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/api/v1/webhooks/bounces", strings.NewReader(body))
+	require.NoError(s.t, err)
+	req.SetBasicAuth("sendgrid", password)
+	req.Header.Set("Content-Type", "application/json")
+	return do(s.t, req)
+}
+
+// A mail provider's bounce event (SendGrid's shape, naming the Message-ID tend set) suppresses the
+// address and stops the series, like a DSN; the provider's spam report then unsubscribes. Wrong
+// credentials change nothing.
+func TestProviderBounceEvents(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	s.sentRecorded(leadID)
+	event := func(kind string) string {
+		return fmt.Sprintf(`[{"email":"Ada.Lovelace@example.com","timestamp":1763630001,"smtp-id":%q,"event":%q,"type":"bounce",
+			"status":"5.1.1","reason":"550 5.1.1 The email account that you tried to reach does not exist.",
+			"sg_event_id":"e1","sg_message_id":"14c5d75ce93.dfd.64b469.filter0001.1"}]`, m.MessageID, kind)
+	}
+
+	code, res := s.providerWebhook(event("bounce"), "wrong secret")
+	assert.Equal(t, 401, code, "%v", res)
+	_, suppressed, err := s.store.Suppressed(context.Background(), "ada.lovelace@example.com")
+	require.NoError(t, err)
+	assert.False(t, suppressed, "a forged event changes nothing")
+
+	code, res = s.providerWebhook(event("bounce"), webhookSecret)
+	require.Equal(t, 200, code, "%v", res)
+	assert.Equal(t, "sendgrid", res["source"])
+	results := res["results"].([]any)
+	require.Len(t, results, 1)
+	assert.Equal(t, map[string]any{"kind": "hard", "lead_id": leadID, "suppressed": true, "unsubscribed": false}, results[0])
+	reason, suppressed, err := s.store.Suppressed(context.Background(), "ada.lovelace@example.com")
+	require.NoError(t, err)
+	assert.True(t, suppressed)
+	assert.Equal(t, "hard_bounce", reason)
+	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).ExitReason == "suppressed" }, "the series stops")
+
+	code, res = s.providerWebhook(event("spamreport"), webhookSecret)
+	require.Equal(t, 200, code, "%v", res)
+	assert.Equal(t, true, res["results"].([]any)[0].(map[string]any)["unsubscribed"])
+	assert.NotNil(t, s.lead(leadID)["unsubscribed_at"])
+
+	code, res = s.providerWebhook(`{"hello":"world"}`, webhookSecret)
+	assert.Equal(t, 422, code)
+	assert.Contains(t, res["error"], "not a known event format")
+	assert.Len(t, s.inbox.Messages(), 1, "nothing more was sent")
+}
+
 // Export returns everything the database holds for the lead; erasure leaves no trace of the
 // address or the name in any table or in the workflow's state, and a re-import is never mailed.
 func TestExportAndErasure(t *testing.T) {

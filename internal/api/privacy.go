@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -68,9 +69,12 @@ func (s *Server) eraseLead(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "erased": true})
 }
 
-// bounceWebhook takes mail that came back to tend — a bounce (DSN), a complaint (ARF) or a
-// mailto unsubscribe — as posted by a mail provider or a mailbox reader, signed with
-// TEND_WEBHOOK_SECRET: X-Tend-Signature: sha256=<hex HMAC of the body>.
+// bounceWebhook takes what comes back from sending: mail (a bounce (DSN), a complaint (ARF) or a
+// mailto unsubscribe) as a mailbox reader posts it, or bounce and complaint events as JSON, in
+// tend's format or a mail provider's (Amazon SES/SNS, SendGrid, Postmark, Mailgun). The caller
+// proves it knows TEND_WEBHOOK_SECRET either by signing the body (X-Tend-Signature:
+// sha256=<hex HMAC-SHA256 of the body>) or, for providers that cannot sign that way, with HTTP
+// Basic credentials whose password is the secret (https://tend:SECRET@host/… in their settings).
 func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReportBytes))
 	if err != nil {
@@ -82,12 +86,12 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "could not read the report", nil)
 		return
 	}
-	sig, ok := strings.CutPrefix(r.Header.Get("X-Tend-Signature"), "sha256=")
-	got, decErr := hex.DecodeString(sig)
-	mac := hmac.New(sha256.New, []byte(s.WebhookSecret))
-	mac.Write(body)
-	if s.WebhookSecret == "" || !ok || decErr != nil || !hmac.Equal(got, mac.Sum(nil)) {
-		writeError(w, http.StatusUnauthorized, "missing or wrong X-Tend-Signature (sha256=<hex HMAC-SHA256 of the body>)", nil)
+	if !s.webhookAuthentic(r, body) {
+		writeError(w, http.StatusUnauthorized, "missing or wrong X-Tend-Signature (sha256=<hex HMAC-SHA256 of the body>) or Basic credentials", nil)
+		return
+	}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+		s.providerEvents(w, r, trimmed)
 		return
 	}
 	if token, ok := unsubscribeRequest(body); ok {
@@ -111,6 +115,48 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// webhookAuthentic reports whether the request carries a valid body signature or Basic
+// credentials with the webhook secret as the password. Without a secret nothing is authentic.
+func (s *Server) webhookAuthentic(r *http.Request, body []byte) bool {
+	if s.WebhookSecret == "" {
+		return false
+	}
+	if sig, ok := strings.CutPrefix(r.Header.Get("X-Tend-Signature"), "sha256="); ok {
+		got, err := hex.DecodeString(sig)
+		mac := hmac.New(sha256.New, []byte(s.WebhookSecret))
+		mac.Write(body)
+		return err == nil && hmac.Equal(got, mac.Sum(nil))
+	}
+	_, pass, ok := r.BasicAuth()
+	return ok && subtle.ConstantTimeCompare([]byte(pass), []byte(s.WebhookSecret)) == 1
+}
+
+// providerEvents applies bounce and complaint events posted as JSON. Each is idempotent, so a
+// provider that retries after an error changes nothing twice.
+func (s *Server) providerEvents(w http.ResponseWriter, r *http.Request, body []byte) {
+	ev, err := bounce.ParseEvents(body)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), nil)
+		return
+	}
+	if ev.ConfirmURL != "" {
+		// tend fetches no URL named in a request; a person confirms the subscription once.
+		s.log().Warn("Amazon SNS subscription to the bounce webhook awaits confirmation: open its SubscribeURL", "url", ev.ConfirmURL)
+		writeJSON(w, http.StatusOK, map[string]any{"source": ev.Source, "confirm_url": ev.ConfirmURL})
+		return
+	}
+	results := make([]engage.BounceResult, 0, len(ev.Reports))
+	for _, rep := range ev.Reports {
+		res, err := s.Engage.RecordReport(r.Context(), rep)
+		if err != nil {
+			s.fail(w, "apply bounce event", err)
+			return
+		}
+		results = append(results, res)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"source": ev.Source, "results": results})
 }
 
 // unsubscribeRequest recognises a mail sent to the List-Unsubscribe mailto address: its subject is
