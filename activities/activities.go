@@ -82,27 +82,35 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	if in.Segment != "" {
 		segID = in.Segment
 	}
-	seg, ok := a.Catalog.Segment(segID)
-	if !ok {
-		seg, _ = a.Catalog.Segment(a.Catalog.DefaultSegment)
-	}
 	sends, err := a.Store.Sends(ctx, in.LeadID)
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
-	p := Plan{Segment: seg.ID, Stage: lifecycle.Stage(lead.Stage), TimeZone: lead.TimeZone, Sequence: seg.Sequence, Done: []string{},
-		SalesEnabled: a.SalesEnabled, FrequencyCap: a.Catalog.FrequencyCap, QuietHours: a.Catalog.QuietHours}
-	if re := a.Catalog.Reengagement; re != nil {
+	p := PlanFor(a.Catalog, segID, lifecycle.Stage(lead.Stage), lead.TimeZone)
+	p.SalesEnabled = a.SalesEnabled
+	for _, s := range sends {
+		if s.SequenceID == p.Sequence.ID && s.Status != db.SendPending {
+			p.Done = append(p.Done, s.StepID)
+		}
+	}
+	return p, nil
+}
+
+// PlanFor is the plan of a lead in segment segID (the default segment when the catalog has no such
+// segment) with nothing sent yet: the segment's sequence and the catalog's policies.
+func PlanFor(cat *sequence.Catalog, segID string, stage lifecycle.Stage, timeZone string) Plan {
+	seg, ok := cat.Segment(segID)
+	if !ok {
+		seg, _ = cat.Segment(cat.DefaultSegment)
+	}
+	p := Plan{Segment: seg.ID, Stage: stage, TimeZone: timeZone, Sequence: seg.Sequence, Done: []string{},
+		FrequencyCap: cat.FrequencyCap, QuietHours: cat.QuietHours}
+	if re := cat.Reengagement; re != nil {
 		r := *re
 		if seg.InactiveAfter > 0 {
 			r.After = seg.InactiveAfter // this segment's own quiet period
 		}
 		p.Reengagement = &r
 	}
-	for _, s := range sends {
-		if s.SequenceID == seg.Sequence.ID && s.Status != db.SendPending {
-			p.Done = append(p.Done, s.StepID)
-		}
-	}
-	return p, nil
+	return p
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	_ "time/tzdata" // send windows must resolve zones the same way on every machine
 )
 
@@ -24,6 +25,8 @@ Usage:
   tend worker                   run workflows and activities (needs DATABASE_URL, TEMPORAL_ADDRESS, SMTP_URL)
   tend migrate                  apply database migrations (needs DATABASE_URL)
   tend sequences lint FILE...   validate sequence files; errors as file:line: message
+  tend sequences simulate FILE --segment ID [--at TIME] [--tz ZONE] [--clicks STEP,…]
+                                when each email would reach a lead: the real workflow, time-skipped
   tend scoring lint FILE...     validate scoring models the same way
   tend sales lint FILE...       validate sales team files the same way
   tend leads import FILE.csv    import leads from a CSV file (needs DATABASE_URL)
@@ -68,10 +71,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
 	case "sequences":
-		if len(rest) == 0 || rest[0] != "lint" {
-			return fmt.Errorf("%w: tend sequences lint FILE...", errUsage)
+		switch {
+		case len(rest) > 0 && rest[0] == "lint":
+			return runLint(rest[1:], stdout, getenv)
+		case len(rest) > 0 && rest[0] == "simulate":
+			return runSimulate(rest[1:], stdout, stderr, getenv, time.Now())
 		}
-		return runLint(rest[1:], stdout, getenv)
+		return fmt.Errorf("%w: tend sequences lint FILE... | tend sequences simulate FILE --segment ID", errUsage)
 	case "scoring":
 		if len(rest) == 0 || rest[0] != "lint" {
 			return fmt.Errorf("%w: tend scoring lint FILE...", errUsage)

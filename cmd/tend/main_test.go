@@ -294,3 +294,44 @@ func TestScoringLint(t *testing.T) {
 	require.Error(t, err)
 	assert.Regexp(t, `(?m)^\.\./\.\./internal/score/testdata/bad\.yaml:\d+: `, out.String())
 }
+
+// tend sequences simulate prints the calendar of one lead: the production example for a lead
+// captured on a Friday evening.
+func TestSequencesSimulate(t *testing.T) {
+	r := tend(t, nil, "sequences", "simulate", "../../examples/sequences-production.yaml", "--segment", "analytics",
+		"--at", "2026-11-27T18:00", "--days", "60")
+	require.NoError(t, r.err, r.stderr)
+	lines := strings.Split(r.stdout, "\n")
+	assert.Contains(t, lines[0], "segment analytics (analytics-series), captured Fri 27 Nov 2026 18:00 Europe/Berlin")
+	assert.Contains(t, r.stdout, "  Mon 30 Nov 2026 09:00  +2d15h     analytics-series/intro")
+	assert.Contains(t, r.stdout, "  Thu 03 Dec 2026 09:00  +3d        analytics-series/deep-dive")
+	assert.Contains(t, r.stdout, "  Thu 10 Dec 2026 09:00  +7d        analytics-series/case-study")
+	assert.Contains(t, r.stdout, "  Mon 28 Dec 2026 09:00  +18d       reengagement/still-interested")
+	assert.Contains(t, r.stdout, "5 email(s) sent. Then: sunset")
+}
+
+func TestSequencesSimulateBadInput(t *testing.T) {
+	file := "../../examples/sequences-production.yaml"
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{file, "--segment", "nope"}, `--segment: "nope" is not a segment`},
+		{[]string{file, "--at", "27.11.2026 18:00"}, `--at: "27.11.2026 18:00" is not a time like 2026-11-27T18:00`},
+		{[]string{file, "--tz", "Mars/Olympus"}, `--tz: "Mars/Olympus" is not a time zone`},
+		{[]string{file, "--days", "0"}, "--days must be between 1 and 3650"},
+		{[]string{file, "--click-after", "soon"}, `--click-after: "soon" is not a duration`},
+		{[]string{}, "tend sequences simulate FILE"},
+	} {
+		r := tend(t, nil, append([]string{"sequences", "simulate"}, c.args...)...)
+		require.ErrorIs(t, r.err, errUsage, "%v", c.args)
+		assert.Contains(t, r.err.Error(), c.msg)
+	}
+	bad := writeFile(t, "bad.yaml", "version: 1\nsegments: []\n")
+	r := tend(t, nil, "sequences", "simulate", bad)
+	require.Error(t, r.err)
+	assert.Contains(t, r.err.Error(), "tend sequences lint lists them")
+	r = tend(t, nil, "sequences", "simulate", "missing.yaml")
+	require.Error(t, r.err)
+	assert.Contains(t, r.err.Error(), "missing.yaml")
+}

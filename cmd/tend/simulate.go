@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/sequence"
+	"github.com/tendhq/tend/internal/simulate"
+	"github.com/tendhq/tend/internal/yamlcheck"
+	"github.com/tendhq/tend/workflows"
+)
+
+// runSimulate prints when each email of a sequence file would reach one imaginary lead: tend
+// sequences simulate FILE --segment ID [--at TIME] [--tz ZONE] [--clicks STEP,…] [--days N].
+func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
+	fs := newFlags("sequences simulate", stderr)
+	segment := fs.String("segment", "", "the segment the lead is captured into (default: the file's default segment)")
+	at := fs.String("at", "", "when the lead is captured, as 2006-01-02T15:04 in the lead's time zone (default: now)")
+	tz := fs.String("tz", "", "the lead's time zone, e.g. America/New_York (default: the send window's)")
+	clicks := fs.String("clicks", "", "comma-separated step ids whose email the lead clicks")
+	clickAfter := fs.String("click-after", "1h", "how long after an email arrives the lead clicks it")
+	days := fs.Int("days", 120, "how many days to follow the lead")
+	// The file comes first (tend sequences simulate FILE --flags); flags may also precede it.
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	} else if fs.NArg() > 0 || file == "" {
+		return fmt.Errorf("%w: tend sequences simulate FILE --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N]", errUsage)
+	}
+	if *days < 1 || *days > 3650 {
+		return fmt.Errorf("%w: --days must be between 1 and 3650", errUsage)
+	}
+	delay, err := yamlcheck.ParseDuration(*clickAfter)
+	if err != nil || delay < 0 {
+		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, *clickAfter)
+	}
+
+	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
+	if err != nil {
+		return err
+	}
+	cat, err := sequence.Load(file, sequence.Options{TemplateExists: r.Has})
+	var diags sequence.Diagnostics
+	if errors.As(err, &diags) {
+		for _, d := range diags {
+			fmt.Fprintln(stderr, d.String())
+		}
+		return fmt.Errorf("%s has %d problem(s); tend sequences lint lists them", file, len(diags))
+	}
+	if err != nil {
+		return err
+	}
+	if *segment == "" {
+		*segment = cat.DefaultSegment
+	}
+	seg, ok := cat.Segment(*segment)
+	if !ok {
+		var ids []string
+		for _, s := range cat.Segments {
+			ids = append(ids, s.ID)
+		}
+		return fmt.Errorf("%w: --segment: %q is not a segment of %s (one of: %s)", errUsage, *segment, file, strings.Join(ids, ", "))
+	}
+	zone := *tz
+	if zone == "" {
+		zone = seg.Sequence.Window.TimeZone
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil || zone == "" {
+		return fmt.Errorf("%w: --tz: %q is not a time zone like Europe/Berlin", errUsage, zone)
+	}
+	start := now.In(loc).Truncate(time.Minute)
+	if *at != "" {
+		if start, err = time.ParseInLocation("2006-01-02T15:04", *at, loc); err != nil {
+			return fmt.Errorf("%w: --at: %q is not a time like 2026-11-27T18:00", errUsage, *at)
+		}
+	}
+	var clicked []string
+	for c := range strings.SplitSeq(*clicks, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			clicked = append(clicked, c)
+		}
+	}
+	res, err := simulate.Run(cat, simulate.Lead{Segment: seg.ID, TimeZone: *tz, Start: start, Clicks: clicked, ClickDelay: delay,
+		For: time.Duration(*days) * 24 * time.Hour})
+	if err != nil {
+		return err
+	}
+	printSimulation(stdout, res, seg, start, loc, clicked, delay, *days)
+	return nil
+}
+
+func printSimulation(w io.Writer, res simulate.Result, seg sequence.Segment, start time.Time, loc *time.Location, clicks []string,
+	delay time.Duration, days int) {
+	const layout = "Mon 02 Jan 2006 15:04"
+	behaviour := "never clicks or engages"
+	if len(clicks) > 0 {
+		behaviour = fmt.Sprintf("clicks %s, %s after it arrives", strings.Join(clicks, ", "), human(delay))
+	}
+	fmt.Fprintf(w, "segment %s (%s), captured %s %s; the lead %s; followed for %d day(s)\n\n", seg.ID, seg.Sequence.ID,
+		start.Format(layout), loc, behaviour, days)
+	prev := start
+	sent := 0
+	for _, r := range res.Records {
+		t := r.At.In(loc)
+		detail := r.Outcome
+		if r.Detail != "" {
+			detail += " (" + r.Detail + ")"
+		}
+		fmt.Fprintf(w, "  %s  %-9s  %-40s %s\n", t.Format(layout), "+"+human(t.Sub(prev)), r.SequenceID+"/"+r.StepID, detail)
+		prev = t
+		if r.Outcome == "sent" {
+			sent++
+		}
+	}
+	fmt.Fprintf(w, "\n%d email(s) sent. ", sent)
+	switch {
+	case res.Mode == workflows.ModeSunset:
+		fmt.Fprintln(w, "Then: sunset — no marketing email until the lead engages again.")
+	case res.Mode == workflows.ModeReengaging:
+		fmt.Fprintln(w, "At the end the lead is in the re-engagement series.")
+	case res.ExitReason != "":
+		fmt.Fprintf(w, "The series stopped: %s.\n", res.ExitReason)
+	case res.Status == workflows.StatusCompleted:
+		fmt.Fprintln(w, "The series is complete; the lead waits for its next capture or engagement.")
+	default:
+		fmt.Fprintln(w, "The series is still running at the end of the period.")
+	}
+}
+
+// human writes a duration in days, hours and minutes.
+func human(d time.Duration) string {
+	d = d.Round(time.Minute)
+	days := int(d / (24 * time.Hour))
+	d -= time.Duration(days) * 24 * time.Hour
+	h, m := int(d/time.Hour), int((d%time.Hour)/time.Minute)
+	var b strings.Builder
+	if days > 0 {
+		fmt.Fprintf(&b, "%dd", days)
+	}
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if b.Len() == 0 {
+		return "0"
+	}
+	return b.String()
+}
