@@ -260,7 +260,7 @@ func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, pers
 		claim.Abort(ctx)
 		return nil
 	}
-	subject, text, html, err := a.renderNotice(ctx, kind, lead, personName, h, overdue)
+	subject, text, html, err := a.renderNotice(ctx, kind, lead, personID, personName, h, overdue)
 	if err != nil {
 		claim.Abort(ctx)
 		return temporal.NewNonRetryableApplicationError("render "+kind+" notice: "+err.Error(), ErrTypeBadTemplate, nil)
@@ -288,20 +288,25 @@ func (a *Sales) logger() *slog.Logger {
 	return a.Log
 }
 
+// DeskLinkTTL is how long the desk link in a notice stays valid.
+const DeskLinkTTL = 30 * 24 * time.Hour
+
 type noticeData struct {
-	Kind        string
-	Person      string
-	Lead        db.Lead
-	Reason      string
-	Score       float64
-	Band        string
-	Breakdown   []map[string]any
-	Timeline    []db.Event
-	Attributes  map[string]string
-	Due         string
-	Overdue     string
-	AcceptURL   string
-	RejectURL   string
+	Kind       string
+	Person     string
+	Lead       db.Lead
+	Reason     string
+	Score      float64
+	Band       string
+	Breakdown  []map[string]any
+	Timeline   []db.Event
+	Attributes map[string]string
+	Due        string
+	Overdue    string
+	AcceptURL  string
+	RejectURL  string
+	// DeskURL opens the recipient's desk: every lead handed to them (or their reps), open first.
+	DeskURL     string
 	Rep         string
 	HandedOffAt string
 }
@@ -334,6 +339,8 @@ What they did:
 {{end}}{{if .AcceptURL}}
 Accept: {{.AcceptURL}}
 Reject: {{.RejectURL}}
+{{end}}{{if .DeskURL}}
+All your leads: {{.DeskURL}}
 {{end}}{{end}}`
 
 var noticeText = texttemplate.Must(texttemplate.New("t").Parse(noticeBody))
@@ -350,9 +357,10 @@ var noticeHTML = htmltemplate.Must(htmltemplate.New("h").Parse(`<!DOCTYPE html><
 <h3>What they did</h3><ul>{{range .Timeline}}<li>{{.OccurredAt.Format "2006-01-02 15:04"}} {{.Type}}{{if .URL}} {{.URL}}{{end}}{{range .Tags}} #{{.}}{{end}}</li>{{end}}</ul>
 {{if .AcceptURL}}<p><a href="{{.AcceptURL}}" style="background:#1f2933;color:#fff;padding:8px 16px;border-radius:6px;text-decoration:none">Accept</a>
 &nbsp; <a href="{{.RejectURL}}">Reject</a></p>{{end}}
+{{if .DeskURL}}<p><a href="{{.DeskURL}}">All your leads</a></p>{{end}}
 </body></html>`))
 
-func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, person string, h db.Handoff, overdue time.Duration) (string, string, string, error) {
+func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, personID, person string, h db.Handoff, overdue time.Duration) (string, string, string, error) {
 	rep, _ := a.Team.Rep(h.RepID)
 	_, loc, err := a.Team.CalendarOf(rep)
 	if err != nil {
@@ -384,6 +392,9 @@ func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, per
 		exp := time.Now().Add(ttl)
 		d.AcceptURL = a.BaseURL + "/s/" + a.Keys.SignAction(track.Action{Kind: track.ActionAccept, LeadID: id, Handoff: h.ID, Rep: h.RepID, Expires: exp})
 		d.RejectURL = a.BaseURL + "/s/" + a.Keys.SignAction(track.Action{Kind: track.ActionReject, LeadID: id, Handoff: h.ID, Rep: h.RepID, Expires: exp})
+	}
+	if a.Keys != nil {
+		d.DeskURL = a.BaseURL + "/desk/" + a.Keys.SignAction(track.Action{Kind: track.ActionDesk, Rep: personID, Expires: time.Now().Add(DeskLinkTTL)})
 	}
 	var s, t, hb bytes.Buffer
 	if err := noticeSubjects.Execute(&s, d); err != nil {

@@ -191,10 +191,20 @@ func renderAction(w http.ResponseWriter, code int, v actionView) {
 	_ = actionPage.Execute(w, v)
 }
 
+// verifyDecision verifies an accept or reject link; any other kind of action token (a desk link)
+// is as invalid here as a forged one.
+func (s *Server) verifyDecision(token string) (track.Action, error) {
+	a, err := s.Keys.VerifyAction(token, time.Now())
+	if err == nil && a.Kind != track.ActionAccept && a.Kind != track.ActionReject {
+		return track.Action{}, track.ErrInvalidToken
+	}
+	return a, err
+}
+
 // actionForm shows the confirmation page of an accept or reject link. A GET never acts: link
 // scanners fetch every link in an email.
 func (s *Server) actionForm(w http.ResponseWriter, r *http.Request) {
-	a, err := s.Keys.VerifyAction(r.PathValue("token"), time.Now())
+	a, err := s.verifyDecision(r.PathValue("token"))
 	if err != nil {
 		renderAction(w, http.StatusNotFound, actionView{Title: "Link not valid", Message: "This link is not valid or has expired. Use the API or ask your manager."})
 		return
@@ -208,7 +218,7 @@ func (s *Server) actionForm(w http.ResponseWriter, r *http.Request) {
 
 // action performs what the link says, through the same Temporal update as the API.
 func (s *Server) action(w http.ResponseWriter, r *http.Request) {
-	a, err := s.Keys.VerifyAction(r.PathValue("token"), time.Now())
+	a, err := s.verifyDecision(r.PathValue("token"))
 	if err != nil {
 		renderAction(w, http.StatusNotFound, actionView{Title: "Link not valid", Message: "This link is not valid or has expired."})
 		return
@@ -263,5 +273,6 @@ func (s *Server) salesRoutes(mux *http.ServeMux) {
 	if s.Keys != nil {
 		mux.Handle("GET /s/{token}", s.limitPublic(s.actionForm))
 		mux.Handle("POST /s/{token}", s.limitPublic(s.action))
+		mux.Handle("GET /desk/{token}", s.limitPublic(s.desk))
 	}
 }

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,11 +34,12 @@ type Handoff struct {
 const handoffColumns = `id, lead_id, seq, assignment, rep_id, manager_id, policy, reason, handed_off_at, due_at, accepted_at,
 	responded_at, response_seconds, outcome, lapses, reject_reason, reject_note`
 
-func scanHandoff(row pgx.Row) (Handoff, error) {
+// scanHandoff scans handoffColumns, then any further columns into extra.
+func scanHandoff(row pgx.Row, extra ...any) (Handoff, error) {
 	var h Handoff
 	var lead uuid.UUID
-	err := row.Scan(&h.ID, &lead, &h.Seq, &h.Assignment, &h.RepID, &h.ManagerID, &h.Policy, &h.Reason, &h.HandedOffAt, &h.DueAt,
-		&h.AcceptedAt, &h.RespondedAt, &h.ResponseSeconds, &h.Outcome, &h.Lapses, &h.RejectReason, &h.RejectNote)
+	err := row.Scan(append([]any{&h.ID, &lead, &h.Seq, &h.Assignment, &h.RepID, &h.ManagerID, &h.Policy, &h.Reason, &h.HandedOffAt,
+		&h.DueAt, &h.AcceptedAt, &h.RespondedAt, &h.ResponseSeconds, &h.Outcome, &h.Lapses, &h.RejectReason, &h.RejectNote}, extra...)...)
 	h.LeadID = lead.String()
 	return h, err
 }
@@ -268,4 +270,45 @@ func (s *Store) NoticesSent(ctx context.Context, leadID, kind string) (int, erro
 	var n int
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM notices WHERE lead_id = $1 AND kind = $2 AND status = 'sent'`, leadID, kind).Scan(&n)
 	return n, translate(err)
+}
+
+// DeskItem is one handoff on a person's desk, with what they need to know about its lead.
+type DeskItem struct {
+	Handoff
+	Name, Email, Company, Stage, Band string
+	Score                             float64
+}
+
+// deskColumns are handoffColumns of the table aliased h.
+var deskColumns = func() string {
+	cols := strings.Split(handoffColumns, ",")
+	for i, c := range cols {
+		cols[i] = "h." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}()
+
+// Desk returns the handoffs of the given reps that are open, first (soonest due first), then the
+// others handed off since since, newest first; at most limit in all.
+func (s *Store) Desk(ctx context.Context, reps []string, since time.Time, limit int) ([]DeskItem, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deskColumns+`, l.name, l.email, l.company, l.stage, l.band, l.score
+		FROM handoffs h JOIN leads l ON l.id = h.lead_id
+		WHERE h.rep_id = ANY($1) AND (h.outcome = 'open' OR h.handed_off_at >= $2)
+		ORDER BY h.outcome <> 'open', CASE WHEN h.outcome = 'open' THEN h.due_at END, h.handed_off_at DESC, h.id DESC
+		LIMIT $3`, reps, since, limit)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := []DeskItem{}
+	for rows.Next() {
+		var d DeskItem
+		h, err := scanHandoff(rows, &d.Name, &d.Email, &d.Company, &d.Stage, &d.Band, &d.Score)
+		if err != nil {
+			return nil, translate(err)
+		}
+		d.Handoff = h
+		out = append(out, d)
+	}
+	return out, translate(rows.Err())
 }

@@ -9,17 +9,16 @@ import (
 	"net/http/httptest"
 	"net/smtp"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tendhq/tend/internal/browsertest"
 	"github.com/tendhq/tend/internal/mailcapture"
 )
 
@@ -47,55 +46,6 @@ Content-Type: text/html; charset=utf-8
 --ALT--
 `
 
-// chromiumPath returns the headless browser to drive, skipping the test when there is none
-// outside CI; in CI a missing browser is a broken runner, not a reason to pass.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed but CI=true: install it (apt-get install -y chromium) so the inbox pages are tested in a real browser")
-	}
-	t.Skip("chromium not found at /usr/bin/chromium or on PATH: skipping the browser test of the inbox pages (apt-get install -y chromium to run it)")
-	return ""
-}
-
-// chromium runs one headless Chromium command against url and returns its standard output.
-func chromium(t *testing.T, bin string, url string, extra ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(),
-	}, extra...)
-	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
-	// Chromium forks helpers (zygote, renderer, GPU); on timeout kill them all, not just the parent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("chromium %s timed out after 30s; stderr:\n%s", url, tail(stderr.String()))
-	}
-	require.NoError(t, err, "chromium %s; stderr:\n%s", url, tail(stderr.String()))
-	return stdout.String()
-}
-
-func tail(s string) string {
-	if len(s) > 4000 {
-		return "…" + s[len(s)-4000:]
-	}
-	return s
-}
-
 var (
 	inboxLink   = regexp.MustCompile(`<a href="(/messages/\d+)">([^<]*)</a>`)
 	iframeTag   = regexp.MustCompile(`<iframe\b[^>]*>`)
@@ -104,7 +54,7 @@ var (
 )
 
 func TestInboxPagesInABrowser(t *testing.T) {
-	bin := chromiumPath(t)
+	bin := browsertest.Path(t)
 
 	mc := mailcapture.New(mailcapture.Options{})
 	require.NoError(t, mc.Start(""))
@@ -120,7 +70,7 @@ func TestInboxPagesInABrowser(t *testing.T) {
 	t.Cleanup(web.Close)
 
 	// The inbox lists the message by subject, linked to its page.
-	inbox := chromium(t, bin, web.URL+"/", "--dump-dom")
+	inbox := browsertest.Run(t, bin, web.URL+"/", "--dump-dom")
 	assert.Contains(t, inbox, "1 message ·")
 	links := inboxLink.FindAllStringSubmatch(inbox, -1)
 	require.Len(t, links, 1, "one linked message in the inbox DOM:\n%s", inbox)
@@ -130,7 +80,7 @@ func TestInboxPagesInABrowser(t *testing.T) {
 
 	// The message page shows the envelope and headers, and the HTML part only inside a sandbox.
 	msgURL := web.URL + links[0][1]
-	page := chromium(t, bin, msgURL, "--dump-dom")
+	page := browsertest.Run(t, bin, msgURL, "--dump-dom")
 	assert.Contains(t, page, "<h2>Ada, three numbers every dashboard needs</h2>")
 	assert.Contains(t, page, "<dt>Envelope from</dt><dd>hello@acme.test</dd>")
 	assert.Contains(t, page, "<dt>Envelope to</dt><dd>ada@example.com</dd>")
@@ -153,7 +103,7 @@ func TestInboxPagesInABrowser(t *testing.T) {
 
 	// A screenshot of the message page, as a newcomer sees it.
 	shot := filepath.Join(t.TempDir(), "inbox.png")
-	chromium(t, bin, msgURL, "--screenshot="+shot, "--window-size=1200,800", "--hide-scrollbars")
+	browsertest.Run(t, bin, msgURL, "--screenshot="+shot, "--window-size=1200,800", "--hide-scrollbars")
 	png, err := os.ReadFile(shot)
 	require.NoError(t, err, "chromium wrote no screenshot")
 	require.True(t, bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")), "screenshot is not a PNG")
@@ -166,11 +116,11 @@ func TestInboxPagesInABrowser(t *testing.T) {
 
 // The message page of an unknown id is a 404 in the browser too, not an empty template.
 func TestUnknownMessageInABrowser(t *testing.T) {
-	bin := chromiumPath(t)
+	bin := browsertest.Path(t)
 	mc := mailcapture.New(mailcapture.Options{})
 	web := httptest.NewServer(mc.Handler())
 	t.Cleanup(web.Close)
-	page := chromium(t, bin, web.URL+"/messages/42", "--dump-dom")
+	page := browsertest.Run(t, bin, web.URL+"/messages/42", "--dump-dom")
 	assert.Contains(t, page, "404 page not found")
 	assert.NotContains(t, page, "<iframe")
 }

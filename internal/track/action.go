@@ -11,10 +11,12 @@ import (
 // ActionKind names what an action link does. Each link does one thing only.
 type ActionKind byte
 
-// Action kinds: a rep accepting or rejecting a lead handed to them.
+// Action kinds: a rep accepting or rejecting a lead handed to them, and the link to a person's
+// desk (the page of the handoffs they answer for), which names no lead.
 const (
 	ActionAccept ActionKind = 'A'
 	ActionReject ActionKind = 'R'
+	ActionDesk   ActionKind = 'D'
 )
 
 // Action is a signed, expiring, single-purpose link for a person of the sales team: it names the
@@ -67,7 +69,7 @@ func (k *Keys) VerifyAction(s string, now time.Time) (Action, error) {
 		return a, ErrInvalidToken
 	}
 	a.Kind = ActionKind(payload[0])
-	if a.Kind != ActionAccept && a.Kind != ActionReject {
+	if a.Kind != ActionAccept && a.Kind != ActionReject && a.Kind != ActionDesk {
 		return a, ErrInvalidToken
 	}
 	copy(a.LeadID[:], payload[1:17])

@@ -46,3 +46,18 @@ func TestActionTokens(t *testing.T) {
 	_, err = keys.Verify(tok)
 	assert.ErrorIs(t, err, ErrInvalidToken)
 }
+
+// A desk link names a person and no lead; it verifies as its own kind, and an unknown kind does
+// not verify at all.
+func TestDeskTokens(t *testing.T) {
+	keys, err := ParseKeys(GenerateKey("k1"))
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	got, err := keys.VerifyAction(keys.SignAction(Action{Kind: ActionDesk, Rep: "mgr-eva", Expires: now.Add(time.Hour)}), now)
+	require.NoError(t, err)
+	assert.Equal(t, ActionDesk, got.Kind)
+	assert.Equal(t, "mgr-eva", got.Rep)
+	assert.Equal(t, [16]byte{}, got.LeadID)
+	_, err = keys.VerifyAction(keys.SignAction(Action{Kind: 'X', Rep: "rep-jonas", Expires: now.Add(time.Hour)}), now)
+	assert.ErrorIs(t, err, ErrInvalidToken)
+}
