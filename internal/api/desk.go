@@ -56,7 +56,7 @@ type deskView struct {
 func (s *Server) desk(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	a, err := s.Keys.VerifyAction(r.PathValue("token"), now)
-	if err != nil || a.Kind != track.ActionDesk {
+	if err != nil || a.Kind != track.ActionDesk || s.Team == nil {
 		renderAction(w, http.StatusNotFound, actionView{Title: "Link not valid", Message: "This link is not valid or has expired. The next handoff email brings a new one."})
 		return
 	}
