@@ -132,10 +132,7 @@ func TestOpenAndClickFromTheReceivedEmailAreScored(t *testing.T) {
 func TestPricingAndClicksMakeAnMQLAndAHandoff(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	leadID, m := s.captureAda()
 	time.Sleep(2 * time.Second)
 	for _, l := range links(t, m)[:2] {
 		require.Equal(t, http.StatusFound, request(t, http.MethodGet, l, browserUA).StatusCode)
@@ -267,12 +264,7 @@ func sendsOf(t *testing.T, s *stack, leadID string) []string {
 func TestMachineOpensAndClicksAreStoredNotScored(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
-	// The send is committed a moment after the SMTP server has the message.
-	s.sentRecorded(leadID)
+	leadID, m := s.captureAda()
 	// Apple Mail Privacy Protection style: the image fetched at once by a generic agent.
 	request(t, http.MethodGet, strings.ReplaceAll(pixelRe.FindStringSubmatch(m.HTML)[1], "&amp;", "&"), "Mozilla/5.0")
 	ls := links(t, m)
@@ -303,11 +295,7 @@ func TestMachineOpensAndClicksAreStoredNotScored(t *testing.T) {
 func TestOneClickUnsubscribe(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
-	s.sentRecorded(leadID)
+	leadID, m := s.captureAda()
 	u := strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(m.Header.Get("List-Unsubscribe"), "<"), ">", 2)[0], ">")
 
 	resp := request(t, http.MethodGet, u, "Mozilla/5.0 (compatible; link scanner)")
@@ -350,10 +338,7 @@ func TestUnsubscribeWhileTheNextSendIsInFlight(t *testing.T) {
 			<-proceed
 		}
 	}})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	leadID, m := s.captureAda()
 	select {
 	case <-arrived:
 	case <-time.After(30 * time.Second):

@@ -25,6 +25,7 @@ import (
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgtest"
@@ -72,12 +73,7 @@ func setup(t *testing.T, opts options) *stack {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-	require.NoError(t, store.SetSuppressionKey([]byte("e2e-suppression-key-0123456789abcdef")))
+	store := dbtest.Store(t)
 
 	inbox := mailcapture.New(mailcapture.Options{})
 	require.NoError(t, inbox.Start("127.0.0.1:0"))

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/workflows"
 )
 
@@ -90,6 +91,18 @@ body
 `, "\n", "\r\n")
 }
 
+// captureAda captures ada() through the API and returns her lead id and first email, once the
+// send is recorded as sent (so that its links and bounces refer to a known send).
+func (s *stack) captureAda() (string, mailcapture.Message) {
+	s.t.Helper()
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(s.t, 201, code, "%v", body)
+	leadID := body["id"].(string)
+	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	s.sentRecorded(leadID)
+	return leadID, m
+}
+
 // sentRecorded waits until the lead's first send is committed as sent (a moment after the SMTP
 // server has the message); a real bounce or complaint never arrives sooner.
 func (s *stack) sentRecorded(leadID string) {
@@ -100,14 +113,22 @@ func (s *stack) sentRecorded(leadID string) {
 	}, "send recorded")
 }
 
+// webhook posts raw mail to the bounce webhook, signed with secret.
 func (s *stack) webhook(body, secret string) (int, map[string]any) {
+	s.t.Helper()
+	return s.postWebhook(body, "message/rfc822", func(req *http.Request) {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(body))
+		req.Header.Set("X-Tend-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	})
+}
+
+func (s *stack) postWebhook(body, contentType string, authenticate func(*http.Request)) (int, map[string]any) {
 	s.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/api/v1/webhooks/bounces", strings.NewReader(body))
 	require.NoError(s.t, err)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(body))
-	req.Header.Set("X-Tend-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	req.Header.Set("Content-Type", "message/rfc822")
+	authenticate(req)
+	req.Header.Set("Content-Type", contentType)
 	return do(s.t, req)
 }
 
@@ -116,10 +137,7 @@ func (s *stack) webhook(body, secret string) (int, map[string]any) {
 func TestDSNAfterSendingSuppresses(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
+	leadID, m := s.captureAda()
 	require.True(t, strings.HasPrefix(m.From, "bounce+") && strings.HasSuffix(m.From, "@acme.test"), "VERP envelope sender, got %q", m.From)
 	s.sentRecorded(leadID)
 
@@ -148,11 +166,7 @@ func TestDSNAfterSendingSuppresses(t *testing.T) {
 func TestComplaintWebhookUnsubscribes(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
-	s.sentRecorded(leadID)
+	leadID, m := s.captureAda()
 	code, res := s.webhook(arf("ada.lovelace@example.com", m.MessageID), webhookSecret)
 	require.Equal(t, 200, code, "%v", res)
 	assert.Equal(t, "complaint", res["kind"])
@@ -167,11 +181,7 @@ func TestComplaintWebhookUnsubscribes(t *testing.T) {
 // password of HTTP Basic credentials instead of a body signature.
 func (s *stack) providerWebhook(body, password string) (int, map[string]any) {
 	s.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.api.URL+"/api/v1/webhooks/bounces", strings.NewReader(body))
-	require.NoError(s.t, err)
-	req.SetBasicAuth("sendgrid", password)
-	req.Header.Set("Content-Type", "application/json")
-	return do(s.t, req)
+	return s.postWebhook(body, "application/json", func(req *http.Request) { req.SetBasicAuth("sendgrid", password) })
 }
 
 // A mail provider's bounce event (SendGrid's shape, naming the Message-ID tend set) suppresses the
@@ -180,11 +190,7 @@ func (s *stack) providerWebhook(body, password string) (int, map[string]any) {
 func TestProviderBounceEvents(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
-	s.sentRecorded(leadID)
+	leadID, m := s.captureAda()
 	event := func(kind string) string {
 		return fmt.Sprintf(`[{"email":"Ada.Lovelace@example.com","timestamp":1763630001,"smtp-id":%q,"event":%q,"type":"bounce",
 			"status":"5.1.1","reason":"550 5.1.1 The email account that you tried to reach does not exist.",
@@ -331,11 +337,7 @@ func TestRetentionKeepsTheScore(t *testing.T) {
 func TestMailtoUnsubscribe(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	m := s.waitMessages(1, 30*time.Second, 0)[0]
-	s.sentRecorded(leadID)
+	leadID, m := s.captureAda()
 	lu := m.Header.Get("List-Unsubscribe")
 	i := strings.Index(lu, "<mailto:")
 	require.GreaterOrEqual(t, i, 0, "a mailto in %q", lu)

@@ -20,6 +20,7 @@ import (
 	"github.com/tendhq/tend/internal/api"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/pgcluster"
 	"github.com/tendhq/tend/internal/pgtest"
@@ -88,14 +89,7 @@ func serve(t *testing.T, store *db.Store) *bundle {
 // setup returns the API over a fresh, migrated database.
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-	return serve(t, store)
+	return serve(t, dbtest.Store(t))
 }
 
 // response is a decoded API answer.

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/db"
-	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/dbtest"
 )
 
 // TestMain is in api_test.go, which shares this test binary.
@@ -25,14 +25,7 @@ const reportKey = "k"
 // and the store for fixtures.
 func reportServer(t *testing.T) (string, *db.Store) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-
+	store := dbtest.Store(t)
 	s := &Server{Store: store, APIKeys: []string{reportKey}}
 	mux := http.NewServeMux()
 	s.reportRoutes(mux)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/pgtest"
 )
 
@@ -21,11 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // Every stage change reaches the CRM once, in order, signed; a failure is retried, not skipped.
 func TestStageChangesReachTheCRMInOrderSigned(t *testing.T) {
 	ctx := context.Background()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
+	store := dbtest.Store(t)
 	c, err := store.RecordCapture(ctx, db.Capture{Email: "ada@example.com", Source: "api", Segment: "general", Stage: "lead"})
 	require.NoError(t, err)
 	for _, to := range []string{"mql", "sal", "sql"} {

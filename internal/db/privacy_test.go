@@ -2,7 +2,6 @@ package db_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,24 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/db"
-	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/dbtest"
 )
 
 // setupPrivacy returns a store over a fresh, migrated database and a random privacy key.
 func setupPrivacy(t *testing.T) (*db.Store, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-	key := make([]byte, 32)
-	_, err = rand.Read(key)
-	require.NoError(t, err)
-	require.NoError(t, store.SetSuppressionKey(key))
-	return store, key
+	return dbtest.StoreWithKey(t)
 }
 
 // person is a lead seeded with data in every table that can hold a lead's data.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/pgtest"
 )
 
@@ -18,14 +19,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // setupReportDB returns a store over a fresh, migrated database.
 func setupReportDB(t *testing.T) *db.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-	return store
+	return dbtest.Store(t)
 }
 
 // nov is a day in November 2026, UTC, plus hours.

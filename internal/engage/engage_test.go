@@ -2,7 +2,6 @@ package engage_test
 
 import (
 	"context"
-	"crypto/rand"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/pgtest"
 	"github.com/tendhq/tend/internal/track"
@@ -23,14 +23,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func claimed(t *testing.T) (*engage.Service, *db.Claim, string) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := db.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(store.Close)
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	require.NoError(t, store.SetSuppressionKey(key))
+	store := dbtest.Store(t)
 	keys, err := track.ParseKeys(track.GenerateKey("k1"))
 	require.NoError(t, err)
 
