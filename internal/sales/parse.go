@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
 	"net/mail"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -56,31 +55,14 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // Load reads and parses the sales team file at path. When the file is invalid the error is
 // Diagnostics, listing every mistake.
 func Load(path string, opts Options) (*Team, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load sales team: %w", err)
-	}
-	t, diags := Parse(path, data, opts)
-	if len(diags) > 0 {
-		return nil, diags
-	}
-	return t, nil
+	return yamlcheck.Load(path, "sales team", func(f string, data []byte) (*Team, Diagnostics) { return Parse(f, data, opts) })
 }
 
 // Parse parses and validates a sales team file. It reports every mistake it finds, in line order,
 // not just the first; the team is nil whenever there is any.
 func Parse(filename string, data []byte, opts Options) (*Team, Diagnostics) {
 	p := &parser{Checker: yamlcheck.Checker{File: filename}, opts: opts, idLines: map[string]map[string]int{}}
-	root, ok := p.Decode(data)
-	if !ok {
-		return nil, p.Diags
-	}
-	t := p.team(root)
-	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.Diags) > 0 {
-		return nil, p.Diags
-	}
-	return t, nil
+	return yamlcheck.Build(&p.Checker, data, p.team)
 }
 
 type parser struct {

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
 	"math"
-	"os"
 	"regexp"
-	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -43,31 +41,14 @@ const maxPoints = 1_000_000
 // Load reads and parses the scoring model at path. When the file is invalid the error is
 // Diagnostics, listing every mistake.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load scoring model: %w", err)
-	}
-	m, diags := Parse(path, data)
-	if len(diags) > 0 {
-		return nil, diags
-	}
-	return m, nil
+	return yamlcheck.Load(path, "scoring model", Parse)
 }
 
 // Parse parses and validates a scoring model. It reports every mistake it finds, in line order,
 // not just the first; the model is nil whenever there is any.
 func Parse(filename string, data []byte) (*Model, Diagnostics) {
 	p := &parser{Checker: yamlcheck.Checker{File: filename}, ruleLines: map[string]int{}}
-	root, ok := p.Decode(data)
-	if !ok {
-		return nil, p.Diags
-	}
-	m := p.model(root)
-	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.Diags) > 0 {
-		return nil, p.Diags
-	}
-	return m, nil
+	return yamlcheck.Build(&p.Checker, data, p.model)
 }
 
 type parser struct {

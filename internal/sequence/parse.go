@@ -3,7 +3,6 @@ package sequence
 import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -50,31 +49,14 @@ var subjectFields = []string{"FirstName", "Name", "Company", "Email"}
 // Load reads and parses the sequences file at path. When the file is invalid the error is
 // Diagnostics, listing every mistake.
 func Load(path string, opts Options) (*Catalog, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load sequences: %w", err)
-	}
-	cat, diags := Parse(path, data, opts)
-	if len(diags) > 0 {
-		return nil, diags
-	}
-	return cat, nil
+	return yamlcheck.Load(path, "sequences", func(f string, data []byte) (*Catalog, Diagnostics) { return Parse(f, data, opts) })
 }
 
 // Parse parses and validates a sequences file. It reports every mistake it finds, in line order,
 // not just the first; the catalog is nil whenever there is any.
 func Parse(filename string, data []byte, opts Options) (*Catalog, Diagnostics) {
 	p := &parser{Checker: yamlcheck.Checker{File: filename}, opts: opts}
-	root, ok := p.Decode(data)
-	if !ok {
-		return nil, p.Diags
-	}
-	cat := p.catalog(root)
-	slices.SortStableFunc(p.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
-	if len(p.Diags) > 0 {
-		return nil, p.Diags
-	}
-	return cat, nil
+	return yamlcheck.Build(&p.Checker, data, p.catalog)
 }
 
 type parser struct {

@@ -5,6 +5,7 @@ package yamlcheck
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -52,6 +53,34 @@ type Checker struct {
 func (c *Checker) Sorted() Diagnostics {
 	slices.SortStableFunc(c.Diags, func(a, b Diagnostic) int { return a.Line - b.Line })
 	return c.Diags
+}
+
+// Build decodes data with c and builds a value from the root node. It returns every mistake
+// found, in line order; the value is nil whenever there is any.
+func Build[T any](c *Checker, data []byte, build func(root *yaml.Node) *T) (*T, Diagnostics) {
+	root, ok := c.Decode(data)
+	if !ok {
+		return nil, c.Diags
+	}
+	v := build(root)
+	if len(c.Sorted()) > 0 {
+		return nil, c.Diags
+	}
+	return v, nil
+}
+
+// Load reads the file at path and parses it with parse. A file that cannot be read is an error
+// naming what (e.g. "sequences"); an invalid one is its Diagnostics.
+func Load[T any](path, what string, parse func(filename string, data []byte) (*T, Diagnostics)) (*T, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", what, err)
+	}
+	v, diags := parse(path, data)
+	if len(diags) > 0 {
+		return nil, diags
+	}
+	return v, nil
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
