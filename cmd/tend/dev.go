@@ -193,11 +193,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	fmt.Fprintf(stdout, `
 tend dev is running.
   API            %s   (API key: %s)
+  Dashboard      %s/app   (sign in with the API key)
   Temporal UI    %s
   Temporal gRPC  %s   (namespace %s)
   Postgres       %s
   Sequences      %s
-`, api, cfg.APIKeys[0], orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL), cfg.Sequences)
+`, api, cfg.APIKeys[0], api, orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL), cfg.Sequences)
 	if inboxURL != "" {
 		fmt.Fprintf(stdout, "  Inbox          %s   (JSON: %s/api/messages)\n", inboxURL, inboxURL)
 	} else {

@@ -80,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	s.salesRoutes(mux)
 	s.reportRoutes(mux)
 	s.privacyRoutes(mux)
+	s.dashboardRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
@@ -215,35 +216,40 @@ func timeline(sends []db.Send, events []db.Event, stages []db.StageChange) []tim
 }
 
 func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	lead, err := s.Store.Lead(r.Context(), id)
+	out, err := s.leadDetail(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, "get lead", err)
 		return
 	}
-	sends, err := s.Store.Sends(r.Context(), id)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// leadDetail gathers everything the "why" view of a lead shows: the lead, its sends, stage
+// changes, handoffs, the merged timeline and, when reachable, its workflow's state.
+func (s *Server) leadDetail(ctx context.Context, id string) (leadDetail, error) {
+	lead, err := s.Store.Lead(ctx, id)
 	if err != nil {
-		s.fail(w, "get lead sends", err)
-		return
+		return leadDetail{}, err
 	}
-	events, err := s.Store.LeadEvents(r.Context(), id)
+	sends, err := s.Store.Sends(ctx, id)
 	if err != nil {
-		s.fail(w, "get lead events", err)
-		return
+		return leadDetail{}, fmt.Errorf("sends: %w", err)
 	}
-	stages, err := s.Store.StageChanges(r.Context(), id)
+	events, err := s.Store.LeadEvents(ctx, id)
 	if err != nil {
-		s.fail(w, "get lead stages", err)
-		return
+		return leadDetail{}, fmt.Errorf("events: %w", err)
 	}
-	handoffs, err := s.Store.Handoffs(r.Context(), id)
+	stages, err := s.Store.StageChanges(ctx, id)
 	if err != nil {
-		s.fail(w, "get lead handoffs", err)
-		return
+		return leadDetail{}, fmt.Errorf("stage changes: %w", err)
+	}
+	handoffs, err := s.Store.Handoffs(ctx, id)
+	if err != nil {
+		return leadDetail{}, fmt.Errorf("handoffs: %w", err)
 	}
 	out := leadDetail{Lead: lead, Sends: sends, StageChanges: stages, Handoffs: handoffs, Timeline: timeline(sends, events, stages)}
 	if s.States != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if st, err := s.States.LeadState(ctx, id); err == nil {
 			out.Workflow = st
@@ -251,7 +257,7 @@ func (s *Server) getLead(w http.ResponseWriter, r *http.Request) {
 			s.log().Debug("lead workflow state unavailable", "lead_id", id, "err", err)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 type eventsRequest struct {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -108,4 +109,67 @@ func TestRepDeskInABrowser(t *testing.T) {
 	code, page = getPage(t, old)
 	assert.Equal(t, 404, code)
 	assert.NotContains(t, page, "Ada")
+}
+
+// signIn signs in to the dashboard with the API key and returns a client that carries the session.
+func signIn(t *testing.T, s *stack) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.PostForm(s.api.URL+"/app/login", url.Values{"key": {apiKey}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, "signed in and redirected to the leads")
+	return c
+}
+
+// savedPage fetches a dashboard page with the session and saves it for the browser, which has no
+// way to sign in on its own here.
+func savedPage(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s", raw)
+	f := filepath.Join(t.TempDir(), "page.html")
+	require.NoError(t, os.WriteFile(f, raw, 0o600))
+	return "file://" + f
+}
+
+// The marketer's dashboard in a real browser: the lead list shows the lead handed to sales, its
+// page explains the score (the demo request rule) and lists the timeline and the handoff, and the
+// reports show the funnel and the SLA table.
+func TestDashboardInABrowser(t *testing.T) {
+	t.Parallel()
+	bin := browsertest.Path(t)
+	s := setup(t, options{team: "testdata/sales-slow.yaml"})
+	leadID := s.demoLead("ada.lovelace@example.com")
+	s.mailTo("jonas@acme.test", 1, 30*time.Second)
+	c := signIn(t, s)
+
+	dom := browsertest.Run(t, bin, savedPage(t, c, s.api.URL+"/app/leads"), "--dump-dom")
+	assert.Contains(t, dom, `<a href="/app/leads/`+leadID+`">Ada Lovelace</a>`)
+	assert.Regexp(t, `<td>mql</td><td class="num">\d+</td>`, dom)
+
+	leadPage := savedPage(t, c, s.api.URL+"/app/leads/"+leadID)
+	dom = browsertest.Run(t, bin, leadPage, "--dump-dom")
+	assert.Contains(t, dom, "<h1>Ada Lovelace</h1>")
+	assert.Regexp(t, `<td>demo-request</td><td>behaviour</td>`, dom, "the score's rule")
+	assert.Contains(t, dom, "hand-raise: demo_request")
+	assert.Contains(t, dom, "<td>rep-jonas</td>", "the handoff")
+	shot := filepath.Join(t.TempDir(), "lead.png")
+	browsertest.Run(t, bin, leadPage, "--screenshot="+shot, "--window-size=1280,900", "--hide-scrollbars")
+	png, err := os.ReadFile(shot)
+	require.NoError(t, err)
+	assert.Greater(t, len(png), 10<<10)
+	if dst := os.Getenv("TEND_DASHBOARD_SCREENSHOT"); dst != "" {
+		require.NoError(t, os.WriteFile(dst, png, 0o644))
+	}
+
+	dom = browsertest.Run(t, bin, savedPage(t, c, s.api.URL+"/app/reports"), "--dump-dom")
+	assert.Contains(t, dom, "<h2>Funnel</h2>")
+	assert.Contains(t, dom, "<td>rep-jonas</td>", "the SLA table")
 }
