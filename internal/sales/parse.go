@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
 	"net/mail"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -49,8 +48,6 @@ var (
 	escalationFields = []string{"remind_before", "reassign_after"}
 	recycleFields    = []string{"not_ready_segment"}
 )
-
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // Load reads and parses the sales team file at path. When the file is invalid the error is
 // Diagnostics, listing every mistake.
@@ -353,7 +350,7 @@ func (p *parser) rep(n *yaml.Node, i int) Rep {
 // segment checks that s names a segment, reporting it otherwise.
 func (p *parser) segment(n *yaml.Node, ctx, field, s string) bool {
 	if p.opts.Segments == nil {
-		if !idPattern.MatchString(s) {
+		if !yamlcheck.IDPattern.MatchString(s) {
 			p.Errorf(n, ctx, "%s: invalid segment id %q", field, s)
 			return false
 		}
@@ -513,10 +510,7 @@ func formatDuration(d time.Duration) string {
 // itemContext names a list item in messages by its id when it has a valid one, else by its
 // position.
 func itemContext(n *yaml.Node, kind string, i int) string {
-	if id := yamlcheck.PeekID(n, idPattern); id != "" {
-		return fmt.Sprintf("%s %q", kind, id)
-	}
-	return fmt.Sprintf("%s #%d", kind, i+1)
+	return yamlcheck.Name(n, kind, fmt.Sprintf("%s #%d", kind, i+1))
 }
 
 // id checks an item's id and that no other item of the same kind has it.
@@ -525,24 +519,11 @@ func (p *parser) id(f map[string]*yaml.Node, ctx, kind string) string {
 	if n == nil {
 		return ""
 	}
-	s, ok := p.Scalar(n, ctx, "id")
-	if !ok {
-		return ""
+	s := p.ID(n, ctx, kind)
+	if p.idLines[kind] == nil {
+		p.idLines[kind] = map[string]int{}
 	}
-	if !idPattern.MatchString(s) {
-		p.Errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
-		return ""
-	}
-	lines := p.idLines[kind]
-	if lines == nil {
-		lines = map[string]int{}
-		p.idLines[kind] = lines
-	}
-	if first, dup := lines[s]; dup {
-		p.Errorf(n, "", "duplicate %s id %q (first on line %d)", kind, s, first)
-	} else {
-		lines[s] = n.Line
-	}
+	p.Unique(n, "", kind, s, p.idLines[kind])
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/score"
+	"github.com/tendhq/tend/internal/yamlcheck"
 )
 
 const exampleFile = "../../examples/sales-production.yaml"
@@ -314,7 +315,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 	assert.Equal(t, sorted([]string{"version", "reps", "assignment", "policies"}), sorted(schema.Required))
 	assert.Equal(t, sorted([]string{"id", "name", "email", "territories"}), sorted(objects["rep"].Required))
 	assert.Equal(t, sorted([]string{"id", "response"}), sorted(objects["policy"].Required))
-	assert.Contains(t, string(raw), strings.ReplaceAll(idPattern.String(), `\`, `\\`))
+	assert.Contains(t, string(raw), strings.ReplaceAll(yamlcheck.IDPattern.String(), `\`, `\\`))
 }
 
 func FuzzParse(f *testing.F) {

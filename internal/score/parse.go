@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
 	"math"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,8 +31,6 @@ var (
 	fitFields       = []string{"id", "attribute", "in", "present", "points"}
 	negativeFields  = []string{"id", "event", "tag", "inactive_for", "points"}
 )
-
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // maxPoints bounds every amount in the file, so that sums in cents can not overflow.
 const maxPoints = 1_000_000
@@ -337,10 +334,7 @@ func (p *parser) negative(n *yaml.Node, i int) NegativeRule {
 
 // ruleContext names a rule in messages by its id when it has a valid one, else by its position.
 func ruleContext(n *yaml.Node, kind string, i int) string {
-	if id := yamlcheck.PeekID(n, idPattern); id != "" {
-		return fmt.Sprintf("%s rule %q", kind, id)
-	}
-	return fmt.Sprintf("%s rule #%d", kind, i+1)
+	return yamlcheck.Name(n, kind+" rule", fmt.Sprintf("%s rule #%d", kind, i+1))
 }
 
 // ruleID checks a rule's id and that no rule of any kind has it already, since the breakdown names
@@ -350,19 +344,8 @@ func (p *parser) ruleID(f map[string]*yaml.Node, ctx string) string {
 	if n == nil {
 		return ""
 	}
-	s, ok := p.Scalar(n, ctx, "id")
-	if !ok {
-		return ""
-	}
-	if !idPattern.MatchString(s) {
-		p.Errorf(n, ctx, "invalid rule id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", s)
-		return ""
-	}
-	if first, dup := p.ruleLines[s]; dup {
-		p.Errorf(n, "", "duplicate rule id %q (first on line %d)", s, first)
-	} else {
-		p.ruleLines[s] = n.Line
-	}
+	s := p.ID(n, ctx, "rule")
+	p.Unique(n, "", "rule", s, p.ruleLines)
 	return s
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/internal/yamlcheck"
 )
 
 const exampleFile = "../../examples/scoring.yaml"
@@ -300,7 +302,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(raw.Defs["event"], &event))
 	assert.Equal(t, EventTypes(), event.Enum)
-	assert.Contains(t, string(raw.Defs["id"]), idPattern.String())
+	assert.Contains(t, string(raw.Defs["id"]), yamlcheck.IDPattern.String())
 }
 
 func TestEventTypes(t *testing.T) {

@@ -3,7 +3,6 @@ package sequence
 import (
 	"fmt"
 	"github.com/tendhq/tend/internal/yamlcheck"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +39,6 @@ var (
 	stepFields      = []string{"id", "template", "subject", "wait", "wait_if_clicked", "when"}
 	conditionFields = []string{"stage_in", "previous_clicked"}
 )
-
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // subjectFields are the fields of the data a subject is rendered with.
 var subjectFields = []string{"FirstName", "Name", "Company", "Email"}
@@ -221,24 +218,15 @@ func (p *parser) window(n *yaml.Node, ctx string) Window {
 }
 
 func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
-	ctx := fmt.Sprintf("segment #%d", i+1)
-	if id := yamlcheck.PeekID(n, idPattern); id != "" {
-		ctx = fmt.Sprintf("segment %q", id)
-	}
+	ctx := yamlcheck.Name(n, "segment", fmt.Sprintf("segment #%d", i+1))
 	f := p.Fields(n, ctx, segmentFields)
 	if f == nil {
 		return Segment{}
 	}
 	var seg Segment
 	if idn := f["id"]; idn != nil {
-		seg.ID, _ = p.id(idn, ctx, "segment")
-		if seg.ID != "" {
-			if first, dup := p.segmentLines[seg.ID]; dup {
-				p.Errorf(idn, "", "duplicate segment id %q (first on line %d)", seg.ID, first)
-			} else {
-				p.segmentLines[seg.ID] = idn.Line
-			}
-		}
+		seg.ID = p.ID(idn, ctx, "segment")
+		p.Unique(idn, "", "segment", seg.ID, p.segmentLines)
 	}
 	p.Required(n, f, ctx, "id", "sequence")
 	if nn := f["name"]; nn != nil {
@@ -278,24 +266,15 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 }
 
 func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
-	ctx := segCtx + ": sequence"
-	if id := yamlcheck.PeekID(n, idPattern); id != "" {
-		ctx = fmt.Sprintf("sequence %q", id)
-	}
+	ctx := yamlcheck.Name(n, "sequence", segCtx+": sequence")
 	f := p.Fields(n, ctx, sequenceFields)
 	if f == nil {
 		return Sequence{}
 	}
 	seq := Sequence{Window: window, Exit: Exit{Unsubscribed: true}}
 	if idn := f["id"]; idn != nil {
-		seq.ID, _ = p.id(idn, ctx, "sequence")
-		if seq.ID != "" {
-			if first, dup := p.sequenceLines[seq.ID]; dup {
-				p.Errorf(idn, "", "duplicate sequence id %q (first on line %d)", seq.ID, first)
-			} else {
-				p.sequenceLines[seq.ID] = idn.Line
-			}
-		}
+		seq.ID = p.ID(idn, ctx, "sequence")
+		p.Unique(idn, "", "sequence", seq.ID, p.sequenceLines)
 	}
 	p.Required(n, f, ctx, "id", "steps")
 	if wn := f["send_window"]; wn != nil {
@@ -343,23 +322,15 @@ func (p *parser) exit(n *yaml.Node, seqCtx string) Exit {
 
 // step parses the i-th step of a sequence; stepLines maps the ids seen so far in it to their lines.
 func (p *parser) step(n *yaml.Node, seqCtx string, i int, exit Exit, stepLines map[string]int) Step {
-	ctx := fmt.Sprintf("%s: step #%d", seqCtx, i+1)
-	if id := yamlcheck.PeekID(n, idPattern); id != "" {
-		ctx = fmt.Sprintf("step %q", id)
-	}
+	ctx := yamlcheck.Name(n, "step", fmt.Sprintf("%s: step #%d", seqCtx, i+1))
 	f := p.Fields(n, ctx, stepFields)
 	if f == nil {
 		return Step{}
 	}
 	var st Step
 	if idn := f["id"]; idn != nil {
-		if st.ID, _ = p.id(idn, ctx, "step"); st.ID != "" {
-			if first, dup := stepLines[st.ID]; dup {
-				p.Errorf(idn, seqCtx, "duplicate step id %q (first on line %d)", st.ID, first)
-			} else {
-				stepLines[st.ID] = idn.Line
-			}
-		}
+		st.ID = p.ID(idn, ctx, "step")
+		p.Unique(idn, seqCtx, "step", st.ID, stepLines)
 	}
 	p.Required(n, f, ctx, "id", "template", "subject")
 	if tn := f["template"]; tn != nil {
@@ -508,16 +479,4 @@ func (p *parser) stages(n *yaml.Node, ctx, field string) []lifecycle.Stage {
 		out = append(out, st)
 	}
 	return out
-}
-
-func (p *parser) id(n *yaml.Node, ctx, kind string) (string, bool) {
-	s, ok := p.Scalar(n, ctx, "id")
-	if !ok {
-		return "", false
-	}
-	if !idPattern.MatchString(s) {
-		p.Errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
-		return "", false
-	}
-	return s, true
 }

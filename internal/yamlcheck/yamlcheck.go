@@ -211,16 +211,54 @@ func (c *Checker) Duration(n *yaml.Node, ctx, field string, positive bool) (time
 	return d, true
 }
 
-// peekID returns the id of mapping n when it is valid, so that messages about n can name it
-// before its fields are checked.
-func PeekID(n *yaml.Node, idPattern *regexp.Regexp) string {
+// IDPattern is what an id looks like in every configuration file.
+var IDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ID reads an id field, which must match IDPattern; it returns "" (and reports why) when it does
+// not. kind names the item in the message ("segment", "rule").
+func (c *Checker) ID(n *yaml.Node, ctx, kind string) string {
+	s, ok := c.Scalar(n, ctx, "id")
+	if !ok {
+		return ""
+	}
+	if !IDPattern.MatchString(s) {
+		c.Errorf(n, ctx, "invalid %s id %q: use up to 63 lowercase letters, digits, \"-\" and \"_\", starting with a letter or digit", kind, s)
+		return ""
+	}
+	return s
+}
+
+// Unique reports id (read from n) when seen, which maps the ids read so far to their lines,
+// already has it, and records it otherwise. An empty id (one that was invalid) is skipped.
+func (c *Checker) Unique(n *yaml.Node, ctx, kind, id string, seen map[string]int) {
+	if id == "" {
+		return
+	}
+	if first, dup := seen[id]; dup {
+		c.Errorf(n, ctx, "duplicate %s id %q (first on line %d)", kind, id, first)
+		return
+	}
+	seen[id] = n.Line
+}
+
+// Name is how messages call item n: `what "id"` when it has a valid id, else fallback (its
+// position), so that a message can name the item before its fields are checked.
+func Name(n *yaml.Node, what, fallback string) string {
+	if id := PeekID(n); id != "" {
+		return fmt.Sprintf("%s %q", what, id)
+	}
+	return fallback
+}
+
+// PeekID returns the id of mapping n when it is valid, without reporting anything.
+func PeekID(n *yaml.Node) string {
 	n = Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		return ""
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == "id" {
-			if v := Resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && idPattern.MatchString(v.Value) {
+			if v := Resolve(n.Content[i+1]); v.Kind == yaml.ScalarNode && IDPattern.MatchString(v.Value) {
 				return v.Value
 			}
 			return ""
