@@ -28,6 +28,7 @@ import (
 	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
+	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
@@ -271,41 +272,33 @@ func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 	if a.crm != nil {
 		go a.crm.Run(ctx, 2*time.Second)
 	}
-	t := time.NewTicker(reconcileEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			ids, err := a.store.LeadsWithUnscoredEvents(ctx, 5*time.Second, 500)
-			if err != nil && ctx.Err() == nil {
-				a.log.Warn("sweep unscored events", "err", err)
-			}
-			for _, id := range ids {
-				a.Coalescer.Notify(id)
-			}
-		}
+	every.Tick(ctx, reconcileEvery, a.sweepUnscored)
+}
+
+// sweepUnscored re-notifies the leads whose events were never scored.
+func (a *API) sweepUnscored(ctx context.Context) {
+	ids, err := a.store.LeadsWithUnscoredEvents(ctx, 5*time.Second, 500)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("sweep unscored events", "err", err)
+	}
+	for _, id := range ids {
+		a.Coalescer.Notify(id)
 	}
 }
 
 // runRetention folds raw events older than the retention period into daily counts, hourly.
 // Several servers may run it at once: each batch is one statement.
 func (a *API) runRetention(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := a.store.PurgeEvents(ctx, time.Now().Add(-a.retention))
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("retention", "err", err)
-		} else if n > 0 {
-			a.log.Info("retention folded old events into daily counts", "events", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	a.purge(ctx)
+	every.Tick(ctx, time.Hour, a.purge)
+}
+
+func (a *API) purge(ctx context.Context) {
+	n, err := a.store.PurgeEvents(ctx, time.Now().Add(-a.retention))
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("retention", "err", err)
+	} else if n > 0 {
+		a.log.Info("retention folded old events into daily counts", "events", n)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/workflows"
 )
@@ -131,22 +132,15 @@ func (s *Service) Reconcile(ctx context.Context, age time.Duration) (int, error)
 
 // RunReconciler calls Reconcile every interval until ctx ends.
 func (s *Service) RunReconciler(ctx context.Context, interval, age time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.Reconcile(ctx, age)
-			if err != nil && ctx.Err() == nil {
-				s.logger().Warn("reconciler", "err", err)
-			}
-			if n > 0 {
-				s.logger().Info("reconciler enrolled deferred captures", "count", n)
-			}
+	every.Tick(ctx, interval, func(ctx context.Context) {
+		n, err := s.Reconcile(ctx, age)
+		if err != nil && ctx.Err() == nil {
+			s.logger().Warn("reconciler", "err", err)
 		}
-	}
+		if n > 0 {
+			s.logger().Info("reconciler enrolled deferred captures", "count", n)
+		}
+	})
 }
 
 func (s *Service) logger() *slog.Logger {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/every"
 )
 
 // Stream is the cursor name of the CRM webhook.
@@ -81,17 +82,10 @@ func (d *Deliverer) Deliver(ctx context.Context) (int, error) {
 }
 
 // Run delivers every interval until ctx ends.
-func (d *Deliverer) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := d.Deliver(ctx); err != nil && ctx.Err() == nil && d.Log != nil {
-				d.Log.Warn("CRM webhook; will retry", "err", err)
-			}
+func (d *Deliverer) Run(ctx context.Context, interval time.Duration) {
+	every.Tick(ctx, interval, func(ctx context.Context) {
+		if _, err := d.Deliver(ctx); err != nil && ctx.Err() == nil && d.Log != nil {
+			d.Log.Warn("CRM webhook; will retry", "err", err)
 		}
-	}
+	})
 }
