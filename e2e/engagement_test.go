@@ -71,11 +71,7 @@ func (s *stack) score(leadID string) float64 {
 func TestOpenAndClickFromTheReceivedEmailAreScored(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	msgs := s.waitMessages(1, 30*time.Second, 0)
-	m := msgs[0]
+	leadID, m := s.captureAda()
 
 	// Headers of a marketing email: RFC 8058 one-click unsubscribe, both forms.
 	lu := m.Header.Get("List-Unsubscribe")
@@ -183,13 +179,9 @@ func TestDemoRequestIsAHandRaise(t *testing.T) {
 func TestForgedTokensChangeNothing(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	msgs := s.waitMessages(1, 30*time.Second, 0)
-	ls := links(t, msgs[0])
+	leadID, m := s.captureAda()
+	ls := links(t, m)
 	require.NotEmpty(t, ls)
-	s.sentRecorded(leadID)
 	eventually(t, 30*time.Second, func() bool { return s.score(leadID) > 0 }, "capture scored")
 	events := func() int {
 		var n int
@@ -363,10 +355,7 @@ func TestUnsubscribeWhileTheNextSendIsInFlight(t *testing.T) {
 func TestBurstOfEventsIsCoalesced(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	s.waitMessages(1, 30*time.Second, 0)
+	leadID, _ := s.captureAda()
 	eventually(t, 30*time.Second, func() bool { return s.leadState(leadID).Rescores >= 1 }, "capture scored")
 	rescoresBefore := s.leadState(leadID).Rescores
 	signalsBefore := s.engagedSignals(leadID)

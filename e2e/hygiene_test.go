@@ -231,10 +231,7 @@ func TestProviderBounceEvents(t *testing.T) {
 func TestExportAndErasure(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
-	code, body := s.post("/api/v1/leads", ada())
-	require.Equal(t, 201, code)
-	leadID := body["id"].(string)
-	s.waitMessages(1, 30*time.Second, 0)
+	leadID, _ := s.captureAda()
 	eventually(t, 30*time.Second, func() bool { return s.score(leadID) > 0 }, "scored")
 
 	req, _ := http.NewRequest(http.MethodGet, s.api.URL+"/api/v1/leads/"+leadID+"/export", nil)
