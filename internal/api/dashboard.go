@@ -262,13 +262,20 @@ func (s *Server) dashFail(w http.ResponseWriter, what string, err error) {
 	}
 }
 
+// htmlHeaders are the headers of every page tend serves: not cached, not indexed by referrer, no
+// script, no framing.
+func htmlHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+}
+
 func renderDash(w http.ResponseWriter, code int, page string, d dashData) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	htmlHeaders(w)
 	w.WriteHeader(code)
 	_ = dashTemplates.ExecuteTemplate(w, page, d)
 }

@@ -119,10 +119,6 @@ func (s *Server) desk(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Done = append(v.Done, row)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	htmlHeaders(w)
 	_ = deskPage.Execute(w, v)
 }

@@ -183,10 +183,7 @@ type actionView struct {
 }
 
 func renderAction(w http.ResponseWriter, code int, v actionView) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	htmlHeaders(w)
 	w.WriteHeader(code)
 	_ = actionPage.Execute(w, v)
 }

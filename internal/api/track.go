@@ -86,11 +86,7 @@ type unsubscribeView struct {
 }
 
 func renderUnsubscribe(w http.ResponseWriter, v unsubscribeView) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	htmlHeaders(w)
 	w.WriteHeader(http.StatusOK)
 	_ = unsubscribePage.Execute(w, v)
 }
