@@ -254,19 +254,10 @@ type benchMessage struct {
 
 func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
 	deadline := time.Now().Add(b.o.timeout)
-	var mine map[string][]time.Time
 	for {
-		msgs, err := b.messages(ctx)
+		mine, _, err := b.received(ctx)
 		if err != nil {
 			return err
-		}
-		mine = map[string][]time.Time{}
-		for _, m := range msgs {
-			if len(m.To) == 1 {
-				if _, ok := b.capturedAt[m.To[0]]; ok {
-					mine[m.To[0]] = append(mine[m.To[0]], m.Received)
-				}
-			}
 		}
 		if len(mine) >= b.o.leads || time.Now().After(deadline) {
 			break
@@ -278,21 +269,9 @@ func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
 		}
 	}
 	time.Sleep(2 * time.Second) // a second copy of any email would arrive by now
-	msgs, err := b.messages(ctx)
+	mine, last, err := b.received(ctx)
 	if err != nil {
 		return err
-	}
-	mine = map[string][]time.Time{}
-	var last time.Time
-	for _, m := range msgs {
-		if len(m.To) == 1 {
-			if _, ok := b.capturedAt[m.To[0]]; ok {
-				mine[m.To[0]] = append(mine[m.To[0]], m.Received)
-				if m.Received.After(last) {
-					last = m.Received
-				}
-			}
-		}
 	}
 	var delays []time.Duration
 	dups := 0
@@ -310,6 +289,29 @@ func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
 		return fmt.Errorf("%d emails arrived twice", dups)
 	}
 	return nil
+}
+
+// received returns the arrival times of the inbox's messages to this run's leads, by address,
+// and the latest of them.
+func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time, error) {
+	msgs, err := b.messages(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	mine := map[string][]time.Time{}
+	var last time.Time
+	for _, m := range msgs {
+		if len(m.To) != 1 {
+			continue
+		}
+		if _, ok := b.capturedAt[m.To[0]]; ok {
+			mine[m.To[0]] = append(mine[m.To[0]], m.Received)
+			if m.Received.After(last) {
+				last = m.Received
+			}
+		}
+	}
+	return mine, last, nil
 }
 
 func (b *bench) messages(ctx context.Context) ([]benchMessage, error) {
