@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/tendhq/tend/workflows"
 )
@@ -123,7 +125,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	b := &bench{o: o, api: ep.API, inbox: ep.Inbox, key: strings.TrimSpace(string(key)), http: &http.Client{Timeout: time.Minute},
 		out: stdout, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
-	tc, err := client.Dial(client.Options{HostPort: ep.Temporal, Namespace: ep.Namespace, Logger: quietTemporalLog{}})
+	tc, err := client.Dial(client.Options{HostPort: ep.Temporal, Namespace: ep.Namespace, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return fmt.Errorf("connect to the stack's Temporal: %w", err)
 	}
@@ -549,11 +551,3 @@ func kib(n float64) string {
 	}
 	return fmt.Sprintf("%.0f KiB", n/1024)
 }
-
-// quietTemporalLog drops the SDK client's own log lines.
-type quietTemporalLog struct{}
-
-func (quietTemporalLog) Debug(string, ...any) {}
-func (quietTemporalLog) Info(string, ...any)  {}
-func (quietTemporalLog) Warn(string, ...any)  {}
-func (quietTemporalLog) Error(string, ...any) {}
