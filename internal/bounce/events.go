@@ -91,9 +91,9 @@ func parseTend(body []byte) (Events, error) {
 	}
 	out := Events{Source: "tend"}
 	for i, e := range in.Events {
-		r := Report{Recipient: normAddress(e.Recipient), Diagnostic: clip(e.Diagnostic), MessageID: angle(e.MessageID),
+		r := Report{Recipient: address(e.Recipient), Diagnostic: clip(e.Diagnostic), MessageID: messageID(e.MessageID),
 			FeedbackType: e.Feedback}
-		if r.Recipient == "" || !strings.Contains(r.Recipient, "@") {
+		if r.Recipient == "" {
 			return Events{}, fmt.Errorf("events[%d].recipient: an email address is required", i)
 		}
 		if e.Status != "" {
@@ -183,7 +183,7 @@ func parseSES(body []byte, source string) (Events, error) {
 	switch {
 	case kind == "Bounce" && m.Bounce != nil:
 		for _, rcpt := range m.Bounce.BouncedRecipients {
-			r := Report{Recipient: normAddress(rcpt.EmailAddress), Action: "failed", MessageID: angle(msgID),
+			r := Report{Recipient: address(rcpt.EmailAddress), Action: "failed", MessageID: messageID(msgID),
 				Diagnostic: clip(diagnostic(rcpt.DiagnosticCode))}
 			r.Status = statusCode(rcpt.Status, r.Diagnostic)
 			switch m.Bounce.BounceType {
@@ -199,8 +199,8 @@ func parseSES(body []byte, source string) (Events, error) {
 		}
 	case kind == "Complaint" && m.Complaint != nil:
 		for _, rcpt := range m.Complaint.ComplainedRecipients {
-			out.Reports = append(out.Reports, Report{Kind: KindComplaint, Recipient: normAddress(rcpt.EmailAddress),
-				MessageID: angle(msgID), FeedbackType: m.Complaint.ComplaintFeedbackType})
+			out.Reports = append(out.Reports, Report{Kind: KindComplaint, Recipient: address(rcpt.EmailAddress),
+				MessageID: messageID(msgID), FeedbackType: m.Complaint.ComplaintFeedbackType})
 		}
 	default:
 		out.Reports = append(out.Reports, Report{Kind: KindUnknown})
@@ -244,7 +244,7 @@ func parseSendGrid(body []byte) (Events, error) {
 	}
 	out := Events{Source: "sendgrid"}
 	for _, e := range evs {
-		r := Report{Recipient: normAddress(e.Email), MessageID: angle(e.SMTPID), Diagnostic: clip(e.Reason)}
+		r := Report{Recipient: address(e.Email), MessageID: messageID(e.SMTPID), Diagnostic: clip(e.Reason)}
 		r.Status = statusCode(e.Status, r.Diagnostic)
 		switch e.Event {
 		case "bounce":
@@ -293,7 +293,7 @@ func parsePostmark(body []byte) (Events, error) {
 		return Events{}, fmt.Errorf("Postmark event: %v", err)
 	}
 	// Postmark's MessageID is its own, not the Message-ID header: match by recipient.
-	r := Report{Recipient: normAddress(e.Email), Diagnostic: clip(e.Details)}
+	r := Report{Recipient: address(e.Email), Diagnostic: clip(e.Details)}
 	switch {
 	case e.RecordType == "SpamComplaint" || e.Type == "SpamComplaint":
 		r.Kind = KindComplaint
@@ -338,7 +338,7 @@ func parseMailgun(body []byte) (Events, error) {
 		return Events{}, fmt.Errorf("Mailgun event: %v", err)
 	}
 	d := e.Data
-	r := Report{Recipient: normAddress(d.Recipient), MessageID: angle(d.Message.Headers.MessageID)}
+	r := Report{Recipient: address(d.Recipient), MessageID: messageID(d.Message.Headers.MessageID)}
 	diag := d.DeliveryStatus.Message
 	if diag == "" {
 		diag = d.DeliveryStatus.Description
@@ -369,17 +369,6 @@ func parseMailgun(body []byte) (Events, error) {
 		r.Kind = KindUnknown
 	}
 	return Events{Source: "mailgun", Reports: []Report{r}}, nil
-}
-
-func normAddress(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-// angle returns a Message-ID with its angle brackets, as tend stores it.
-func angle(id string) string {
-	id = strings.TrimSpace(id)
-	if id == "" || strings.HasPrefix(id, "<") {
-		return id
-	}
-	return "<" + id + ">"
 }
 
 // clip collapses a provider's diagnostic text and trims it to MaxDiagnostic bytes.
