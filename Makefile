@@ -6,7 +6,7 @@ RACE_PKGS = ./activities/... ./workflows/... ./internal/api/... ./internal/captu
             ./internal/mailcapture/... ./internal/render/... ./internal/schedule/... ./internal/sequence/... \
             ./internal/config/...
 
-.PHONY: dev build test deps vet fmt-check unit race bench bench-stack lint-examples clean
+.PHONY: dev build test deps check-repo vet fmt-check unit race bench bench-stack lint-examples clean
 
 dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
 	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
@@ -14,10 +14,13 @@ dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP captu
 build: ## build bin/tend
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tend ./cmd/tend
 
-test: deps vet fmt-check lint-examples unit race ## everything CI runs
+test: deps check-repo vet fmt-check lint-examples unit race ## everything CI runs
 
 deps: ## install what the project needs from Debian when missing (Postgres server binaries, Chromium)
 	@scripts/ensure-deps.sh
+
+check-repo: ## no tracked file over 5 MB; go.mod tidy
+	@scripts/check-repo.sh
 
 vet:
 	$(GO) vet ./...
