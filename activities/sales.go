@@ -201,7 +201,10 @@ type RespondInput struct {
 	// Action is accept, reject or lost.
 	Action string
 	Reason string
+	// Note is the rep's free text in answers from older runs; NoteID names a note the server
+	// stored, so that the text never travels through Temporal.
 	Note   string
+	NoteID string `json:",omitempty"`
 	At     time.Time
 }
 

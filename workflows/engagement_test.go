@@ -23,7 +23,10 @@ import (
 type engagementEnv struct {
 	env      *testsuite.TestWorkflowEnvironment
 	sent     []string
+	sentAt   []time.Time
 	rescores int
+	// alreadySent lists step ids whose SendStep answers already_sent.
+	alreadySent map[string]bool
 }
 
 func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activities.Plan,
@@ -49,6 +52,10 @@ func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activitie
 	e.env.OnActivity(email.SendStep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
 			e.sent = append(e.sent, in.SequenceID+"/"+in.StepID)
+			e.sentAt = append(e.sentAt, e.env.Now())
+			if e.alreadySent[in.StepID] {
+				return activities.SendResult{Status: activities.StatusAlreadySent, SendID: "send-" + in.StepID}, nil
+			}
 			return activities.SendResult{Status: activities.StatusSent, SendID: "send-" + in.StepID}, nil
 		})
 	return e
