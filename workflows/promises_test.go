@@ -157,3 +157,107 @@ func requireNoWorkflowFailure(t *testing.T, env *testsuite.TestWorkflowEnvironme
 		t.Fatalf("the lead workflow failed: %v", err)
 	}
 }
+
+// A lost deal sends the lead back to nurture (the recycle series), and a later qualification
+// hands it to sales again with a new clock.
+func TestLostDealIsNurturedAgainAndCanComeBack(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	e.due = 30 * day
+	e.rescore = func(n int, in activities.RescoreInput) (activities.RescoreResult, error) {
+		switch n {
+		case 2:
+			return activities.RescoreResult{Score: 60, Stage: lifecycle.Recycled}, nil // the deal was lost
+		default:
+			return activities.RescoreResult{Score: 60, Stage: lifecycle.MQL, Handoff: &activities.Handoff{Reason: "score 60", Score: 60}}, nil
+		}
+	}
+	var outcome string
+	e.decide(t, 90*time.Minute, Decision{Action: "accept", RepID: "rep-jonas"}, &outcome)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalEngaged, Engaged{}) }, 5*day)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalEngaged, Engaged{}) }, 20*day)
+	st := e.run(t, 21*day)
+	assert.Equal(t, OutcomeAccepted, outcome)
+	assert.Contains(t, e.plans, "general", "the lost lead gets the recycle series")
+	assert.Contains(t, e.sent, "general-series/intro", "and is nurtured again")
+	require.Len(t, e.assigns, 2, "handed to sales again once it qualified anew")
+	assert.Equal(t, 2, e.assigns[1].Seq)
+	assert.Equal(t, PhaseAwaiting, st.Sales.Phase)
+}
+
+// When the rep's answer page says "Accepted", the answer is already stored: the update returns
+// only after the Respond activity committed it.
+func TestAnswerIsStoredBeforeTheRepIsTold(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	storedAtAnswer := -1
+	e.env.RegisterDelayedCallback(func() {
+		e.env.UpdateWorkflow(UpdateDecide, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { t.Errorf("update rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				require.NoError(t, err)
+				storedAtAnswer = len(e.responds)
+			},
+		}, Decision{Action: "accept", RepID: "rep-jonas"})
+	}, 90*time.Minute)
+	e.run(t, day)
+	assert.Equal(t, 1, storedAtAnswer, "the answer was stored when the outcome was returned")
+	assert.Len(t, e.responds, 1, "and stored once")
+}
+
+// An answer that cannot be stored changes nothing: the rep is told to try again and the clock
+// keeps running.
+func TestAnswerThatCannotBeStoredChangesNothing(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	failing := true
+	e.respond = func(in activities.RespondInput) activities.RespondResult { return activities.RespondResult{Stage: lifecycle.SAL} }
+	var first error
+	e.env.RegisterDelayedCallback(func() {
+		e.env.UpdateWorkflow(UpdateDecide, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { first = err },
+			OnComplete: func(v any, err error) { first = err },
+		}, Decision{Action: "accept", RepID: "rep-jonas", NoteID: "fail"})
+	}, 90*time.Minute)
+	e.respondErr = func(in activities.RespondInput) error {
+		if failing && in.NoteID == "fail" {
+			return temporal.NewNonRetryableApplicationError("store down", "Store", nil)
+		}
+		return nil
+	}
+	var second string
+	e.decide(t, 100*time.Minute, Decision{Action: "accept", RepID: "rep-jonas"}, &second)
+	e.run(t, day)
+	require.Error(t, first, "the first answer was refused")
+	assert.Equal(t, OutcomeAccepted, second, "a second try works")
+}
+
+// A rescore that was pending when the run continued as new runs first in the new run.
+func TestPendingRescoreIsCarriedAcrossContinueAsNew(t *testing.T) {
+	e := newEngagementEnv(t, analyticsPlan, func(n int, in activities.RescoreInput) activities.RescoreResult {
+		return activities.RescoreResult{Stage: lifecycle.Lead, Score: 7}
+	})
+	seq := threePartSeries()
+	st := LeadState{LeadID: "3f1c0a3e-0000-4000-8000-000000000104", Segment: "analytics", Stage: lifecycle.Lead, Status: StatusRunning,
+		Sequence: &seq, NextStep: 1, StepBase: monday, EnrolledAt: monday, PendingRescore: true}
+	e.env.RegisterDelayedCallback(func() { e.env.CancelWorkflow() }, time.Hour)
+	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: st.LeadID, State: &st})
+	requireCancelled(t, e.env)
+	assert.Equal(t, 1, e.rescores, "the carried rescore ran without a new signal")
+}
+
+// The clicked sends the workflow carries stay bounded by its step history.
+func TestClickedSendsStayBounded(t *testing.T) {
+	var clicked []string
+	for i := range 500 {
+		clicked = append(clicked, "old-send-"+string(rune('a'+i%26))+time.Duration(i).String())
+	}
+	clicked = append(clicked, "send-intro")
+	e := newEngagementEnv(t, analyticsPlan, func(n int, in activities.RescoreInput) activities.RescoreResult {
+		return activities.RescoreResult{Stage: lifecycle.Lead, ClickedSends: clicked}
+	})
+	var st LeadState
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalEngaged, Engaged{}) }, 2*time.Hour)
+	e.env.RegisterDelayedCallback(func() { st = queryState(t, e.env); e.env.CancelWorkflow() }, 3*time.Hour)
+	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: "3f1c0a3e-0000-4000-8000-000000000105"})
+	requireCancelled(t, e.env)
+	assert.Equal(t, []string{"send-intro"}, st.ClickedSends)
+}

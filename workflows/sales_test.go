@@ -34,6 +34,8 @@ type salesEnv struct {
 	assign  func(in activities.AssignInput) (activities.Assignment, error)
 	send    func(in activities.SendInput) (activities.SendResult, error)
 	rescore func(n int, in activities.RescoreInput) (activities.RescoreResult, error)
+	// respondErr, when it returns an error, fails the Respond activity without storing anything.
+	respondErr func(in activities.RespondInput) error
 }
 
 func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
@@ -105,6 +107,11 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 	}
 	e.env.OnActivity(sales.Respond, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RespondInput) (activities.RespondResult, error) {
+			if e.respondErr != nil {
+				if err := e.respondErr(in); err != nil {
+					return activities.RespondResult{}, err
+				}
+			}
 			e.responds = append(e.responds, in)
 			return e.respond(in), nil
 		})

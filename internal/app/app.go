@@ -170,7 +170,11 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	}
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil})
+	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil}
+	if d.Team != nil {
+		leads.RecycleCoolOff = d.Team.Recycle.CoolOff
+	}
+	w.RegisterActivity(leads)
 	if d.Team != nil {
 		var keys *track.Keys
 		if d.Tracking != nil {
