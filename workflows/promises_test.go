@@ -209,7 +209,9 @@ func TestAnswerIsStoredBeforeTheRepIsTold(t *testing.T) {
 func TestAnswerThatCannotBeStoredChangesNothing(t *testing.T) {
 	e := newSalesEnv(t, monday)
 	failing := true
-	e.respond = func(in activities.RespondInput) activities.RespondResult { return activities.RespondResult{Stage: lifecycle.SAL} }
+	e.respond = func(in activities.RespondInput) activities.RespondResult {
+		return activities.RespondResult{Stage: lifecycle.SAL}
+	}
 	var first error
 	e.env.RegisterDelayedCallback(func() {
 		e.env.UpdateWorkflow(UpdateDecide, "", &testsuite.TestUpdateCallback{
