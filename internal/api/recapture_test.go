@@ -97,7 +97,7 @@ func TestRecaptureWithoutInterestsKeepsSegment(t *testing.T) {
 	assert.Equal(t, []any{"gardening", "security"}, resp.Body["interests"])
 }
 
-func TestRecaptureWithInterestsMapsTheLeadsInterests(t *testing.T) {
+func TestRecaptureWithInterestsFollowsTheNewInterest(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	// examples/sequences.yaml lists analytics, automation, security, then general (the default).
@@ -109,19 +109,22 @@ func TestRecaptureWithInterestsMapsTheLeadsInterests(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.Code, resp.Raw)
 	assert.Equal(t, "security", resp.Body["segment"])
 
-	// A new interest puts the lead where one capture with all its interests would: the first
-	// segment in file order that claims one of them.
+	// A capture for another segment's interest moves the lead on (its series follows the current
+	// one); the earlier interests stay with the lead.
 	resp = b.postJSON(t, map[string]any{"email": "bo@example.com", "source": "webinar_registration", "interests": []string{"reporting"}})
 	require.Equal(t, http.StatusOK, resp.Code, resp.Raw)
-	assert.Equal(t, "analytics", resp.Body["segment"], "analytics comes before security in the file")
-	once := b.postJSON(t, map[string]any{"email": "cy@example.com", "source": "ebook_download", "interests": []string{"sso", "reporting"}})
-	assert.Equal(t, once.Body["segment"], resp.Body["segment"], "the order of the captures does not matter")
-
-	// A later interest of a later segment adds to the lead's interests but keeps the segment.
-	resp = b.postJSON(t, map[string]any{"email": "bo@example.com", "source": "api", "interests": []string{"workflows"}})
-	require.Equal(t, http.StatusOK, resp.Code, resp.Raw)
 	assert.Equal(t, "analytics", resp.Body["segment"])
-	assert.Equal(t, []any{"reporting", "sso", "workflows"}, resp.Body["interests"])
+	resp = b.postJSON(t, map[string]any{"email": "bo@example.com", "source": "api", "interests": []string{"workflows", "gardening"}})
+	require.Equal(t, http.StatusOK, resp.Code, resp.Raw)
+	assert.Equal(t, "automation", resp.Body["segment"])
+	assert.Equal(t, []any{"gardening", "reporting", "sso", "workflows"}, resp.Body["interests"])
+
+	// Then one with no interest keeps it.
+	resp = b.postJSON(t, map[string]any{"email": "bo@example.com", "source": "newsletter_signup"})
+	require.Equal(t, http.StatusOK, resp.Code, resp.Raw)
+	assert.Equal(t, "automation", resp.Body["segment"])
+	calls := b.Enroller.Calls()
+	assert.Equal(t, "automation", calls[len(calls)-1].Capture.Segment)
 }
 
 func TestSubscriberPromotionIsAStageChange(t *testing.T) {

@@ -97,25 +97,24 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 }
 
 // SegmentAfter is the segment of a lead that already exists once a capture with these interests is
-// recorded. A capture that declares no new interest a segment claims (none at all, only interests
-// the lead has already declared or opted out of, or only interests no segment lists) keeps the
-// lead's segment, whichever way the lead got there (a capture, a click on another segment's
-// content, the preference centre). One that does puts the lead where a single capture with all
-// its interests would: the first segment in file order that claims one of the lead's interests,
-// less those it opted out of.
+// recorded. The interests that count are this capture's, less those the lead opted out of in the
+// preference centre, that some segment claims. None (no interests at all, as in a newsletter
+// signup or an import without the column, or only interests no segment lists) keeps the lead's
+// segment, however the lead got there (a capture, a click on another segment's content, the
+// preference centre). Otherwise the lead goes to the first segment in file order that claims one
+// of them: the interest the person just declared is the best guess of what it wants to read next,
+// as a click on another segment's content is; the lead's earlier interests stay stored.
 func SegmentAfter(cat *sequence.Catalog, stored db.Lead, interests []string) string {
-	optedOut := func(in string) bool { return slices.Contains(stored.OptedOutInterests, in) }
-	fresh := false
+	var counted []string
 	for _, in := range interests {
-		if !slices.Contains(stored.Interests, in) && !optedOut(in) && claimed(cat, in) {
-			fresh = true
+		if !slices.Contains(stored.OptedOutInterests, in) && claimed(cat, in) {
+			counted = append(counted, in)
 		}
 	}
-	if !fresh {
+	if len(counted) == 0 {
 		return stored.Segment
 	}
-	all := slices.DeleteFunc(slices.Concat(stored.Interests, interests), optedOut)
-	return cat.SegmentFor(all).ID
+	return cat.SegmentFor(counted).ID
 }
 
 // claimed reports whether a segment lists the interest.
