@@ -375,6 +375,10 @@ func TestReportSLABusinessTime(t *testing.T) {
 	require.Equal(t, time.Date(2026, time.November, 30, 10, 30, 0, 0, berlin), due)
 	f.handoff(handoffFixture{rep: "ana", policy: "hot-2h", at: friday, responseSecs: secs(monday.Sub(friday).Seconds()),
 		outcome: "accepted", due: due})
+	// And one on Monday at 10:00 answered at 13:00: three hours either way.
+	mon10 := time.Date(2026, time.November, 30, 10, 0, 0, 0, berlin)
+	f.handoff(handoffFixture{rep: "ana", policy: "hot-2h", at: mon10, responseSecs: secs(3 * 3600), outcome: "accepted",
+		lapses: 1, due: cal.Add(mon10, 2*time.Hour, berlin)})
 	// bo's calendar is not known (he left the team file): his business time is not reported.
 	f.handoff(handoffFixture{rep: "bo", policy: "hot-2h", at: friday, responseSecs: secs(600), outcome: "accepted",
 		due: cal.Add(friday, 2*time.Hour, berlin)})
@@ -389,15 +393,17 @@ func TestReportSLABusinessTime(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.ByRep, 2)
 	ana := rep.ByRep[0]
+	// Wall clock: 64 h and 3 h, so the median is 33.5 h and p90 3 + 0.9×61 = 57.9 h.
 	require.NotNil(t, ana.MedianResponseSeconds)
-	assert.InDelta(t, 64*3600, *ana.MedianResponseSeconds, 1e-6, "wall-clock")
-	assert.InDelta(t, 64*3600, *ana.P90ResponseSeconds, 1e-6, "wall-clock")
+	assert.InDelta(t, 33.5*3600, *ana.MedianResponseSeconds, 1e-6, "wall-clock")
+	assert.InDelta(t, 57.9*3600, *ana.P90ResponseSeconds, 1e-6, "wall-clock")
+	// Business time: 1 h and 3 h, so the median is 2 h and p90 1 + 0.9×2 = 2.8 h.
 	require.NotNil(t, ana.MedianBusinessSeconds)
-	assert.InDelta(t, 3600, *ana.MedianBusinessSeconds, 1e-6, "business time")
-	assert.InDelta(t, 3600, *ana.P90BusinessSeconds, 1e-6, "business time")
-	assert.Equal(t, 1, ana.BusinessResponded)
-	assert.Equal(t, 0, ana.Breaches, "answered within the 2 business hours")
-	assert.Equal(t, 0.0, ana.BreachRate)
+	assert.InDelta(t, 2*3600, *ana.MedianBusinessSeconds, 1e-6, "business time")
+	assert.InDelta(t, 2.8*3600, *ana.P90BusinessSeconds, 1e-6, "business time")
+	assert.Equal(t, 2, ana.BusinessResponded)
+	assert.Equal(t, 1, ana.Breaches, "the weekend handoff was answered within its 2 business hours; the Monday one lapsed")
+	assert.Equal(t, 0.5, ana.BreachRate)
 
 	bo := rep.ByRep[1]
 	assert.Nil(t, bo.MedianBusinessSeconds)
@@ -407,9 +413,9 @@ func TestReportSLABusinessTime(t *testing.T) {
 
 	require.Len(t, rep.ByPolicy, 1)
 	pol := rep.ByPolicy[0]
-	assert.Equal(t, 2, pol.Responded)
-	assert.Equal(t, 1, pol.BusinessResponded, "business percentiles cover the answers whose calendar is known")
-	assert.InDelta(t, 3600, *pol.MedianBusinessSeconds, 1e-6)
+	assert.Equal(t, 3, pol.Responded)
+	assert.Equal(t, 2, pol.BusinessResponded, "business percentiles cover the answers whose calendar is known")
+	assert.InDelta(t, 2*3600, *pol.MedianBusinessSeconds, 1e-6)
 
 	// Without calendars, no business time is reported at all.
 	rep, err = store.SLAReport(context.Background(), time.Time{}, time.Time{}, nil)
