@@ -27,6 +27,9 @@ type engagementEnv struct {
 	rescores int
 	// alreadySent lists step ids whose SendStep answers already_sent.
 	alreadySent map[string]bool
+	// planErr, when it returns an error for the nth Plan, fails that Plan.
+	planErr func(n int) error
+	plans   int
 }
 
 func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activities.Plan,
@@ -43,7 +46,15 @@ func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activitie
 	e.env.RegisterActivity(leads.Rescore)
 	e.env.RegisterActivity(email.SendStep)
 	e.env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) { return plan(in), nil })
+		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
+			e.plans++
+			if e.planErr != nil {
+				if err := e.planErr(e.plans); err != nil {
+					return activities.Plan{}, err
+				}
+			}
+			return plan(in), nil
+		})
 	e.env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RescoreInput) (activities.RescoreResult, error) {
 			e.rescores++

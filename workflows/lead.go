@@ -262,8 +262,8 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			st := r.st
 			return workflow.NewContinueAsNewError(ctx, Lead, LeadInput{LeadID: st.LeadID, State: &st})
 		}
-		if r.fixed() && (r.st.Replan || r.rescore) {
-			// A plan or rescore failed: try it again at RetryAt, handling signals meanwhile.
+		if r.fixed() && r.st.Replan {
+			// Planning failed: try it again at RetryAt, handling signals meanwhile.
 			r.waitUntil(r.st.RetryAt)
 			continue
 		}
@@ -526,6 +526,11 @@ func (r *leadRun) detachSend() {
 func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
 	if !t.After(workflow.Now(r.ctx)) {
 		return false
+	}
+	if r.fixed() && r.rescore && r.st.RetryAt.After(workflow.Now(r.ctx)) && r.st.RetryAt.Before(t) {
+		// A failed rescore is due again before t: wake up for it, as if a signal had come.
+		r.waitUntil(r.st.RetryAt)
+		return true
 	}
 	if r.timer == nil || !r.timerAt.Equal(t) {
 		r.cancelTimer()

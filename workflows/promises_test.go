@@ -263,3 +263,39 @@ func TestClickedSendsStayBounded(t *testing.T) {
 	requireCancelled(t, e.env)
 	assert.Equal(t, []string{"send-intro"}, st.ClickedSends)
 }
+
+// A rescore that fails for good (a business error) is recorded and tried again later; the lead
+// still reaches a rep and the workflow never fails.
+func TestFailedRescoreIsRetriedAndTheLeadStillReachesARep(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	e.due = 30 * day
+	e.rescore = func(n int, in activities.RescoreInput) (activities.RescoreResult, error) {
+		if n == 1 {
+			return activities.RescoreResult{}, temporal.NewNonRetryableApplicationError("scoring model failed", "ScoreFailed", nil)
+		}
+		return activities.RescoreResult{Score: 55, Stage: lifecycle.MQL, Handoff: &activities.Handoff{Reason: "score 55", Score: 55}}, nil
+	}
+	st := e.run(t, day)
+	require.Len(t, e.assigns, 1, "handed off once the rescore worked")
+	assert.Equal(t, monday.Add(time.Hour+time.Minute), e.assigns[0].At.In(berlin), "tried again a minute later")
+	assert.Contains(t, st.LastError, "scoring model failed", "the failure is recorded")
+}
+
+// A plan that fails for good is recorded and tried again later: the lead still gets its series.
+func TestFailedPlanIsRetried(t *testing.T) {
+	e := newEngagementEnv(t, analyticsPlan, func(n int, in activities.RescoreInput) activities.RescoreResult {
+		return activities.RescoreResult{Stage: lifecycle.Lead}
+	})
+	e.planErr = func(n int) error {
+		if n == 1 {
+			return temporal.NewNonRetryableApplicationError("catalog unreadable", "Plan", nil)
+		}
+		return nil
+	}
+	e.env.RegisterDelayedCallback(func() { e.env.CancelWorkflow() }, day)
+	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: "3f1c0a3e-0000-4000-8000-000000000106"})
+	requireCancelled(t, e.env)
+	assert.Equal(t, 2, e.plans)
+	require.NotEmpty(t, e.sent, "the series started after the retry")
+	assert.Equal(t, "analytics-series/intro", e.sent[0])
+}
