@@ -16,6 +16,8 @@ import (
 
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
+	"github.com/tendhq/tend/internal/every"
+	"github.com/tendhq/tend/internal/leader"
 	"github.com/tendhq/tend/internal/pgtest"
 )
 
@@ -96,12 +98,14 @@ type crm struct {
 	got      []delivery
 	attempts map[int64]int
 	inFlight map[string]int
+	// via is the URL path each change was accepted on.
+	via map[int64]string
 	// overlap counts requests that arrived while another for the same lead was in flight.
 	overlap int
 }
 
 func newCRM(t *testing.T, secret string) (*crm, *httptest.Server) {
-	c := &crm{t: t, secret: secret, attempts: map[int64]int{}, inFlight: map[string]int{}}
+	c := &crm{t: t, secret: secret, attempts: map[int64]int{}, inFlight: map[string]int{}, via: map[int64]string{}}
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
 	return c, srv
@@ -145,6 +149,7 @@ func (c *crm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.got = append(c.got, d)
+	c.via[d.ID] = r.URL.Path
 }
 
 func (c *crm) delivered() []delivery {
@@ -326,4 +331,74 @@ func mustID(t *testing.T, store *db.Store, lead, to string) int64 {
 	require.NoError(t, store.Pool().QueryRow(context.Background(),
 		`SELECT id FROM stage_changes WHERE lead_id = $1 AND to_stage = $2`, lead, to).Scan(&id))
 	return id
+}
+
+// Two servers, each running the deliverer under the leader's gate: only the leader posts, and
+// when it stops the other takes over.
+func TestOnlyTheLeaderDelivers(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	store, err := db.Open(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	_, err = store.Migrate(ctx)
+	require.NoError(t, err)
+	lead := newLead(t, store, "ada@example.com")
+	rec, srv := newCRM(t, "s3cret")
+
+	type server struct {
+		name string
+		el   *leader.Elector
+		stop func()
+	}
+	run := func(name string) *server {
+		el := &leader.Elector{URL: url, Interval: 100 * time.Millisecond}
+		sctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); el.Run(sctx) }()
+		d := &Deliverer{Store: store, URL: srv.URL + "/" + name, Secret: "s3cret"}
+		go func() { defer wg.Done(); d.Run(every.WithGate(sctx, el), 20*time.Millisecond) }()
+		s := &server{name: name, el: el, stop: func() { cancel(); wg.Wait() }}
+		t.Cleanup(s.stop)
+		return s
+	}
+	a, b := run("a"), run("b")
+	var first, second *server
+	require.Eventually(t, func() bool {
+		_, aLeads := a.el.Leading()
+		_, bLeads := b.el.Leading()
+		first, second = a, b
+		if bLeads {
+			first, second = b, a
+		}
+		return aLeads != bLeads
+	}, 5*time.Second, 10*time.Millisecond, "one of the two leads")
+
+	waitFor := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool { return len(rec.delivered()) >= n }, 10*time.Second, 10*time.Millisecond)
+	}
+	for _, to := range []string{"mql", "sal"} {
+		require.NoError(t, store.SetStage(ctx, lead, to, "tend", "because", nil))
+	}
+	waitFor(2)
+	first.stop()
+	for _, to := range []string{"sql", "opportunity"} {
+		require.NoError(t, store.SetStage(ctx, lead, to, "rep-ana", "because", nil))
+	}
+	waitFor(4)
+	time.Sleep(100 * time.Millisecond) // nothing more comes
+
+	got := rec.delivered()
+	require.Len(t, got, 4)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i, g := range got {
+		want := first.name
+		if i >= 2 {
+			want = second.name
+		}
+		assert.Equal(t, "/"+want, rec.via[g.ID], "change %s delivered by the leader", g.Change)
+	}
 }
