@@ -47,9 +47,7 @@ func (s *Store) ClaimStageChange(ctx context.Context, skip []int64) (*StageChang
 	if skip == nil {
 		skip = []int64{}
 	}
-	c := &StageChangeClaim{tx: tx}
-	var lead uuid.UUID
-	err = tx.QueryRow(ctx, `SELECT c.id, c.lead_id, l.email, c.from_stage, c.to_stage, c.reason, c.actor, c.changed_at, d.attempts
+	rows, err := tx.Query(ctx, `SELECT c.id, c.lead_id, l.email, c.from_stage, c.to_stage, c.reason, c.actor, c.changed_at, d.attempts
 		FROM crm_deliveries d
 		JOIN stage_changes c ON c.id = d.stage_change_id
 		JOIN leads l ON l.id = c.lead_id
@@ -58,8 +56,11 @@ func (s *Store) ClaimStageChange(ctx context.Context, skip []int64) (*StageChang
 		                  WHERE pc.lead_id = c.lead_id AND pc.id < c.id AND pd.state <> 'delivered')
 		ORDER BY d.stage_change_id
 		LIMIT 1
-		FOR UPDATE OF d SKIP LOCKED`, skip).Scan(
-		&c.Event.ID, &lead, &c.Event.Email, &c.Event.From, &c.Event.To, &c.Event.Reason, &c.Event.Actor, &c.Event.ChangedAt, &c.Attempts)
+		FOR UPDATE OF d SKIP LOCKED`, skip)
+	var r claimedRow
+	if err == nil {
+		r, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[claimedRow])
+	}
 	if err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		if err = translate(err); errors.Is(err, ErrNotFound) {
@@ -67,14 +68,27 @@ func (s *Store) ClaimStageChange(ctx context.Context, skip []int64) (*StageChang
 		}
 		return nil, fmt.Errorf("claim a stage change: %w", err)
 	}
-	c.Event.LeadID = lead.String()
-	return c, nil
+	return &StageChangeClaim{tx: tx, Attempts: r.Attempts, Event: StageChangeEvent{ID: r.ID, LeadID: r.LeadID.String(),
+		Email: r.Email, From: r.FromStage, To: r.ToStage, Reason: r.Reason, Actor: r.Actor, ChangedAt: r.ChangedAt}}, nil
+}
+
+// claimedRow is the row ClaimStageChange reads.
+type claimedRow struct {
+	ID        int64     `db:"id"`
+	LeadID    uuid.UUID `db:"lead_id"`
+	Email     string    `db:"email"`
+	FromStage string    `db:"from_stage"`
+	ToStage   string    `db:"to_stage"`
+	Reason    string    `db:"reason"`
+	Actor     string    `db:"actor"`
+	ChangedAt time.Time `db:"changed_at"`
+	Attempts  int       `db:"attempts"`
 }
 
 // Delivered records that the CRM took the change, and ends the claim.
 func (c *StageChangeClaim) Delivered(ctx context.Context) error {
 	if _, err := c.tx.Exec(ctx, `UPDATE crm_deliveries SET state = 'delivered', attempts = attempts + 1,
-		delivered_at = now(), last_error = '' WHERE stage_change_id = $1`, c.Event.ID); err != nil {
+		delivered_at = clock_timestamp(), last_error = '' WHERE stage_change_id = $1`, c.Event.ID); err != nil {
 		c.Release(ctx)
 		return fmt.Errorf("record delivery of stage change %d: %w", c.Event.ID, translate(err))
 	}
