@@ -291,9 +291,9 @@ func (a *API) sweepUnscored(ctx context.Context) {
 }
 
 // runRetention folds raw events older than the retention period into daily counts, hourly.
-// Several servers may run it at once: each batch is one statement.
+// Under the leader's gate only one server runs it; were two to overlap, each batch is one statement.
 func (a *API) runRetention(ctx context.Context) {
-	a.purge(ctx)
+	every.Once(ctx, a.purge)
 	every.Tick(ctx, time.Hour, a.purge)
 }
 

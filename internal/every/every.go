@@ -40,6 +40,9 @@ func Tick(ctx context.Context, interval time.Duration, fn func(context.Context))
 	}
 }
 
+// Once calls fn now, under the gate like a tick: skipped when this process does not lead.
+func Once(ctx context.Context, fn func(context.Context)) { run(ctx, fn) }
+
 func run(ctx context.Context, fn func(context.Context)) {
 	g, _ := ctx.Value(gateKey{}).(Gate)
 	if g == nil {
