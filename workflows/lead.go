@@ -24,6 +24,9 @@ type Capture struct {
 	Segment  string          `json:"segment,omitempty"`
 	Stage    lifecycle.Stage `json:"stage,omitempty"`
 	TimeZone string          `json:"time_zone,omitempty"`
+	// EnrollmentID is the capture's outbox row. The reconciler may deliver a row whose first
+	// delivery is still under way; the workflow counts each row once.
+	EnrollmentID int64 `json:"enrollment_id,omitempty"`
 }
 
 // Engaged is the payload of SignalEngaged.
@@ -121,7 +124,12 @@ type LeadState struct {
 	Failures int `json:"failures,omitempty"`
 	// LastError is the latest business error the workflow recorded and carried on from.
 	LastError string `json:"last_error,omitempty"`
+	// Enrollments are the latest captures' outbox rows, so that a capture delivered twice counts once.
+	Enrollments []int64 `json:"enrollments,omitempty"`
 }
+
+// enrollmentsKept bounds LeadState.Enrollments: a redelivery comes within minutes of the first.
+const enrollmentsKept = 20
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.
 const historyLimit = 50
@@ -365,6 +373,15 @@ func (r *leadRun) retryLater() {
 }
 
 func (r *leadRun) apply(c Capture) {
+	if r.fixed() && c.EnrollmentID != 0 {
+		if slices.Contains(r.st.Enrollments, c.EnrollmentID) {
+			return // the same capture delivered again (reconciler): it changes nothing
+		}
+		r.st.Enrollments = append(r.st.Enrollments, c.EnrollmentID)
+		if len(r.st.Enrollments) > enrollmentsKept {
+			r.st.Enrollments = r.st.Enrollments[len(r.st.Enrollments)-enrollmentsKept:]
+		}
+	}
 	r.st.Captures++
 	// A capture may carry a behaviour event (a download, a demo registration) that changes the score.
 	r.rescore = true

@@ -299,3 +299,20 @@ func TestFailedPlanIsRetried(t *testing.T) {
 	require.NotEmpty(t, e.sent, "the series started after the retry")
 	assert.Equal(t, "analytics-series/intro", e.sent[0])
 }
+
+// The reconciler may deliver a capture whose first delivery is still under way: the workflow
+// counts it once and spends no rescore on it.
+func TestCaptureDeliveredTwiceCountsOnce(t *testing.T) {
+	e := newEngagementEnv(t, analyticsPlan, func(n int, in activities.RescoreInput) activities.RescoreResult {
+		return activities.RescoreResult{Stage: lifecycle.Lead}
+	})
+	var st LeadState
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalCapture, Capture{EnrollmentID: 7}) }, time.Hour)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalCapture, Capture{EnrollmentID: 7}) }, 2*time.Hour)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalCapture, Capture{EnrollmentID: 8}) }, 3*time.Hour)
+	e.env.RegisterDelayedCallback(func() { st = queryState(t, e.env); e.env.CancelWorkflow() }, 4*time.Hour)
+	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: "3f1c0a3e-0000-4000-8000-000000000107"})
+	requireCancelled(t, e.env)
+	assert.Equal(t, 2, st.Captures)
+	assert.Equal(t, 2, e.rescores, "no rescore for the repeat")
+}

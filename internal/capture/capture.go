@@ -132,7 +132,8 @@ func claimed(cat *sequence.Catalog, interest string) bool {
 // deliver signals the lead's workflow and marks the outbox row delivered. A failure leaves the row
 // for the reconciler.
 func (s *Service) deliver(ctx context.Context, e db.Enrollment) bool {
-	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone})
+	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone,
+		EnrollmentID: e.ID})
 	if err != nil {
 		s.logger().Warn("enrolment deferred: Temporal did not take the capture", "lead_id", e.LeadID, "err", err)
 		if mErr := s.Store.MarkEnrollmentFailed(context.WithoutCancel(ctx), e.ID, err.Error()); mErr != nil {
