@@ -45,6 +45,10 @@ const (
 	OutcomeStaleLink = "stale_link"
 )
 
+// ErrTypeAnswerNotStored is the error type of a decide update whose answer could not be stored:
+// nothing changed, and the rep may try again.
+const ErrTypeAnswerNotStored = "AnswerNotStored"
+
 // RejectReasons are the reasons a rep may give; not_ready recycles the lead into nurture, the
 // others disqualify it.
 var RejectReasons = []string{"not_a_fit", "no_budget", "not_ready", "bad_data", "other"}
@@ -146,7 +150,7 @@ func (r *leadRun) decide(ctx workflow.Context, d Decision) (DecisionResult, erro
 	if err != nil {
 		s.Pending, s.RespondedAt, s.Phase = nil, time.Time{}, PhaseAwaiting
 		r.noteError("store answer", err)
-		return DecisionResult{}, errors.New("the answer could not be recorded; try again")
+		return DecisionResult{}, temporal.NewApplicationError("the answer could not be recorded; try again", ErrTypeAnswerNotStored)
 	}
 	s.Pending, s.Answer, s.RejectReason = nil, &res, d.Reason
 	return outcome, nil

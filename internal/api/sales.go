@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
@@ -95,11 +96,21 @@ func (s *Server) decide(action string) http.HandlerFunc {
 		out, err := s.sendDecision(r.Context(), id, workflows.Decision{Action: action, RepID: req.RepID, Reason: req.Reason, HandoffID: req.HandoffID}, req.Note)
 		if err != nil {
 			s.log().Warn("decide", "lead_id", id, "err", err)
+			if answerNotStored(err) {
+				writeError(w, http.StatusServiceUnavailable, "the answer could not be recorded; nothing changed, try again", nil)
+				return
+			}
 			writeError(w, http.StatusConflict, "the lead is not waiting for a sales answer", nil)
 			return
 		}
 		writeJSON(w, s.decisionCode(out), out)
 	}
+}
+
+// answerNotStored reports whether the workflow refused an answer because it could not store it.
+func answerNotStored(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeAnswerNotStored
 }
 
 func contains(list []string, v string) bool {
@@ -268,6 +279,10 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out, err := s.sendDecision(r.Context(), uuid.UUID(a.LeadID).String(), d, note)
+	if err != nil && answerNotStored(err) {
+		renderAction(w, http.StatusServiceUnavailable, actionView{Title: "Try again", Message: "Your answer could not be recorded just now; nothing changed. Please try again in a minute."})
+		return
+	}
 	if err != nil {
 		renderAction(w, http.StatusConflict, actionView{Title: "Not possible", Message: "This lead is not waiting for your answer any more."})
 		return
