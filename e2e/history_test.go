@@ -112,7 +112,7 @@ func TestContinueAsNewHistoryReplays(t *testing.T) {
 	firstRun, _ := desc()
 	// Each engaged signal costs a few events; Temporal suggests continue-as-new at 4,096.
 	for i := 0; i < 3000; i++ {
-		require.NoError(t, s.client.SignalWorkflow(ctx, workflows.LeadWorkflowID(leadID), firstRun, workflows.SignalEngaged, workflows.Engaged{Events: 1}))
+		require.NoError(t, s.client.SignalWorkflow(ctx, workflows.LeadWorkflowID(leadID), "", workflows.SignalEngaged, workflows.Engaged{Events: 1}))
 		if i%100 == 99 {
 			if run, _ := desc(); run != firstRun {
 				break
