@@ -232,7 +232,7 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
 	}
 	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: c.catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: c.team, WebhookSecret: cfg.WebhookSecret,
+		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies, Team: c.team, WebhookSecret: cfg.WebhookSecret,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		Log:       log.With("component", "api")})
 	svc = a.Capture

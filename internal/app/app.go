@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -214,6 +215,8 @@ type APIDeps struct {
 	// RateLimit is the requests per second one client address may make to the public tracking
 	// endpoints (burst 4×); 0 means no limit.
 	RateLimit float64
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 	// Team is the sales team (nil: no sales handoff).
 	Team *sales.Team
 	// WebhookSecret signs bounce and complaint webhooks.
@@ -252,7 +255,7 @@ func NewAPI(d APIDeps) *API {
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
 		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
-		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, Log: d.Log}
+		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, TrustedProxies: d.TrustedProxies, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
