@@ -253,12 +253,22 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 		}
 	}()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go a.Run(rctx, cfg.ReconcileEvery)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		a.Run(rctx, cfg.ReconcileEvery)
+	}()
 	return svc, func() {
-		cancel()
+		// HTTP first, so that every open answered is queued before the recorder drains the queue.
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(20 * time.Second):
+			log.Warn("stopping: background work did not finish in 20s")
+		}
 	}, nil
 }
 

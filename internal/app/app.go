@@ -264,11 +264,27 @@ func NewAPI(d APIDeps) *API {
 
 // Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
 // the coalescer that signals workflows, and a sweep that re-notifies leads whose events were
-// never scored (a notification lost in a restart).
+// never scored (a notification lost in a restart). When ctx ends it returns once the queued opens
+// are stored and the coalescer has sent their notifications: stop serving HTTP first.
 func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 	go a.Capture.RunReconciler(ctx, reconcileEvery, reconcileEvery)
-	go a.Engage.RunOpenRecorder(ctx)
-	go a.Coalescer.Run(ctx)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		a.Engage.RunOpenRecorder(ctx)
+	}()
+	// The coalescer outlives the recorder, so the opens stored while draining are signalled too.
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		a.Coalescer.Run(notifyCtx)
+	}()
+	defer func() {
+		<-recorded
+		stopNotify()
+		<-notified
+	}()
 	if a.retention > 0 {
 		go a.runRetention(ctx)
 	}
