@@ -171,7 +171,11 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	}
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil})
+	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil}
+	if d.Team != nil {
+		leads.RecycleCoolOff = d.Team.Recycle.CoolOff
+	}
+	w.RegisterActivity(leads)
 	if d.Team != nil {
 		var keys *track.Keys
 		if d.Tracking != nil {
@@ -306,9 +310,9 @@ func (a *API) sweepUnscored(ctx context.Context) {
 }
 
 // runRetention folds raw events older than the retention period into daily counts, hourly.
-// Several servers may run it at once: each batch is one statement.
+// Under the leader's gate only one server runs it; were two to overlap, each batch is one statement.
 func (a *API) runRetention(ctx context.Context) {
-	a.purge(ctx)
+	every.Once(ctx, a.purge)
 	every.Tick(ctx, time.Hour, a.purge)
 }
 
