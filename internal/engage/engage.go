@@ -39,7 +39,7 @@ type Service struct {
 	Log        *slog.Logger
 
 	// How opens are recorded (see QueueOpen); zero values take the defaults.
-	OpenRecorders int           // recorders writing at once; default 4
+	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
 	OpenBatch     int           // most opens one write stores; default 1,000
 	OpenQueue     int           // opens waiting to be stored before the pixel drops them; default 50,000
 	OpenDrain     time.Duration // how long a stop waits for the queued opens; default 10s

@@ -51,7 +51,11 @@ func (s *Service) recorder() *openRecorder {
 	o.init.Do(func() {
 		n := s.OpenRecorders
 		if n <= 0 {
+			// Leave half the pool to the requests that wait on the database (clicks, captures).
 			n = 4
+			if s.Store != nil {
+				n = min(n, max(1, int(s.Store.Pool().Config().MaxConns)/2))
+			}
 		}
 		size := s.OpenQueue
 		if size <= 0 {
