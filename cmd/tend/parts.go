@@ -235,7 +235,7 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
 	}
 	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: c.catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: c.team, WebhookSecret: cfg.WebhookSecret,
+		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies, Team: c.team, WebhookSecret: cfg.WebhookSecret,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		Log:       log.With("component", "api")})
 	svc = a.Capture
@@ -260,12 +260,22 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 	el := &leader.Elector{URL: cfg.DatabaseURL, Log: log.With("component", "leader")}
 	elected := make(chan struct{})
 	go func() { el.Run(rctx); close(elected) }()
-	go a.Run(every.WithGate(rctx, el), cfg.ReconcileEvery)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		a.Run(every.WithGate(rctx, el), cfg.ReconcileEvery)
+	}()
 	return svc, func() {
-		cancel()
+		// HTTP first, so that every open answered is queued before the recorder drains the queue.
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(20 * time.Second):
+			log.Warn("stopping: background work did not finish in 20s")
+		}
 		<-elected // the lock is given up, so another server takes over at once
 	}, nil
 }
