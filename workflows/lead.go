@@ -305,6 +305,12 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			wait = *step.WaitIfClicked
 		}
 		due := r.st.StepBase.Add(wait)
+		if now := workflow.Now(ctx); r.fixed() && due.Before(now) {
+			// A step already due (its wait passed while it waited for the window, a handoff, a
+			// retry): the window is looked up from now, or a time-zone change could pick a slot
+			// in the past and send at once, outside the window.
+			due = now
+		}
 		r.st.NextSendAt = r.sendTime(due)
 		if at := r.inactiveAt(); !at.IsZero() && at.Before(r.st.NextSendAt) {
 			if !r.waitUntil(at) {

@@ -316,3 +316,21 @@ func TestCaptureDeliveredTwiceCountsOnce(t *testing.T) {
 	assert.Equal(t, 2, st.Captures)
 	assert.Equal(t, 2, e.rescores, "no rescore for the repeat")
 }
+
+// A lead whose step is due but waits for Monday's window, and whose time zone changes at the
+// weekend, gets the email at the next window minute in its new zone — not at once from a window
+// slot that is already past.
+func TestTimeZoneChangeDoesNotSendAPastSlotAtOnce(t *testing.T) {
+	friday := time.Date(2026, 11, 20, 18, 0, 0, 0, berlin) // 12:00 in New York, inside its window
+	e := newEngagementEnv(t, analyticsPlan, func(n int, in activities.RescoreInput) activities.RescoreResult {
+		return activities.RescoreResult{Stage: lifecycle.Lead}
+	})
+	e.env.SetStartTime(friday)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalCapture, Capture{TimeZone: "America/New_York"}) }, 16*time.Hour)
+	e.env.RegisterDelayedCallback(func() { e.env.CancelWorkflow() }, 4*day)
+	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: "3f1c0a3e-0000-4000-8000-000000000108"})
+	requireCancelled(t, e.env)
+	require.NotEmpty(t, e.sentAt)
+	newYork := mustLoc("America/New_York")
+	assert.Equal(t, time.Date(2026, 11, 23, 9, 0, 0, 0, newYork), e.sentAt[0].In(newYork), "Monday 09:00 in the lead's new zone")
+}
