@@ -345,11 +345,60 @@ func (c *Cluster) runningPostmaster() (pid int, running bool, err error) {
 			return pid, true, nil
 		}
 	}
+	if err := c.endOrphanedBackends(); err != nil {
+		return 0, false, err
+	}
 	if err := os.Remove(path); err != nil {
 		return 0, false, fmt.Errorf("remove stale %s: %w", path, err)
 	}
 	fmt.Fprintf(c.log, "pgcluster: removed stale %s\n", path)
 	return 0, false, nil
+}
+
+// endOrphanedBackends ends the server processes a killed postmaster left on
+// the data directory. Most notice its death and exit at once, but one busy
+// with a long query runs on and keeps the shared memory block attached, and
+// PostgreSQL then refuses to start ("pre-existing shared memory block is
+// still in use"). They are the processes running the postgres binary from the
+// data directory; they get SIGQUIT (exit at once), then SIGKILL.
+func (c *Cluster) endOrphanedBackends() error {
+	bin, err := os.Stat(c.bins.postgres)
+	if err != nil {
+		return nil // Nothing to compare with; leave it to PostgreSQL.
+	}
+	orphans := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != c.dir {
+				continue
+			}
+			if exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && os.SameFile(exe, bin) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	pids := orphans()
+	if len(pids) == 0 {
+		return nil
+	}
+	fmt.Fprintf(c.log, "pgcluster: ending %d server process(es) %v left on %s by a postmaster that was killed\n", len(pids), pids, c.dir)
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGKILL} {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, sig)
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if pids = orphans(); len(pids) == 0 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("server processes %v of a killed postmaster still run on data directory %s", pids, c.dir)
 }
 
 func (c *Cluster) pgCtlStart(ctx context.Context, ephemeral bool) error {

@@ -260,3 +260,44 @@ func postmasterPID(t *testing.T, dir string) int {
 	require.NoError(t, err)
 	return pid
 }
+
+// A postmaster killed with -9 while a backend is busy leaves that backend running, attached to
+// the shared memory; PostgreSQL refuses to start beside it. Start ends it and starts.
+func TestStartAfterPostmasterKilledBesideABusyBackend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "pgdata")
+	var log syncBuffer
+	c, err := Start(ctx, Config{Dir: dir, Log: &log})
+	require.NoError(t, err, log.String())
+	t.Cleanup(func() { c.Stop() })
+	require.NoError(t, c.CreateDatabase(ctx, "keep"))
+	query(t, c.URL("keep"), "SELECT 'x' FROM (SELECT 1) s")
+	conn, err := pgx.Connect(ctx, c.URL("keep"))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE TABLE t (v text); INSERT INTO t VALUES ('survives')")
+	require.NoError(t, err)
+	busy, err := pgx.Connect(ctx, c.URL("keep"))
+	require.NoError(t, err)
+	var backend int
+	require.NoError(t, busy.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend))
+	t.Cleanup(func() {
+		if cwd, _ := os.Readlink("/proc/" + strconv.Itoa(backend) + "/cwd"); cwd == dir {
+			_ = syscall.Kill(backend, syscall.SIGKILL) // Should the test fail, it must not run on.
+		}
+	})
+	go busy.Exec(ctx, "SELECT count(*) FROM generate_series(1, 100000000000)") // minutes of work
+	time.Sleep(500 * time.Millisecond)
+
+	require.NoError(t, syscall.Kill(postmasterPID(t, dir), syscall.SIGKILL))
+	time.Sleep(time.Second)
+	require.NoError(t, syscall.Kill(backend, 0), "the busy backend outlives its postmaster")
+	c.unlock() // Its owner goes too.
+
+	c2, err := Start(ctx, Config{Dir: dir, Log: &log})
+	require.NoError(t, err, log.String())
+	t.Cleanup(func() { c2.Stop() })
+	require.Equal(t, "survives", query(t, c2.URL("keep"), "SELECT v FROM t"))
+	require.Error(t, syscall.Kill(backend, 0), "the orphaned backend is gone")
+	require.NoError(t, c2.Stop())
+}
