@@ -710,6 +710,8 @@ func (r *leadRun) recentClicks(clicked []string) []string {
 var sendFixedOptions = func() workflow.ActivityOptions {
 	o := sendOptions
 	o.WaitForCancellation = true
+	// SendStep heartbeats every 2 s: a worker that dies mid-send is noticed in seconds.
+	o.HeartbeatTimeout = 10 * time.Second
 	return o
 }()
 
