@@ -663,6 +663,16 @@ func (r *leadRun) doRescore() error {
 		r.st.Sales.Phase = PhaseClosed
 		return r.recycle(r.st.Sales.RecycleSegment)
 	}
+	if r.fixed() && res.Handoff != nil && r.st.Handoff != nil && before != lifecycle.MQL && r.st.Sales != nil &&
+		(r.st.Sales.Phase == PhaseAccepted || r.st.Sales.Phase == PhaseClosed) {
+		// Back at MQL after sales had it: the deal was lost and the lead qualified anew before this
+		// workflow saw the recycle (both in one rescore). The stored stage decides: a new handoff.
+		r.st.Sales.Phase = PhaseClosed
+		r.st.Handoff = nil
+		if r.st.Status == StatusRunning {
+			r.exit("handed off to sales")
+		}
+	}
 	if res.Handoff != nil && r.st.Handoff == nil {
 		r.st.Handoff = &HandoffRecord{At: workflow.Now(r.ctx), Reason: res.Handoff.Reason, Score: res.Handoff.Score}
 		if r.st.SalesEnabled {

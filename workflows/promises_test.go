@@ -334,3 +334,21 @@ func TestTimeZoneChangeDoesNotSendAPastSlotAtOnce(t *testing.T) {
 	newYork := mustLoc("America/New_York")
 	assert.Equal(t, time.Date(2026, 11, 23, 9, 0, 0, 0, newYork), e.sentAt[0].In(newYork), "Monday 09:00 in the lead's new zone")
 }
+
+// A lost deal and a new hand-raise that reach the workflow in one rescore (the stored stage went
+// opportunity → recycled → MQL meanwhile) still hand the lead to sales again.
+func TestLostDealAndNewHandRaiseInOneRescoreIsHandedOff(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	e.due = 30 * day
+	e.rescore = func(n int, in activities.RescoreInput) (activities.RescoreResult, error) {
+		return activities.RescoreResult{Score: 60, Stage: lifecycle.MQL, Handoff: &activities.Handoff{Reason: "hand-raise: demo_request", Score: 60}}, nil
+	}
+	var outcome string
+	e.decide(t, 90*time.Minute, Decision{Action: "accept", RepID: "rep-jonas"}, &outcome)
+	e.env.RegisterDelayedCallback(func() { e.env.SignalWorkflow(SignalEngaged, Engaged{}) }, 5*day)
+	st := e.run(t, 6*day)
+	assert.Equal(t, OutcomeAccepted, outcome)
+	require.Len(t, e.assigns, 2, "the re-qualified lead reached a rep")
+	assert.Equal(t, 2, e.assigns[1].Seq)
+	assert.Equal(t, PhaseAwaiting, st.Sales.Phase)
+}
