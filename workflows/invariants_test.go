@@ -397,7 +397,9 @@ func (r *runner) newEnv(start time.Time) *testsuite.TestWorkflowEnvironment {
 	}
 	m := r.m
 	env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) { return localRetry(func() (activities.Plan, error) { return m.Plan(in) }) })
+		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
+			return localRetry(func() (activities.Plan, error) { return m.Plan(in) })
+		})
 	env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RescoreInput) (activities.RescoreResult, error) {
 			return localRetry(func() (activities.RescoreResult, error) { return m.Rescore(in) })
@@ -411,7 +413,9 @@ func (r *runner) newEnv(start time.Time) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(sales.Remind, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, id int64) error { return m.Remind(id) })
 	env.OnActivity(sales.Respond, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.RespondInput) (activities.RespondResult, error) { return m.Respond(in) })
+		func(_ context.Context, in activities.RespondInput) (activities.RespondResult, error) {
+			return m.Respond(in)
+		})
 	return env
 }
 

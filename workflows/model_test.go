@@ -171,9 +171,9 @@ type mLapse struct {
 }
 
 type mAnswer struct {
-	at                   time.Time // when the rep answered (RespondInput.At)
-	storedAt             time.Time
-	ord                  int
+	at                    time.Time // when the rep answered (RespondInput.At)
+	storedAt              time.Time
+	ord                   int
 	repID, action, reason string
 }
 
