@@ -126,14 +126,34 @@ const (
 )
 
 type script struct {
-	Start    time.Time
+	Start time.Time
+	// Interest and TimeZone of the first capture.
+	Interest string
 	TimeZone string
 	Acts     []act
 }
 
+// actKinds are the kinds of act, as often as a script should draw them: rep answers and
+// hand-raises often (sales paths need both), unsubscribes and broken templates rarely (either
+// ends the interesting part).
+var actKinds = weighted(map[string]int{
+	kCapture: 2, kOpen: 3, kClick: 4, kPage: 3, kDemo: 3, kUnsub: 1, kBounce: 1, kTemp: 2, kOutage: 1,
+	kDecide: 7, kLost: 2, kFault: 3, kNotice: 1, kCAN: 2, kSilence: 2,
+})
+
+func weighted(w map[string]int) []string {
+	var out []string
+	for k, n := range w {
+		for range n {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out) // a fixed order, so that a seed always draws the same script
+	return out
+}
+
 func genAct(t *rapid.T) act {
-	a := act{Kind: rapid.SampledFrom([]string{kCapture, kOpen, kOpen, kClick, kClick, kPage, kPage, kDemo, kUnsub, kBounce,
-		kTemp, kOutage, kDecide, kDecide, kDecide, kLost, kFault, kNotice, kCAN, kSilence}).Draw(t, "kind")}
+	a := act{Kind: rapid.SampledFrom(actKinds).Draw(t, "kind")}
 	switch rapid.IntRange(0, 9).Draw(t, "gap_kind") {
 	case 0:
 		a.Gap = 0
@@ -154,7 +174,7 @@ func genAct(t *rapid.T) act {
 	case kOpen:
 		a.Machine = rapid.Bool().Draw(t, "machine")
 	case kClick:
-		a.Machine = rapid.IntRange(0, 3).Draw(t, "machine") == 0
+		a.Machine = rapid.IntRange(0, 3).Draw(t, "machine") == 3
 		a.Interest = rapid.SampledFrom(interests).Draw(t, "interest")
 	case kPage:
 		a.Pricing = rapid.Bool().Draw(t, "pricing")
@@ -167,8 +187,8 @@ func genAct(t *rapid.T) act {
 		if a.Action == "reject" {
 			a.Reason = rapid.SampledFrom(RejectReasons).Draw(t, "reason")
 		}
-		a.Who = rapid.SampledFrom([]string{"assigned", "assigned", "assigned", "stranger", "previous"}).Draw(t, "who")
-		a.Old = rapid.IntRange(0, 3).Draw(t, "old") == 0
+		a.Who = rapid.SampledFrom([]string{"assigned", "assigned", "assigned", "assigned", "stranger", "previous"}).Draw(t, "who")
+		a.Old = rapid.IntRange(0, 4).Draw(t, "old") == 4 // rapid shrinks toward 0: toward the current link
 	case kFault:
 		a.Activity = rapid.SampledFrom([]string{"Rescore", "SendStep", "Assign", "Lapse", "Respond"}).Draw(t, "activity")
 	}
@@ -179,6 +199,7 @@ func genScript(t *rapid.T) script {
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC) // a Friday
 	sc := script{
 		Start:    base.Add(time.Duration(rapid.IntRange(0, 7*24*60-1).Draw(t, "start_minute")) * time.Minute),
+		Interest: rapid.SampledFrom([]string{"analytics", "security"}).Draw(t, "interest"),
 		TimeZone: rapid.SampledFrom([]string{"", "", "Europe/Berlin", "America/New_York"}).Draw(t, "time_zone"),
 	}
 	sc.Acts = rapid.SliceOfN(rapid.Custom(genAct), 0, 24).Draw(t, "acts")
@@ -204,6 +225,13 @@ func (sc script) end() time.Time {
 		return ts[len(ts)-1].Add(tail)
 	}
 	return sc.Start.Add(tail)
+}
+
+func (sc script) interest() string {
+	if sc.Interest == "" {
+		return "analytics"
+	}
+	return sc.Interest
 }
 
 func clock(t time.Time) string {
@@ -240,7 +268,7 @@ func (a act) String() string {
 		}
 		s += " by " + a.Who + " rep"
 		if a.Old {
-			s += " (link of an earlier handoff)"
+			s += " (old link: of the first earlier handoff, if any)"
 		}
 	case kFault:
 		s += " " + a.Activity
@@ -254,7 +282,7 @@ func (sc script) String() string {
 	if tz == "" {
 		tz = "none"
 	}
-	fmt.Fprintf(b, "  %s  start: capture analytics (tz %s)\n", clock(sc.Start), tz)
+	fmt.Fprintf(b, "  %s  start: capture %s (tz %s)\n", clock(sc.Start), sc.interest(), tz)
 	for i, at := range sc.times() {
 		fmt.Fprintf(b, "  %s  +%-8s %s\n", clock(at), shortDur(sc.Acts[i].Gap), sc.Acts[i])
 	}
@@ -324,7 +352,7 @@ const (
 func runScript(sc script) *runner {
 	r := &runner{sc: sc}
 	r.m = newModel(func() time.Time { return sc.Start }) // the API stores the lead before the workflow starts
-	r.m.capture("analytics", sc.TimeZone)
+	r.m.capture(sc.interest(), sc.TimeZone)
 	times := sc.times()
 	next := 0 // the next act to run
 	in := LeadInput{LeadID: leadModel}
@@ -337,7 +365,7 @@ func runScript(sc script) *runner {
 		if len(r.runs) == 0 {
 			env.RegisterDelayedCallback(func() {
 				rec.signals++
-				env.SignalWorkflow(SignalCapture, Capture{Segment: "analytics", TimeZone: sc.TimeZone})
+				env.SignalWorkflow(SignalCapture, Capture{Segment: r.m.cat.SegmentFor([]string{sc.interest()}).ID, TimeZone: sc.TimeZone})
 			}, 0)
 		}
 		for i := next; i < len(sc.Acts); i++ {
@@ -580,9 +608,15 @@ func stampHandoff(d *Decision, h *mHandoff) {
 
 // --- the invariants ---
 
+// failer is what a check reports to: a *rapid.T in TestInvariants, a *testing.T for a fixed script.
+type failer interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 type invariant struct {
 	name  string
-	check func(t *rapid.T, r *runner)
+	check func(t failer, r *runner)
 }
 
 // invariants are checked in this order after every script; each reports from its own line, so
@@ -602,7 +636,7 @@ var invariants = []invariant{
 	{"answers-act-on-their-handoff", checkAnswersActOnTheirHandoff},
 }
 
-func report(t *rapid.T, r *runner, name string, violations []string) {
+func report(t failer, r *runner, name string, violations []string) {
 	t.Helper()
 	if len(violations) > 0 {
 		t.Fatalf("invariant %s violated:\n  %s\nscript:\n%s%s", name, strings.Join(violations, "\n  "), r.sc, r.summary())
@@ -649,7 +683,7 @@ func (r *runner) summary() string {
 
 // The workflow never fails: a business error is recorded, not returned, and an update gets an
 // answer, not an error.
-func checkNeverFails(t *rapid.T, r *runner) {
+func checkNeverFails(t failer, r *runner) {
 	var v []string
 	for i, run := range r.runs {
 		var can *workflow.ContinueAsNewError
@@ -676,7 +710,7 @@ func checkNeverFails(t *rapid.T, r *runner) {
 
 // Every run stays under the server's limits (scaled like the continue-as-new suggestion): it
 // continues as new when asked, before the history grows too long.
-func checkHistoryLimits(t *rapid.T, r *runner) {
+func checkHistoryLimits(t failer, r *runner) {
 	var v []string
 	for i, run := range r.runs {
 		if run.events > historyHardLimit {
@@ -702,7 +736,7 @@ func mailLoc(tz string) *time.Location {
 
 // No marketing email is decided outside the send window (weekdays 9:00–16:59 in the lead's zone,
 // or Berlin's): the first attempt is in it (a retry of a temporary failure may fall after it).
-func checkSendWindow(t *rapid.T, r *runner) {
+func checkSendWindow(t failer, r *runner) {
 	var v []string
 	for _, ml := range r.m.mails {
 		lt := ml.firstAttempt.In(mailLoc(ml.timeZone))
@@ -714,7 +748,7 @@ func checkSendWindow(t *rapid.T, r *runner) {
 }
 
 // No marketing email in the quiet hours (12:00–13:00 in the lead's zone).
-func checkQuietHours(t *rapid.T, r *runner) {
+func checkQuietHours(t failer, r *runner) {
 	var v []string
 	for _, ml := range r.m.mails {
 		lt := ml.firstAttempt.In(mailLoc(ml.timeZone))
@@ -726,7 +760,7 @@ func checkQuietHours(t *rapid.T, r *runner) {
 }
 
 // At most modelCapMax marketing emails in any modelCapPer.
-func checkFrequencyCap(t *rapid.T, r *runner) {
+func checkFrequencyCap(t failer, r *runner) {
 	var v []string
 	mails := slices.Clone(r.m.mails)
 	slices.SortFunc(mails, func(a, b mMail) int { return a.firstAttempt.Compare(b.firstAttempt) })
@@ -746,7 +780,7 @@ func checkFrequencyCap(t *rapid.T, r *runner) {
 
 // No marketing email after an unsubscribe or suppression, in an exit stage (handed off, accepted,
 // qualified, customer, disqualified) or while sales owns the lead.
-func checkNoMailAfterStop(t *rapid.T, r *runner) {
+func checkNoMailAfterStop(t failer, r *runner) {
 	var v []string
 	for _, ml := range r.m.mails {
 		what := ""
@@ -816,7 +850,7 @@ func (m *model) quietFrom(t time.Time) time.Time {
 // (no later series, unsubscribe, suppression, exit stage, handoff or silence) was sent, or given up
 // on after its retries. A lead recycled by a rep or a lost deal is owed the
 // recycle series from then on.
-func checkDueStepsOnce(t *rapid.T, r *runner) {
+func checkDueStepsOnce(t failer, r *runner) {
 	var v []string
 	m := r.m
 	per := map[sendKey]int{}
@@ -928,7 +962,7 @@ func (m *model) assignedAfter(ord int, by time.Time) bool {
 
 // A hand-off ready lead always reaches a rep, within handoffLatency: every move to MQL opens a
 // handoff, and so does every hand-raise of a lead that sales does not own.
-func checkHandoffReachesRep(t *rapid.T, r *runner) {
+func checkHandoffReachesRep(t failer, r *runner) {
 	var v []string
 	m := r.m
 	for _, s := range m.stages {
@@ -956,7 +990,7 @@ func (m *model) eventOrd(e mEvent) int { return m.eventOrds[e.id] }
 // Each handoff has one SLA clock until it is answered: no second handoff opens while one is open;
 // a lapse comes only after its deadline and only when unanswered by then; a deadline that passes
 // unanswered is escalated; after modelReassignAfter lapses the lead is reassigned.
-func checkOneSLAClock(t *rapid.T, r *runner) {
+func checkOneSLAClock(t failer, r *runner) {
 	var v []string
 	m := r.m
 	end := r.sc.end()
@@ -1004,7 +1038,7 @@ func (m *model) supersededBefore(h *mHandoff, ord int) bool {
 }
 
 // Exactly one escalation per lapse.
-func checkOneEscalationPerLapse(t *rapid.T, r *runner) {
+func checkOneEscalationPerLapse(t failer, r *runner) {
 	var v []string
 	for _, h := range r.m.handoffs {
 		for _, l := range h.lapses {
@@ -1018,7 +1052,7 @@ func checkOneEscalationPerLapse(t *rapid.T, r *runner) {
 
 // A recycled lead (not_ready, or a lost deal) is handed off again only after it newly qualifies: a
 // hand-raise after the recycle, or a score crossing the threshold after it.
-func checkRecycledQualifiesAnew(t *rapid.T, r *runner) {
+func checkRecycledQualifiesAnew(t failer, r *runner) {
 	var v []string
 	m := r.m
 	threshold := m.score.MQLThreshold
@@ -1065,7 +1099,7 @@ func checkRecycledQualifiesAnew(t *rapid.T, r *runner) {
 
 // A rep's answer acts only on the handoff its link is for, and an answer by the assigned rep to the
 // open handoff is taken.
-func checkAnswersActOnTheirHandoff(t *rapid.T, r *runner) {
+func checkAnswersActOnTheirHandoff(t failer, r *runner) {
 	var v []string
 	m := r.m
 	for _, h := range m.handoffs {

@@ -45,14 +45,14 @@ behaviour:
 `
 
 // The model's catalog: every series runs in weekday business hours in Berlin (or the lead's zone),
-// outside a lunch-time quiet hour, at most three marketing emails a week; a lead quiet for 40 days
+// outside a lunch-time quiet hour, at most two marketing emails a week; a lead quiet for 40 days
 // gets the re-engagement series, and is sunset at its end.
 const (
 	modelWindowCron = "* 9-16 * * MON-FRI"
 	modelWindowTZ   = "Europe/Berlin"
 	modelQuietFrom  = 12 * 60 // 12:00
 	modelQuietTo    = 13 * 60 // 13:00
-	modelCapMax     = 3
+	modelCapMax     = 2
 	modelCapPer     = 7 * day
 	modelInactive   = 40 * day
 	// The recycle series' segment and the SLA of each handoff policy.
