@@ -61,6 +61,8 @@ const (
 	modelDemoResponse   = day
 	modelRemindBefore   = 4 * time.Hour
 	modelReassignAfter  = 2
+	// modelCoolOff is the team's recycle.cool_off (issue 8 #3): none.
+	modelCoolOff = time.Duration(0)
 )
 
 // modelStopStages are the stages in which no marketing email may go out: sales owns the lead, or it
@@ -220,7 +222,6 @@ type model struct {
 	unsubscribed bool
 	suppressed   string // the address's suppression reason, "" if none
 	readyAt      time.Time
-	recycledAt   time.Time // last move to recycled (not_ready or lost), zero if never
 
 	events    []mEvent
 	eventOrds map[int64]int
@@ -232,12 +233,14 @@ type model struct {
 	rescores  []mRescore
 	handoffs  []*mHandoff
 	notices   map[string]int // notice key → how many went out (the store dedupes: at most 1)
-	counters  map[string]int
-	faults    mFaults
-	unsubAt   time.Time
-	suppAt    time.Time
-	nextSend  int
-	errorsLog []string // activity errors returned, for the script's report
+	// brokenNotices are the notices whose template failed (a business error, recorded).
+	brokenNotices map[string]bool
+	counters      map[string]int
+	faults        mFaults
+	unsubAt       time.Time
+	suppAt        time.Time
+	nextSend      int
+	errorsLog     []string // activity errors returned, for the script's report
 }
 
 func newModel(clock func() time.Time) *model {
@@ -246,7 +249,7 @@ func newModel(clock func() time.Time) *model {
 		panic(diags)
 	}
 	return &model{clock: clock, cat: modelCatalog(), score: m, sends: map[sendKey]*mSend{}, attempts: map[sendKey]*mAttempt{},
-		eventOrds: map[int64]int{}, notices: map[string]int{}, counters: map[string]int{}, faults: mFaults{commitThenFail: map[string]int{}}}
+		eventOrds: map[int64]int{}, notices: map[string]int{}, brokenNotices: map[string]bool{}, counters: map[string]int{}, faults: mFaults{commitThenFail: map[string]int{}}}
 }
 
 func (m *model) now() time.Time { return m.clock() }
@@ -270,7 +273,6 @@ func (m *model) setStage(to lifecycle.Stage, why string) bool {
 	m.stages = append(m.stages, mStage{from: m.stage, to: to, at: m.now(), ord: m.tick(), why: why})
 	m.stage = to
 	if to == lifecycle.Recycled {
-		m.recycledAt = m.now()
 		seg, _ := m.cat.Segment(modelRecycleSegment)
 		m.enrolls = append(m.enrolls, mEnroll{at: m.now(), ord: m.tick(), sequence: seg.Sequence, expected: true, why: why})
 	}
@@ -419,6 +421,10 @@ func (m *model) Rescore(in activities.RescoreInput) (activities.RescoreResult, e
 	if res.SwitchSegment != "" {
 		m.segment = res.SwitchSegment
 	}
+	// As activities.Rescore does today: ready is the score's HandoffReady, whatever happened
+	// before (issue 8 #3: after a recycle, readiness must be earned anew), and the handoff is
+	// reported only when this call moved the stage (#2: a retry after commit reports none). When
+	// the fixes change activities.Rescore, change this to match.
 	changed := false
 	if r.HandoffReady && (m.stage == lifecycle.Subscriber || m.stage == lifecycle.Lead || m.stage == lifecycle.Recycled) {
 		changed = m.setStage(lifecycle.MQL, r.HandoffReason)
@@ -515,6 +521,7 @@ func (m *model) noticeLocked(key string) error {
 	}
 	if m.faults.brokenNotice {
 		m.faults.brokenNotice = false
+		m.brokenNotices[key] = true
 		m.errorsLog = append(m.errorsLog, "notice "+key+": template failed")
 		return temporal.NewNonRetryableApplicationError("render notice: template: no such function", activities.ErrTypeBadTemplate, nil)
 	}
