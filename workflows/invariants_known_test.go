@@ -23,6 +23,16 @@ var knownScripts = []struct {
 		sc: script{Start: fri0100, Acts: []act{{Gap: time.Minute, Kind: kClick, Interest: "security"}}},
 	},
 	{
+		// Found by TestInvariants once #1 was patched: the first email is due Friday 18:39 in Berlin,
+		// held for Monday 09:00; at 23:00 a capture gives the lead New York's time zone, where the
+		// due time (12:39) was inside the window. The send time is computed from the due time, not
+		// from now, lies in the past, and the email goes out at once: 17:00 in New York, after its
+		// window. (In the quiet hours alike, when the capture comes at 12:00 New York time.)
+		name: "time-zone-change-sends-at-once", breaks: "send-window",
+		sc: script{Start: time.Date(2026, 11, 20, 17, 39, 0, 0, time.UTC), Acts: []act{
+			{Gap: 4*time.Hour + 21*time.Minute, Kind: kCapture, Interest: "analytics", TimeZone: "America/New_York"}}},
+	},
+	{
 		// The Rescore that moves the lead to MQL commits, and its result is lost; the retry finds
 		// the lead at MQL already and reports no handoff: no rep ever hears of it.
 		name: "issue8-2-rescore-retried-after-commit", breaks: "handoff-reaches-rep",
