@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,10 +311,14 @@ func shortDur(d time.Duration) string {
 // runRec is one run (continue-as-new generation) of the workflow.
 type runRec struct {
 	start, end time.Time
-	err        error
-	events     int // estimated history events
-	signals    int
-	updates    int
+	// seen is the latest virtual time the run was seen at (by an activity, a listener or an act):
+	// when it ends, the test environment's clock may already have run on to its next timer.
+	seenMu  sync.Mutex
+	seen    time.Time
+	err     error
+	events  int // estimated history events
+	signals int
+	updates int
 }
 
 // decisionRec is one rep answer the script sent through the decide update.
@@ -330,7 +335,7 @@ type decisionRec struct {
 type runner struct {
 	sc        script
 	m         *model
-	runs      []runRec
+	runs      []*runRec
 	decisions []*decisionRec
 	final     *LeadState
 	canAsked  []time.Time
@@ -349,6 +354,16 @@ const (
 	updateLimitPerRun = 2000
 )
 
+// see notes that the run was at t and returns the latest time it was seen at.
+func (rec *runRec) see(t time.Time) time.Time {
+	rec.seenMu.Lock()
+	defer rec.seenMu.Unlock()
+	if t.After(rec.seen) {
+		rec.seen = t
+	}
+	return rec.seen
+}
+
 func runScript(sc script) *runner {
 	r := &runner{sc: sc}
 	r.m = newModel(func() time.Time { return sc.Start }) // the API stores the lead before the workflow starts
@@ -359,23 +374,35 @@ func runScript(sc script) *runner {
 	start := sc.Start
 	for len(r.runs) < maxRunsPerScript {
 		env := r.newEnv(start)
-		r.m.clock = env.Now
-		rec := &runRec{start: start}
+		rec := &runRec{start: start, seen: start}
+		r.m.clock = func() time.Time { return rec.see(env.Now()) }
 		r.listen(env, rec)
-		if len(r.runs) == 0 {
+		// Each act schedules the next, so that acts in the same instant run in script order (the
+		// test environment does not order callbacks due at the same time).
+		var schedule func(i int)
+		schedule = func(i int) {
+			if i >= len(sc.Acts) {
+				return
+			}
 			env.RegisterDelayedCallback(func() {
-				rec.signals++
-				env.SignalWorkflow(SignalCapture, Capture{Segment: r.m.cat.SegmentFor([]string{sc.interest()}).ID, TimeZone: sc.TimeZone})
-			}, 0)
-		}
-		for i := next; i < len(sc.Acts); i++ {
-			env.RegisterDelayedCallback(func() {
-				if env.IsWorkflowCompleted() || i != next {
-					return
+				if env.IsWorkflowCompleted() {
+					return // the run continued as new: the next run does this act
 				}
-				next++
+				next = i + 1
+				rec.see(env.Now())
 				r.do(env, rec, sc.Acts[i])
-			}, times[i].Sub(start))
+				schedule(i + 1)
+			}, max(0, times[i].Sub(env.Now())))
+		}
+		if len(r.runs) == 0 {
+			// The capture that created the lead signals first (signal-with-start).
+			env.RegisterDelayedCallback(func() {
+				r.count(1, 0)
+				env.SignalWorkflow(SignalCapture, Capture{Segment: r.m.cat.SegmentFor([]string{sc.interest()}).ID, TimeZone: sc.TimeZone})
+				schedule(next)
+			}, 0)
+		} else {
+			schedule(next)
 		}
 		env.RegisterDelayedCallback(func() {
 			if env.IsWorkflowCompleted() {
@@ -390,8 +417,8 @@ func runScript(sc script) *runner {
 			env.CancelWorkflow()
 		}, sc.end().Sub(start))
 		env.ExecuteWorkflow(Lead, in)
-		rec.end, rec.err = env.Now(), env.GetWorkflowError()
-		r.runs = append(r.runs, *rec)
+		rec.end, rec.err = rec.see(time.Time{}), env.GetWorkflowError()
+		r.runs = append(r.runs, rec)
 		var can *workflow.ContinueAsNewError
 		if !errors.As(rec.err, &can) {
 			break
@@ -401,7 +428,7 @@ func runScript(sc script) *runner {
 			r.runs[len(r.runs)-1].err = fmt.Errorf("continue-as-new input: %w", err)
 			break
 		}
-		in, start = nin, env.Now()
+		in, start = nin, rec.end
 	}
 	return r
 }
@@ -464,6 +491,7 @@ func localRetry[T any](f func() (T, error)) (T, error) {
 func (r *runner) listen(env *testsuite.TestWorkflowEnvironment, rec *runRec) {
 	rec.events = 3 + 3 // started, first workflow task
 	add := func(n int) {
+		rec.see(env.Now())
 		rec.events += n
 		env.SetCurrentHistoryLength(rec.events)
 		if rec.events >= historySuggestAt {
@@ -739,8 +767,11 @@ func mailLoc(tz string) *time.Location {
 func checkSendWindow(t failer, r *runner) {
 	var v []string
 	for _, ml := range r.m.mails {
-		lt := ml.firstAttempt.In(mailLoc(ml.timeZone))
-		if lt.Weekday() == time.Saturday || lt.Weekday() == time.Sunday || lt.Hour() < 9 || lt.Hour() > 16 {
+		outside := func(tz string) bool {
+			lt := ml.firstAttempt.In(mailLoc(tz))
+			return lt.Weekday() == time.Saturday || lt.Weekday() == time.Sunday || lt.Hour() < 9 || lt.Hour() > 16
+		}
+		if lt := ml.firstAttempt.In(mailLoc(ml.zones[1])); outside(ml.zones[0]) && outside(ml.zones[1]) {
 			v = append(v, fmt.Sprintf("%s/%s sent %s, outside the window (%s local)", ml.key.seq, ml.key.step, clock(ml.firstAttempt), lt.Format("Mon 15:04 MST")))
 		}
 	}
@@ -751,8 +782,12 @@ func checkSendWindow(t failer, r *runner) {
 func checkQuietHours(t failer, r *runner) {
 	var v []string
 	for _, ml := range r.m.mails {
-		lt := ml.firstAttempt.In(mailLoc(ml.timeZone))
-		if m := lt.Hour()*60 + lt.Minute(); m >= modelQuietFrom && m < modelQuietTo {
+		quiet := func(tz string) bool {
+			lt := ml.firstAttempt.In(mailLoc(tz))
+			m := lt.Hour()*60 + lt.Minute()
+			return m >= modelQuietFrom && m < modelQuietTo
+		}
+		if lt := ml.firstAttempt.In(mailLoc(ml.zones[1])); quiet(ml.zones[0]) && quiet(ml.zones[1]) {
 			v = append(v, fmt.Sprintf("%s/%s sent %s, in the quiet hours (%s local)", ml.key.seq, ml.key.step, clock(ml.firstAttempt), lt.Format("15:04 MST")))
 		}
 	}

@@ -118,7 +118,7 @@ type mMail struct {
 	firstAttempt time.Time // the first SendStep call for the key: when the workflow decided to send
 	at           time.Time
 	ord          int
-	timeZone     string // the lead's time zone at the first attempt
+	zones        [2]string // the lead's time zones at the first attempt (see mAttempt)
 	stage        lifecycle.Stage
 	unsubscribed bool
 	suppressed   bool
@@ -130,7 +130,14 @@ type mMail struct {
 type mAttempt struct {
 	first, lastFailure time.Time
 	failures           int
-	timeZone           string
+	// zones are the lead's time zones just before the first attempt and at it (a capture in the
+	// same instant may or may not be seen by the send).
+	zones [2]string
+}
+
+type mZone struct {
+	at time.Time
+	tz string
 }
 
 type mEvent struct {
@@ -215,10 +222,12 @@ type model struct {
 	score *score.Model
 	ord   int
 
-	exists       bool
-	segment      string
-	stage        lifecycle.Stage
-	timeZone     string
+	exists   bool
+	segment  string
+	stage    lifecycle.Stage
+	timeZone string
+	// zones are the lead's time zones as captures set them, with when (the first at the zero time).
+	zones        []mZone
 	unsubscribed bool
 	suppressed   string // the address's suppression reason, "" if none
 	readyAt      time.Time
@@ -291,6 +300,18 @@ func (m *model) openHandoff() *mHandoff {
 	return h
 }
 
+// zoneBefore is the lead's time zone as known before t: a capture in the very instant a send is
+// decided may or may not be seen by it.
+func (m *model) zoneBefore(t time.Time) string {
+	tz := ""
+	for _, z := range m.zones {
+		if z.at.Before(t) {
+			tz = z.tz
+		}
+	}
+	return tz
+}
+
 // --- what the API and the tracker do (the script's actions) ---
 
 // capture stores a capture: the lead (created at the first), a download event tagged with the
@@ -298,12 +319,15 @@ func (m *model) openHandoff() *mHandoff {
 func (m *model) capture(interest, tz string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	at := m.now()
 	if !m.exists {
 		m.exists, m.stage = true, lifecycle.Lead
 		m.segment = m.cat.SegmentFor([]string{interest}).ID
+		at = time.Time{}
 	}
 	if tz != "" {
 		m.timeZone = tz
+		m.zones = append(m.zones, mZone{at: at, tz: tz})
 	}
 	m.addEventLocked(score.EventContentDownload, []string{interest}, false, "")
 }
@@ -456,7 +480,7 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 	key := sendKey{in.SequenceID, in.StepID}
 	att, ok := m.attempts[key]
 	if !ok {
-		att = &mAttempt{first: m.now(), timeZone: m.timeZone}
+		att = &mAttempt{first: m.now(), zones: [2]string{m.zoneBefore(m.now()), m.timeZone}}
 		m.attempts[key] = att
 	}
 	if m.faults.sendTemp > 0 || m.now().Before(m.faults.outageUntil) {
@@ -507,7 +531,7 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 	resolve("sent")
 	h := m.openHandoff()
 	m.mails = append(m.mails, mMail{key: key, sendID: s.id, firstAttempt: att.first, at: m.now(), ord: m.ord,
-		timeZone: att.timeZone, stage: m.stage, unsubscribed: m.unsubscribed, suppressed: m.suppressed != "", salesOpen: h != nil})
+		zones: att.zones, stage: m.stage, unsubscribed: m.unsubscribed, suppressed: m.suppressed != "", salesOpen: h != nil})
 	res.Status, res.MessageID = activities.StatusSent, "<"+s.id+"@model>"
 	if err := m.retryAfterCommit("SendStep"); err != nil {
 		return activities.SendResult{}, err
