@@ -319,6 +319,13 @@ type runRec struct {
 	events  int // estimated history events
 	signals int
 	updates int
+	// sends are the signals and updates the acts sent, with when.
+	sends []sentRec
+}
+
+type sentRec struct {
+	at   time.Time
+	send func(*testsuite.TestWorkflowEnvironment)
 }
 
 // decisionRec is one rep answer the script sent through the decide update.
@@ -372,13 +379,16 @@ func runScript(sc script) *runner {
 	next := 0 // the next act to run
 	in := LeadInput{LeadID: leadModel}
 	start := sc.Start
+	var resend []func(*testsuite.TestWorkflowEnvironment) // what the last run may not have seen
 	for len(r.runs) < maxRunsPerScript {
 		env := r.newEnv(start)
 		rec := &runRec{start: start, seen: start}
 		r.m.clock = func() time.Time { return rec.see(env.Now()) }
 		r.listen(env, rec)
 		// Each act schedules the next, so that acts in the same instant run in script order (the
-		// test environment does not order callbacks due at the same time).
+		// test environment does not order callbacks due at the same time); and at least a
+		// nanosecond later, so that it runs when the workflow is idle, never in a race with a local
+		// activity's result (the test environment's clock only moves when no activity runs).
 		var schedule func(i int)
 		schedule = func(i int) {
 			if i >= len(sc.Acts) {
@@ -389,10 +399,13 @@ func runScript(sc script) *runner {
 					return // the run continued as new: the next run does this act
 				}
 				next = i + 1
-				rec.see(env.Now())
-				r.do(env, rec, sc.Acts[i])
+				at := rec.see(env.Now())
+				if send := r.do(env, sc.Acts[i]); send != nil {
+					send(env)
+					rec.sends = append(rec.sends, sentRec{at: at, send: send})
+				}
 				schedule(i + 1)
-			}, max(0, times[i].Sub(env.Now())))
+			}, max(time.Nanosecond, times[i].Sub(env.Now())))
 		}
 		if len(r.runs) == 0 {
 			// The capture that created the lead signals first (signal-with-start).
@@ -400,9 +413,14 @@ func runScript(sc script) *runner {
 				r.count(1, 0)
 				env.SignalWorkflow(SignalCapture, Capture{Segment: r.m.cat.SegmentFor([]string{sc.interest()}).ID, TimeZone: sc.TimeZone})
 				schedule(next)
-			}, 0)
+			}, time.Nanosecond)
 		} else {
-			schedule(next)
+			env.RegisterDelayedCallback(func() {
+				for _, send := range resend {
+					send(env)
+				}
+				schedule(next)
+			}, time.Nanosecond)
 		}
 		env.RegisterDelayedCallback(func() {
 			if env.IsWorkflowCompleted() {
@@ -429,6 +447,12 @@ func runScript(sc script) *runner {
 			break
 		}
 		in, start = nin, rec.end
+		resend = resend[:0]
+		for _, sr := range rec.sends {
+			if sr.at.Equal(rec.end) {
+				resend = append(resend, sr.send)
+			}
+		}
 	}
 	return r
 }
@@ -512,36 +536,43 @@ func (r *runner) listen(env *testsuite.TestWorkflowEnvironment, rec *runRec) {
 
 // do runs one act: what the API, the tracker, the SMTP server or the rep does, then the signal or
 // update the server would send.
-func (r *runner) do(env *testsuite.TestWorkflowEnvironment, rec *runRec, a act) {
+//
+// It returns what it sent to the workflow, to be sent again to the next run when the run
+// continued as new in the same instant: the server does not let a run continue as new over a
+// signal it has not seen, the test environment does.
+func (r *runner) do(env *testsuite.TestWorkflowEnvironment, a act) (send func(*testsuite.TestWorkflowEnvironment)) {
 	m := r.m
-	signal := func() {
+	engaged := func(env *testsuite.TestWorkflowEnvironment) {
 		r.count(1, 0)
 		env.SignalWorkflow(SignalEngaged, Engaged{Events: 1})
 	}
 	switch a.Kind {
 	case kCapture:
 		m.capture(a.Interest, a.TimeZone)
-		r.count(1, 0)
-		env.SignalWorkflow(SignalCapture, Capture{Segment: m.cat.SegmentFor([]string{a.Interest}).ID, TimeZone: a.TimeZone})
+		c := Capture{Segment: m.cat.SegmentFor([]string{a.Interest}).ID, TimeZone: a.TimeZone}
+		return func(env *testsuite.TestWorkflowEnvironment) {
+			r.count(1, 0)
+			env.SignalWorkflow(SignalCapture, c)
+		}
 	case kOpen:
 		m.addEvent(score.EventOpen, nil, a.Machine, m.lastSendID())
-		signal()
+		return engaged
 	case kClick:
 		m.addEvent(score.EventClick, []string{a.Interest}, a.Machine, m.lastSendID())
-		signal()
+		return engaged
 	case kPage:
 		tags := []string{"blog"}
 		if a.Pricing {
 			tags = []string{"pricing"}
 		}
 		m.addEvent(score.EventPageView, tags, false, "")
-		signal()
+		return engaged
 	case kDemo:
 		m.addEvent(score.EventDemoRequest, nil, false, "")
-		signal()
+		return engaged
 	case kUnsub:
 		m.unsubscribe()
-		signal()
+		return engaged
 	case kBounce:
 		m.arm(func(f *mFaults) { f.bounceNext = true })
 	case kTemp:
@@ -555,21 +586,22 @@ func (r *runner) do(env *testsuite.TestWorkflowEnvironment, rec *runRec, a act) 
 		m.arm(func(f *mFaults) { f.brokenNotice = true })
 	case kLost:
 		if m.lostDeal() {
-			signal() // the API notifies the workflow of the new stage
+			return engaged // the API notifies the workflow of the new stage
 		}
 	case kCAN:
 		r.canAsked = append(r.canAsked, env.Now())
 		env.SetContinueAsNewSuggested(true)
-		signal() // something must wake the workflow for it to notice, as on the server
+		return engaged // something must wake the workflow for it to notice, as on the server
 	case kDecide:
-		r.decide(env, a)
+		return r.decide(env, a)
 	}
+	return nil
 }
 
 // decide sends a rep's answer. The rep and the handoff it is meant for come from the model: the
 // open handoff's rep, a stranger, or the rep the handoff was taken from (or who had an earlier
 // handoff of the lead); an old link is meant for an earlier handoff.
-func (r *runner) decide(env *testsuite.TestWorkflowEnvironment, a act) {
+func (r *runner) decide(env *testsuite.TestWorkflowEnvironment, a act) func(*testsuite.TestWorkflowEnvironment) {
 	m := r.m
 	m.mu.Lock()
 	var target, prev *mHandoff
@@ -604,17 +636,24 @@ func (r *runner) decide(env *testsuite.TestWorkflowEnvironment, a act) {
 	}
 	stampHandoff(&rec.d, target)
 	r.decisions = append(r.decisions, rec)
-	r.count(0, 1)
-	env.UpdateWorkflow(UpdateDecide, fmt.Sprintf("decide-%d", len(r.decisions)), &testsuite.TestUpdateCallback{
-		OnAccept: func() {},
-		OnReject: func(err error) { rec.err, rec.done = err, true },
-		OnComplete: func(v any, err error) {
-			rec.err, rec.done = err, true
-			if res, ok := v.(DecisionResult); ok {
-				rec.outcome = res.Outcome
-			}
-		},
-	}, rec.d)
+	n, tries := len(r.decisions), 0
+	return func(env *testsuite.TestWorkflowEnvironment) {
+		if rec.done {
+			return
+		}
+		tries++
+		r.count(0, 1)
+		env.UpdateWorkflow(UpdateDecide, fmt.Sprintf("decide-%d-%d", n, tries), &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { rec.err, rec.done = err, true },
+			OnComplete: func(v any, err error) {
+				rec.err, rec.done = err, true
+				if res, ok := v.(DecisionResult); ok {
+					rec.outcome = res.Outcome
+				}
+			},
+		}, rec.d)
+	}
 }
 
 // stampHandoff puts the handoff a rep's link is for into the decision, when Decision can carry it
