@@ -810,7 +810,7 @@ func checkSendWindow(t failer, r *runner) {
 			lt := ml.firstAttempt.In(mailLoc(tz))
 			return lt.Weekday() == time.Saturday || lt.Weekday() == time.Sunday || lt.Hour() < 9 || lt.Hour() > 16
 		}
-		if lt := ml.firstAttempt.In(mailLoc(ml.zones[1])); outside(ml.zones[0]) && outside(ml.zones[1]) {
+		if lt := ml.firstAttempt.In(mailLoc(ml.zones[len(ml.zones)-1])); !slices.ContainsFunc(ml.zones, func(tz string) bool { return !outside(tz) }) {
 			v = append(v, fmt.Sprintf("%s/%s sent %s, outside the window (%s local)", ml.key.seq, ml.key.step, clock(ml.firstAttempt), lt.Format("Mon 15:04 MST")))
 		}
 	}
@@ -826,7 +826,7 @@ func checkQuietHours(t failer, r *runner) {
 			m := lt.Hour()*60 + lt.Minute()
 			return m >= modelQuietFrom && m < modelQuietTo
 		}
-		if lt := ml.firstAttempt.In(mailLoc(ml.zones[1])); quiet(ml.zones[0]) && quiet(ml.zones[1]) {
+		if lt := ml.firstAttempt.In(mailLoc(ml.zones[len(ml.zones)-1])); !slices.ContainsFunc(ml.zones, func(tz string) bool { return !quiet(tz) }) {
 			v = append(v, fmt.Sprintf("%s/%s sent %s, in the quiet hours (%s local)", ml.key.seq, ml.key.step, clock(ml.firstAttempt), lt.Format("15:04 MST")))
 		}
 	}

@@ -118,7 +118,7 @@ type mMail struct {
 	firstAttempt time.Time // the first SendStep call for the key: when the workflow decided to send
 	at           time.Time
 	ord          int
-	zones        [2]string // the lead's time zones at the first attempt (see mAttempt)
+	zones        []string // the lead's time zones around the first attempt (see zonesAround)
 	stage        lifecycle.Stage
 	unsubscribed bool
 	suppressed   bool
@@ -130,9 +130,8 @@ type mMail struct {
 type mAttempt struct {
 	first, lastFailure time.Time
 	failures           int
-	// zones are the lead's time zones just before the first attempt and at it (a capture in the
-	// same instant may or may not be seen by the send).
-	zones [2]string
+	// zones are the lead's time zones around the first attempt (see zonesAround).
+	zones []string
 }
 
 type mZone struct {
@@ -300,16 +299,20 @@ func (m *model) openHandoff() *mHandoff {
 	return h
 }
 
-// zoneBefore is the lead's time zone as known before t: a capture in the very instant a send is
-// decided may or may not be seen by it.
-func (m *model) zoneBefore(t time.Time) string {
-	tz := ""
+// zonesAround are the lead's time zones in the minute up to t: a capture just before a send is
+// decided may or may not have been seen by it (a send already retrying, signals in the same
+// instant).
+func (m *model) zonesAround(t time.Time) []string {
+	tzs := []string{""}
 	for _, z := range m.zones {
-		if z.at.Before(t) {
-			tz = z.tz
+		switch {
+		case !z.at.After(t.Add(-time.Minute)):
+			tzs[0] = z.tz
+		case !z.at.After(t):
+			tzs = append(tzs, z.tz)
 		}
 	}
-	return tz
+	return tzs
 }
 
 // --- what the API and the tracker do (the script's actions) ---
@@ -480,7 +483,7 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 	key := sendKey{in.SequenceID, in.StepID}
 	att, ok := m.attempts[key]
 	if !ok {
-		att = &mAttempt{first: m.now(), zones: [2]string{m.zoneBefore(m.now()), m.timeZone}}
+		att = &mAttempt{first: m.now(), zones: m.zonesAround(m.now())}
 		m.attempts[key] = att
 	}
 	if m.faults.sendTemp > 0 || m.now().Before(m.faults.outageUntil) {
