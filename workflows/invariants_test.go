@@ -620,7 +620,7 @@ func (r *runner) decide(env *testsuite.TestWorkflowEnvironment, a act) func(*tes
 			}
 		}
 	}
-	rep := "rep-a"
+	rep := "rep-without-a-link" // no handoff yet: nobody has a link
 	switch {
 	case a.Who == "stranger":
 		rep = "rep-nobody"
@@ -1178,8 +1178,8 @@ func checkRecycledQualifiesAnew(t failer, r *runner) {
 	report(t, r, "recycled-qualifies-anew", v)
 }
 
-// A rep's answer acts only on the handoff its link is for, and an answer by the assigned rep to the
-// open handoff is taken.
+// A rep's answer acts only on the handoff its link is for (a reassignment keeps the handoff), and
+// an answer by the assigned rep to the open handoff is taken.
 func checkAnswersActOnTheirHandoff(t failer, r *runner) {
 	var v []string
 	m := r.m
@@ -1189,7 +1189,8 @@ func checkAnswersActOnTheirHandoff(t failer, r *runner) {
 			continue
 		}
 		if !slices.ContainsFunc(r.decisions, func(d *decisionRec) bool {
-			return d.targetID == h.id && d.d.RepID == a.repID && d.d.Action == a.action && d.d.Reason == a.reason
+			t := m.findHandoff(d.targetID)
+			return t != nil && t.seq == h.seq && d.d.RepID == a.repID && d.d.Action == a.action && d.d.Reason == a.reason
 		}) {
 			v = append(v, fmt.Sprintf("handoff %d (seq %d) got %s by %s at %s, from the link of another handoff", h.id, h.seq, a.action, a.repID, clock(a.at)))
 		}
