@@ -58,10 +58,10 @@ var knownScripts = []struct {
 		sc: script{Start: fri0100, Acts: []act{{Kind: kDemo}, {Kind: kNotice}}},
 	},
 	{
-		// The first email meets an SMTP outage and retries for 40 minutes; a demo request a minute
-		// in waits for the send to finish.
+		// The first email (Monday 09:00) meets an SMTP outage and retries for 40 minutes; a demo
+		// request at 09:01 waits for the send to finish.
 		name: "issue8-6-signals-wait-for-a-retrying-send", breaks: "handoff-reaches-rep",
-		sc: script{Start: mon0900, Acts: []act{{Kind: kOutage, Outage: 40 * time.Minute}, {Gap: time.Minute, Kind: kDemo}}},
+		sc: script{Start: mon0900.Add(-time.Minute), Acts: []act{{Kind: kOutage, Outage: 40 * time.Minute}, {Gap: 2 * time.Minute, Kind: kDemo}}},
 	},
 	{
 		// The first email (Tuesday) is sent and the worker loses the result; the retry is

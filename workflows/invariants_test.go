@@ -208,6 +208,10 @@ func genScript(t *rapid.T) script {
 	return sc
 }
 
+// actSpacing is the least virtual time between two acts (and after a run starts): acts "in the
+// same instant" are this far apart.
+const actSpacing = 5 * time.Second
+
 // tail is how long the script's end is watched after its last act: long enough for every series,
 // the re-engagement and sunset, and any SLA clock to run out.
 const tail = 50 * day
@@ -387,9 +391,9 @@ func runScript(sc script) *runner {
 		r.m.clock = func() time.Time { return rec.see(env.Now()) }
 		r.listen(env, rec)
 		// Each act schedules the next, so that acts in the same instant run in script order (the
-		// test environment does not order callbacks due at the same time); and at least a
-		// nanosecond later, so that it runs when the workflow is idle, never in a race with a local
-		// activity's result (the test environment's clock only moves when no activity runs).
+		// test environment does not order callbacks due at the same time); and at least actSpacing
+		// later: while an activity runs the test environment fires a due callback once as much
+		// wall time has passed, so a shorter delay races with the workflow's own work.
 		var schedule func(i int)
 		schedule = func(i int) {
 			if i >= len(sc.Acts) {
@@ -406,7 +410,7 @@ func runScript(sc script) *runner {
 					rec.sends = append(rec.sends, sentRec{at: at, send: send})
 				}
 				schedule(i + 1)
-			}, max(time.Nanosecond, times[i].Sub(env.Now())))
+			}, max(actSpacing, times[i].Sub(env.Now())))
 		}
 		if len(r.runs) == 0 {
 			// The capture that created the lead signals first (signal-with-start).
@@ -414,14 +418,14 @@ func runScript(sc script) *runner {
 				r.count(1, 0)
 				env.SignalWorkflow(SignalCapture, Capture{Segment: r.m.cat.SegmentFor([]string{sc.interest()}).ID, TimeZone: sc.TimeZone})
 				schedule(next)
-			}, time.Nanosecond)
+			}, actSpacing)
 		} else {
 			env.RegisterDelayedCallback(func() {
 				for _, send := range resend {
 					send(env)
 				}
 				schedule(next)
-			}, time.Nanosecond)
+			}, actSpacing)
 		}
 		env.RegisterDelayedCallback(func() {
 			if env.IsWorkflowCompleted() {
