@@ -1,0 +1,102 @@
+package workflows
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// knownScripts are minimal scripts that TestInvariants found (or that were written from issue 8)
+// for defects of the lead workflow: each names the defect and the invariant it breaks. They run
+// every invariant, like TestInvariants, on a fixed script, so each is the failing-before test of
+// its fix. Add one when TestInvariants finds something new: copy the shrunk script it prints.
+var knownScripts = []struct {
+	name   string
+	breaks string // the invariant that fails before the fix
+	sc     script
+}{
+	{
+		// Friday 01:00 in Berlin, the first email is due Friday 09:00; a click on another segment's
+		// content starts the security series whose first email is due at the same minute: the
+		// cancelled timer is reused and the email goes out at 01:01.
+		name: "issue8-1-cancelled-timer-reused", breaks: "send-window",
+		sc: script{Start: fri0100, Acts: []act{{Gap: time.Minute, Kind: kClick, Interest: "security"}}},
+	},
+	{
+		// Found by TestInvariants once #1 was patched: the first email is due Friday 18:39 in Berlin,
+		// held for Monday 09:00; at 23:00 a capture gives the lead New York's time zone, where the
+		// due time (12:39) was inside the window. The send time is computed from the due time, not
+		// from now, lies in the past, and the email goes out at once: 17:00 in New York, after its
+		// window. (In the quiet hours alike, when the capture comes at 12:00 New York time.)
+		name: "time-zone-change-sends-at-once", breaks: "send-window",
+		sc: script{Start: time.Date(2026, 11, 20, 17, 39, 0, 0, time.UTC), Acts: []act{
+			{Gap: 4*time.Hour + 21*time.Minute, Kind: kCapture, Interest: "analytics", TimeZone: "America/New_York"}}},
+	},
+	{
+		// The Rescore that moves the lead to MQL commits, and its result is lost; the retry finds
+		// the lead at MQL already and reports no handoff: no rep ever hears of it.
+		name: "issue8-2-rescore-retried-after-commit", breaks: "handoff-reaches-rep",
+		sc: script{Start: fri0100, Acts: []act{{Gap: time.Minute, Kind: kFault, Activity: "Rescore"}, {Kind: kDemo}}},
+	},
+	{
+		// Recycled as not_ready; forty days later the lead goes quiet, the re-engagement rescores
+		// it, and the old demo request hands it to sales again.
+		name: "issue8-3-recycled-lead-handed-back", breaks: "recycled-qualifies-anew",
+		sc: script{Start: fri0100, Acts: []act{{Gap: time.Minute, Kind: kDemo},
+			{Gap: 16 * time.Minute, Kind: kDecide, Action: "reject", Reason: "not_ready", Who: "assigned"}}},
+	},
+	{
+		// An accepted lead's deal is lost: the lead is recycled, and the next rescore moves it to
+		// MQL with no rep.
+		name: "issue8-4-lost-deal", breaks: "handoff-reaches-rep",
+		sc: script{Start: fri0100, Acts: []act{{Kind: kDemo}, {Gap: time.Minute, Kind: kDecide, Action: "accept", Who: "assigned"},
+			{Gap: 8 * time.Minute, Kind: kLost}}},
+	},
+	{
+		// The handoff notice's template fails: the workflow fails, its SLA clock with it.
+		name: "issue8-5-business-error-fails-the-workflow", breaks: "never-fails",
+		sc: script{Start: fri0100, Acts: []act{{Kind: kDemo}, {Kind: kNotice}}},
+	},
+	{
+		// The first email (Monday 09:00) meets an SMTP outage and retries for 40 minutes; a demo
+		// request at 09:01 waits for the send to finish.
+		name: "issue8-6-signals-wait-for-a-retrying-send", breaks: "handoff-reaches-rep",
+		sc: script{Start: mon0900.Add(-time.Minute), Acts: []act{{Kind: kOutage, Outage: 40 * time.Minute}, {Gap: 2 * time.Minute, Kind: kDemo}}},
+	},
+	{
+		// The first email (Tuesday) is sent and the worker loses the result; the retry is
+		// already_sent, which the frequency cap does not count: the third email goes out on Monday,
+		// the third in seven days.
+		name: "issue8-7-already-sent-counts-toward-the-cap", breaks: "frequency-cap",
+		sc: script{Start: mon0900.Add(day), Interest: "security", Acts: []act{{Kind: kFault, Activity: "SendStep"}}},
+	},
+	{
+		// A security lead (one rep) is recycled, raises its hand again and goes back to the same rep;
+		// the rep's accept link of the first handoff accepts the second.
+		name: "issue8-8-old-link-acts-on-a-later-handoff", breaks: "answers-act-on-their-handoff",
+		sc: script{Start: mon0900, Interest: "security", Acts: []act{{Kind: kDemo},
+			{Gap: time.Hour, Kind: kDecide, Action: "reject", Reason: "not_ready", Who: "assigned"},
+			{Gap: day, Kind: kDemo},
+			{Gap: time.Hour, Kind: kDecide, Action: "accept", Who: "assigned", Old: true}}},
+	},
+}
+
+var (
+	fri0100 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC) // Friday 01:00 in Berlin
+	mon0900 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC) // Monday 09:00 in Berlin
+)
+
+// TestInvariantsKnownScripts checks every invariant on each of knownScripts.
+func TestInvariantsKnownScripts(t *testing.T) {
+	for _, k := range knownScripts {
+		t.Run(k.name, func(t *testing.T) {
+			if !slices.ContainsFunc(invariants, func(i invariant) bool { return i.name == k.breaks }) {
+				t.Fatalf("no invariant %q", k.breaks)
+			}
+			r := runScript(k.sc)
+			for _, inv := range invariants {
+				t.Run(inv.name, func(t *testing.T) { inv.check(t, r) })
+			}
+		})
+	}
+}
