@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/tendhq/tend/workflows"
 )
@@ -42,7 +39,13 @@ func (s *stack) historyText(leadID string) string {
 
 func (s *stack) historyJSON(leadID string) []byte {
 	s.t.Helper()
-	it := s.client.GetWorkflowHistory(context.Background(), workflows.LeadWorkflowID(leadID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	return s.runHistoryJSON(leadID, "")
+}
+
+// runHistoryJSON is historyJSON of one run of the lead's workflow ("" is the latest).
+func (s *stack) runHistoryJSON(leadID, runID string) []byte {
+	s.t.Helper()
+	it := s.client.GetWorkflowHistory(context.Background(), workflows.LeadWorkflowID(leadID), runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -74,26 +77,9 @@ func TestHistoriesReplay(t *testing.T) {
 	s.saveHistory("lead-two-series", first)
 }
 
-// corpusVersion names the workflow code version whose histories the tests record. The corpus in
-// workflows/testdata is append-only: a change to the workflow code that needs new histories bumps
-// this, and the files of earlier versions stay, so old runs keep replaying.
-const corpusVersion = "promises1"
-
-// saveHistory replays the lead's history against the current workflow code and, with
-// TEND_WRITE_HISTORIES=1, adds it to the replay corpus as workflows/testdata/<scenario>-<version>.json
-// (never overwriting a file of another version).
-func (s *stack) saveHistory(scenario, leadID string) {
-	s.t.Helper()
-	dir := s.t.TempDir()
-	if os.Getenv("TEND_WRITE_HISTORIES") == "1" {
-		dir = filepath.Join("..", "workflows", "testdata")
-	}
-	path := filepath.Join(dir, scenario+"-"+corpusVersion+".json")
-	require.NoError(s.t, os.WriteFile(path, s.historyJSON(leadID), 0o644))
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(workflows.Lead)
-	require.NoError(s.t, r.ReplayWorkflowHistoryFromJSONFile(nil, path), "replay %s", scenario)
-}
+// saveHistory records the lead's history as the replay corpus file of scenario (see
+// recordScenario): replayed on every run, added to workflows/testdata with TEND_RECORD_CORPUS=1.
+func (s *stack) saveHistory(scenario, leadID string) { s.recordScenario(scenario, leadID) }
 
 // A long-lived lead continues as new when Temporal suggests it; the history up to there replays.
 func TestContinueAsNewHistoryReplays(t *testing.T) {
@@ -123,22 +109,5 @@ func TestContinueAsNewHistoryReplays(t *testing.T) {
 	st := s.leadState(leadID)
 	assert.GreaterOrEqual(t, st.Runs, 1)
 	assert.Equal(t, "intro", st.History[0].StepID, "state carried into the new run")
-	it := s.client.GetWorkflowHistory(ctx, workflows.LeadWorkflowID(leadID), firstRun, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
-	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	if os.Getenv("TEND_WRITE_HISTORIES") == "1" {
-		dir = filepath.Join("..", "workflows", "testdata")
-	}
-	path := filepath.Join(dir, "lead-continue-as-new-"+corpusVersion+".json")
-	require.NoError(t, os.WriteFile(path, b, 0o644))
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflow(workflows.Lead)
-	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, path))
+	s.recordHistory("lead-continue-as-new", s.runHistoryJSON(leadID, firstRun))
 }

@@ -874,7 +874,11 @@ func checkNoMailAfterStop(t failer, r *runner) {
 		case ml.salesOpen:
 			what = "a handoff is open"
 		}
-		if what != "" {
+		// A send decided in the same instant as the stop raced with it: the email was already on
+		// its way (the one email the README allows through).
+		raced := slices.ContainsFunc(r.m.stages, func(st mStage) bool { return st.to == ml.stage && st.at.Equal(ml.firstAttempt) }) ||
+			slices.ContainsFunc(r.m.handoffs, func(h *mHandoff) bool { return ml.salesOpen && h.openedAt.Equal(ml.firstAttempt) })
+		if what != "" && !raced {
 			v = append(v, fmt.Sprintf("%s/%s sent %s although %s", ml.key.seq, ml.key.step, clock(ml.at), what))
 		}
 	}
@@ -1175,6 +1179,17 @@ func checkRecycledQualifiesAnew(t failer, r *runner) {
 			} else if below {
 				earned = true
 			}
+		}
+		if !earned && !h.openedAt.Before(rec.at.Add(modelCoolOff)) {
+			// tend's rule (README): after the cool-off, what the lead did since the recycle reaches
+			// the threshold on its own.
+			var since []score.Event
+			for _, e := range m.events {
+				if e.at.After(rec.at) && !e.at.After(h.openedAt) {
+					since = append(since, score.Event{ID: fmt.Sprint(e.id), Type: e.typ, Tags: e.tags, At: e.at, Machine: e.machine})
+				}
+			}
+			earned = m.score.Score(score.Lead{}, since, h.openedAt).HandoffReady
 		}
 		if !earned {
 			v = append(v, fmt.Sprintf("handoff %d at %s: handed off again after the recycle at %s (%s) with no new hand-raise and no new crossing of %v",

@@ -61,8 +61,8 @@ const (
 	modelDemoResponse   = day
 	modelRemindBefore   = 4 * time.Hour
 	modelReassignAfter  = 2
-	// modelCoolOff is the team's recycle.cool_off (issue 8 #3): none.
-	modelCoolOff = time.Duration(0)
+	// modelCoolOff is the team's recycle.cool_off (issue 8 #3).
+	modelCoolOff = 7 * day
 )
 
 // modelStopStages are the stages in which no marketing email may go out: sales owns the lead, or it
@@ -448,19 +448,42 @@ func (m *model) Rescore(in activities.RescoreInput) (activities.RescoreResult, e
 	if res.SwitchSegment != "" {
 		m.segment = res.SwitchSegment
 	}
-	// As activities.Rescore does today: ready is the score's HandoffReady, whatever happened
-	// before (issue 8 #3: after a recycle, readiness must be earned anew), and the handoff is
-	// reported only when this call moved the stage (#2: a retry after commit reports none). When
-	// the fixes change activities.Rescore, change this to match.
-	changed := false
-	if r.HandoffReady && (m.stage == lifecycle.Subscriber || m.stage == lifecycle.Lead || m.stage == lifecycle.Recycled) {
-		changed = m.setStage(lifecycle.MQL, r.HandoffReason)
+	// As activities.Rescore does: after a recycle only what the lead did since counts (a
+	// hand-raise at once, the threshold after the cool-off), and the handoff is reported from the
+	// stored stage, so a retry after the commit still reports it.
+	ready, reason, handRaise := r.HandoffReady, r.HandoffReason, r.HandRaiseEventID
+	if m.stage == lifecycle.Recycled {
+		var at time.Time
+		for _, st := range m.stages {
+			if st.to == lifecycle.Recycled {
+				at = st.at
+			}
+		}
+		var since []score.Event
+		for _, e := range se {
+			if e.At.After(at) {
+				since = append(since, e)
+			}
+		}
+		r2 := m.score.Score(score.Lead{}, since, m.now())
+		ready, reason, handRaise = false, "", ""
+		if r2.HandRaiseEventID != "" {
+			ready, reason, handRaise = true, r2.HandoffReason, r2.HandRaiseEventID
+		} else if r2.HandoffReady && !m.now().Before(at.Add(modelCoolOff)) {
+			ready, reason = true, r2.HandoffReason+" since it was recycled"
+		}
+	}
+	if ready && (m.stage == lifecycle.Subscriber || m.stage == lifecycle.Lead || m.stage == lifecycle.Recycled) {
+		m.setStage(lifecycle.MQL, reason)
 	}
 	res.Stage = m.stage
-	if changed {
-		h := &activities.Handoff{Reason: r.HandoffReason, Score: r.Total}
-		if r.HandRaiseEventID != "" {
-			fmt.Sscan(r.HandRaiseEventID, &h.EventID)
+	if m.stage == lifecycle.MQL {
+		if reason == "" {
+			reason = "marketing qualified"
+		}
+		h := &activities.Handoff{Reason: reason, Score: r.Total}
+		if handRaise != "" {
+			fmt.Sscan(handRaise, &h.EventID)
 			for _, e := range m.events {
 				if e.id == h.EventID {
 					h.HandRaise = e.typ
