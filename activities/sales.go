@@ -271,6 +271,13 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 
 // notice sends one email to a person of the sales team, exactly once per key.
 func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, personID, personName, address string, h db.Handoff, overdue time.Duration) error {
+	// Rendered before the claim: the claim's transaction holds a connection until the SMTP server
+	// answered, and rendering reads the lead's events with another; both at once, a few notices
+	// could take the whole pool and wait for each other.
+	subject, text, html, err := a.renderNotice(ctx, kind, lead, personID, personName, h, overdue)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("render "+kind+" notice: "+err.Error(), ErrTypeBadTemplate, nil)
+	}
 	claim, err := a.Store.ClaimNotice(ctx, key, lead.ID, kind, personID, a.From.Domain)
 	if err != nil {
 		return fmt.Errorf("notice %s: %w", key, err)
@@ -278,11 +285,6 @@ func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, pers
 	if claim.Status != "pending" {
 		claim.Abort(ctx)
 		return nil
-	}
-	subject, text, html, err := a.renderNotice(ctx, kind, lead, personID, personName, h, overdue)
-	if err != nil {
-		claim.Abort(ctx)
-		return temporal.NewNonRetryableApplicationError("render "+kind+" notice: "+err.Error(), ErrTypeBadTemplate, nil)
 	}
 	sendErr := a.Mailer.Send(ctx, mail.Message{FromName: a.From.Name, FromAddress: a.From.Address, ToName: personName,
 		ToAddress: address, Subject: subject, MessageID: claim.MessageID, Text: text, HTML: html,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"net"
 
 	"github.com/jackc/pgx/v5"
@@ -41,11 +42,19 @@ func (s *Store) SetSuppressionKey(key []byte) error {
 	return nil
 }
 
+// DefaultMaxConns is the connection pool's size unless the database URL sets pool_max_conns.
+const DefaultMaxConns = 20
+
 // Open connects to the database at url and checks that it answers.
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default is max(4, cores): a worker whose sends each hold a row lock across SMTP
+		// (and whose local activities wait for a connection inside their workflow task) needs more.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -233,14 +233,15 @@ type NoticeClaim struct {
 
 // ClaimNotice creates (once) and locks the notice with the key; see ClaimSend.
 func (s *Store) ClaimNotice(ctx context.Context, key, leadID, kind, recipient, domain string) (*NoticeClaim, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
+	// The row (and its Message-ID) is committed before the claim, so an attempt that dies after
+	// the SMTP server's 250 leaves it behind and the retry sends under the same Message-ID.
+	id := uuid.New()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO notices (key, lead_id, kind, recipient, message_id) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (key) DO NOTHING`, key, leadID, kind, recipient, "<"+id.String()+"@"+domain+">"); err != nil {
 		return nil, translate(err)
 	}
-	id := uuid.New()
-	if _, err := tx.Exec(ctx, `INSERT INTO notices (key, lead_id, kind, recipient, message_id) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (key) DO NOTHING`, key, leadID, kind, recipient, "<"+id.String()+"@"+domain+">"); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
 		return nil, translate(err)
 	}
 	c := &NoticeClaim{tx: tx}
