@@ -31,6 +31,7 @@ Usage:
   tend sales lint FILE...       validate sales team files the same way
   tend leads import FILE.csv    import leads from a CSV file (needs DATABASE_URL)
   tend bench                    measure a private stack: captures, first emails, events, Temporal cost, memory
+  tend temporal --db FILE [--port N]  run only the embedded Temporal server (SQLite) until SIGTERM
   tend version                  print the version
 
 Configuration comes from the environment; see the README.
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runImport(ctx, rest[1:], stdout, stderr, getenv)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr, getenv)
+	case "temporal":
+		return runTemporal(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tend", version)
 		return nil
