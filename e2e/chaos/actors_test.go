@@ -79,16 +79,18 @@ type run struct {
 	eventRequests   map[string]int
 	demoAnswered    int
 	acceptsAnswered map[string]int // by outcome title
-	acceptsPending  int
-	demoPending     int
-	strays          []string
-	problems        []string
-	faultsDone      bool
+	// acceptRetries counts the accept answers that were not definite, by status and title.
+	acceptRetries  map[string]int
+	acceptsPending int
+	demoPending    int
+	strays         []string
+	problems       []string
+	faultsDone     bool
 }
 
 func newRun(s *stack, p plan) *run {
 	r := &run{s: s, p: p, rng: rand.New(rand.NewPCG(p.seed, p.seed^0x5eed)), byEmail: map[string]*lead{},
-		siteEvents: map[[2]string]string{}, eventRequests: map[string]int{}, acceptsAnswered: map[string]int{},
+		siteEvents: map[[2]string]string{}, eventRequests: map[string]int{}, acceptsAnswered: map[string]int{}, acceptRetries: map[string]int{},
 		admin: &http.Client{Timeout: 20 * time.Second}}
 	for i := range p.leads {
 		l := &lead{i: i, email: fmt.Sprintf("lead-%04d@leads.chaos.test", i), segment: "prompt", subjects: map[string]int{}}
@@ -99,7 +101,7 @@ func newRun(s *stack, p plan) *run {
 		r.leads = append(r.leads, l)
 		r.byEmail[l.email] = l
 	}
-	r.eng = &engager{r: r, answered: map[string]int{}, clients: map[int]*http.Client{}}
+	r.eng = &engager{r: r, answered: map[string]int{}, answeredAt: map[string][]time.Time{}, clients: map[int]*http.Client{}}
 	return r
 }
 
@@ -520,6 +522,9 @@ func (r *run) accept(ctx context.Context, l *lead, rep, link string) {
 		req.Header.Set("User-Agent", humanAgent)
 		resp, err := c.Do(req)
 		if err != nil {
+			r.mu.Lock()
+			r.acceptRetries["no answer"]++
+			r.mu.Unlock()
 			return false
 		}
 		body, _ := io.ReadAll(resp.Body)
@@ -539,7 +544,11 @@ func (r *run) accept(ctx context.Context, l *lead, rep, link string) {
 			outcome = fmt.Sprintf("%d %s", resp.StatusCode, title)
 			return true
 		}
-		return false // 409 "Not possible" (tend could not reach the workflow), 429, 5xx: try again
+		// 409 "Not possible" (tend could not reach the workflow), 429, 5xx: try again.
+		r.mu.Lock()
+		r.acceptRetries[fmt.Sprintf("%d %s", resp.StatusCode, title)]++
+		r.mu.Unlock()
+		return false
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -584,12 +593,14 @@ type engager struct {
 	held      bool
 	burstLeft int
 	// answered counts the requests answered 200 (open) or 302 (click), by kind and send id.
-	answered  map[string]int
-	answeredN int
-	refused   map[string]int // answers other than 200/302, by kind and status
-	noAnswer  int
-	gaveUp    int
-	clients   map[int]*http.Client
+	answered map[string]int
+	// answeredAt holds when each open or click was answered, by kind and send id.
+	answeredAt map[string][]time.Time
+	answeredN  int
+	refused    map[string]int // answers other than 200/302, by kind and status
+	noAnswer   int
+	gaveUp     int
+	clients    map[int]*http.Client
 }
 
 func (e *engager) add(j *job) {
@@ -688,6 +699,7 @@ func (e *engager) do(ctx context.Context, j *job) {
 	e.inflight--
 	if code == want {
 		e.answered[j.kind+"|"+j.sendID]++
+		e.answeredAt[j.kind+"|"+j.sendID] = append(e.answeredAt[j.kind+"|"+j.sendID], time.Now())
 		e.answeredN++
 		return
 	}

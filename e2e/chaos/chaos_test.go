@@ -120,7 +120,7 @@ func TestChaos(t *testing.T) {
 	t.Log("\n" + rep.String())
 	if !rep.ok() {
 		for _, pt := range []*part{s.server, s.worker, s.temporal} {
-			t.Logf("---- last lines of %s:\n%s", pt.name, pt.logTail(30))
+			t.Logf("---- %s: warnings and errors (first 30):\n%s", pt.name, strings.Join(grepLog(pt.logPath, 30, "level=WARN", "level=ERROR", "---- chaos", "panic"), "\n"))
 		}
 		t.Logf("problems (first 40):\n  %s", strings.Join(rep.problems[:min(40, len(rep.problems))], "\n  "))
 		t.Fatalf("chaos run lost or duplicated something: %d problem(s); logs in %s (CHAOS_KEEP=1 keeps them)", len(rep.problems), dir)
@@ -216,6 +216,9 @@ type faults struct {
 	workerKills, pgRestarts, temporalRestarts      int
 	serverKills, burstAnsweredBeforeKill, burstLen int
 	log                                            []string
+	// serverKilledAt and pgRestarts are when the server was killed and Postgres restarted.
+	serverKilledAt []time.Time
+	pgWindows      [][2]time.Time
 }
 
 func (f *faults) note(format string, args ...any) {
@@ -246,6 +249,7 @@ func (r *run) restartPostgres(ctx context.Context) {
 	}
 	r.f.mu.Lock()
 	r.f.pgRestarts++
+	r.f.pgWindows = append(r.f.pgWindows, [2]time.Time{start, time.Now()})
 	r.f.mu.Unlock()
 	r.f.note("postgres restarted (pg_ctl restart -m fast) in %s", time.Since(start).Round(time.Millisecond))
 }
@@ -294,12 +298,14 @@ func (r *run) killServerDuringBurst(ctx context.Context) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	answered := r.eng.answeredCount() - answeredBefore
+	killedAt := time.Now()
 	if err := r.s.server.signal(syscall.SIGKILL, 10*time.Second); err != nil {
 		r.f.note("server kill: %v", err)
 		return
 	}
 	r.f.mu.Lock()
 	r.f.serverKills++
+	r.f.serverKilledAt = append(r.f.serverKilledAt, killedAt)
 	r.f.burstLen += n
 	r.f.burstAnsweredBeforeKill += answered
 	r.f.mu.Unlock()
