@@ -130,6 +130,7 @@ func (r *run) drive(ctx context.Context) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	lastReport := time.Now()
+	sig, moved := r.signature(), time.Now()
 	for !r.complete() {
 		select {
 		case <-ctx.Done():
@@ -138,6 +139,14 @@ func (r *run) drive(ctx context.Context) {
 			wg.Wait()
 			return
 		case <-tick.C:
+		}
+		if now := r.signature(); now != sig {
+			sig, moved = now, time.Now()
+		} else if r.faultsOver() && time.Since(moved) > stallAfter {
+			// Nothing moved for longer than any retry of tend's takes: what is missing now stays
+			// missing. Stop waiting and report it.
+			r.fail("nothing happened for %s after the last fault; stopped waiting", stallAfter)
+			break
 		}
 		if time.Since(lastReport) > 15*time.Second {
 			lastReport = time.Now()
@@ -157,6 +166,31 @@ func (r *run) drive(ctx context.Context) {
 	wg.Wait()
 	// Let the last react pass see everything the sink holds.
 	r.reactOnce(context.Background(), false)
+}
+
+// stallAfter is how long the run waits, once every fault is over, with nothing happening at all
+// before it stops waiting: longer than an activity stranded on a killed worker takes to be retried
+// (its 2-minute start-to-close timeout and the retry's backoff).
+const stallAfter = 3 * time.Minute
+
+// signature sums up everything that can still move, to tell a slow run from a stuck one.
+func (r *run) signature() [6]int {
+	n := len(r.s.sink.Messages())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	accepted := 0
+	for _, l := range r.leads {
+		if l.accepted {
+			accepted++
+		}
+	}
+	return [6]int{n, r.captured, r.distinct, accepted, len(r.siteEvents) + r.demoAnswered, r.eng.answeredCount()}
+}
+
+func (r *run) faultsOver() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.faultsDone
 }
 
 // complete says whether everything due has happened: all faults injected, every lead captured

@@ -61,7 +61,9 @@ func (p *part) launch() error {
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group: a Ctrl+C of the test reaches the test, which then kills its parts.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: should the test binary die without its cleanups (go test's -timeout panics),
+	// its parts die with it instead of staying on their ports.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	fmt.Fprintf(f, "---- chaos: start %s at %s\n", p.name, time.Now().Format(time.RFC3339Nano))
 	if err := cmd.Start(); err != nil {
 		f.Close()
