@@ -55,9 +55,12 @@ func (rep *report) String() string {
 	fmt.Fprintf(&b, "  rep answers      %v; answers tried again: %v\n", rep.accepts, rep.acceptRetries)
 	fmt.Fprintf(&b, "  faults           %s\n", rep.faults)
 	fmt.Fprintf(&b, "  harness          %s\n", rep.harness)
-	if rep.ok() {
+	switch {
+	case rep.ok() && rep.opensLostToKill > 0:
+		fmt.Fprintf(&b, "  result           0 lost, 0 duplicated, besides the %d open(s) still queued at the server's SIGKILL\n", rep.opensLostToKill)
+	case rep.ok():
 		fmt.Fprintf(&b, "  result           0 lost, 0 duplicated\n")
-	} else {
+	default:
 		fmt.Fprintf(&b, "  result           %d problem(s)\n", len(rep.problems))
 		for _, p := range rep.problems[:min(20, len(rep.problems))] {
 			fmt.Fprintf(&b, "    - %s\n", p)
