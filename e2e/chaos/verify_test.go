@@ -19,10 +19,11 @@ type report struct {
 	siteAnswered, siteStored                             int
 	clicksAnswered, clicksStored                         int
 	opensAnswered, opensStored                           int
-	// opensLostToKill are opens answered in the last moments before the server's SIGKILL and not
-	// stored: the pixel is answered before the open is written (it never waits on the database),
-	// so a crash loses what is still queued. Counted, and a failure only with CHAOS_STRICT_OPENS=1.
-	opensLostToKill                     int
+	// opensLostToCrash are opens answered and not stored because a part crashed: the pixel is
+	// answered before the open is written (it never waits on the database), so the server's
+	// SIGKILL loses what is still queued; and an open of a copy whose attempt died before it
+	// recorded the send names a send not yet sent. Counted; a failure only with CHAOS_STRICT=1.
+	opensLostToCrash                    int
 	handoffs, notices, noticeDups       int
 	lapses, escalations, escalationDups int
 	accepts, acceptRetries              map[string]int
@@ -41,14 +42,14 @@ func (rep *report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos run\n")
 	fmt.Fprintf(&b, "  leads            %d (%d hand-raisers)\n", rep.leads, rep.handRaisers)
-	fmt.Fprintf(&b, "  emails           expected %d, received %d, duplicates %d (%d with the same Message-ID), missing %d\n",
+	fmt.Fprintf(&b, "  emails           expected %d, received %d, duplicates %d (%d of them sent again under the same Message-ID), missing %d\n",
 		rep.emailsExpected, rep.emailsReceived, rep.emailDups, rep.sameMessageIDDups, rep.emailMiss)
 	fmt.Fprintf(&b, "  events           answered %d, stored %d (site events %d/%d, clicks %d/%d, opens %d/%d)\n",
 		rep.siteAnswered+rep.clicksAnswered+rep.opensAnswered, rep.siteStored+rep.clicksStored+rep.opensStored,
 		rep.siteAnswered, rep.siteStored, rep.clicksAnswered, rep.clicksStored, rep.opensAnswered, rep.opensStored)
-	if rep.opensLostToKill > 0 {
-		fmt.Fprintf(&b, "                   %d open(s) answered within %s before the server's SIGKILL were still queued and are lost (the pixel does not wait for the database)\n",
-			rep.opensLostToKill, killWindow)
+	if rep.opensLostToCrash > 0 {
+		fmt.Fprintf(&b, "                   %d open(s) lost to a crash: answered within %s before the server's SIGKILL (still queued), or on the first copy of an email redelivered after its attempt died\n",
+			rep.opensLostToCrash, killWindow)
 	}
 	fmt.Fprintf(&b, "  handoffs         %d, notices %d (duplicates %d)\n", rep.handoffs, rep.notices, rep.noticeDups)
 	fmt.Fprintf(&b, "  lapses           %d, escalations %d (duplicates %d)\n", rep.lapses, rep.escalations, rep.escalationDups)
@@ -56,8 +57,9 @@ func (rep *report) String() string {
 	fmt.Fprintf(&b, "  faults           %s\n", rep.faults)
 	fmt.Fprintf(&b, "  harness          %s\n", rep.harness)
 	switch {
-	case rep.ok() && rep.opensLostToKill > 0:
-		fmt.Fprintf(&b, "  result           0 lost, 0 duplicated, besides the %d open(s) still queued at the server's SIGKILL\n", rep.opensLostToKill)
+	case rep.ok() && (rep.opensLostToCrash > 0 || rep.sameMessageIDDups > 0):
+		fmt.Fprintf(&b, "  result           0 lost, 0 duplicated, besides %d open(s) lost to a crash and %d email(s) sent again under the same Message-ID (CHAOS_STRICT=1 fails on them)\n",
+			rep.opensLostToCrash, rep.sameMessageIDDups)
 	case rep.ok():
 		fmt.Fprintf(&b, "  result           0 lost, 0 duplicated\n")
 	default:
@@ -246,14 +248,13 @@ func (d *dbView) load(ctx context.Context, r *run) error {
 
 // checkEmails: every lead received each of its 3 steps exactly once, and the database agrees.
 func (r *run) checkEmails(rep *report, db *dbView) {
-	byMessageID := map[string]int{}
+	// The Message-IDs each lead received each step under.
+	ids := map[[2]string][]string{}
 	for _, m := range r.s.sink.Messages() {
 		if m.Header.Get("X-Tend-Send") != "" {
-			byMessageID[m.MessageID]++
+			k := [2]string{m.To[0], m.Subject}
+			ids[k] = append(ids[k], m.MessageID)
 		}
-	}
-	for _, n := range byMessageID {
-		rep.sameMessageIDDups += n - 1
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -263,14 +264,24 @@ func (r *run) checkEmails(rep *report, db *dbView) {
 		}
 		rep.emailsExpected += len(steps)
 		for _, s := range steps {
-			switch n := l.subjects[s]; {
+			got := ids[[2]string{l.email, s}]
+			switch n := len(got); {
 			case n == 0:
 				rep.emailMiss++
 				rep.problem("lead %d (%s): %q never received", l.i, l.id, s)
 			case n > 1:
 				rep.emailsReceived++
 				rep.emailDups += n - 1
-				rep.problem("lead %d (%s): %q received %d times", l.i, l.id, s, n)
+				if len(slices.Compact(slices.Sorted(slices.Values(got)))) == 1 {
+					// The documented window: an attempt died between the SMTP server's 250 and its
+					// commit, and the retry sent the message again under the same Message-ID, by
+					// which receivers recognise a repeat.
+					rep.sameMessageIDDups += n - 1
+					if !strict() {
+						continue
+					}
+				}
+				rep.problem("lead %d (%s): %q received %d times, Message-IDs %v", l.i, l.id, s, n, got)
 			default:
 				rep.emailsReceived++
 			}
@@ -314,7 +325,13 @@ func (r *run) checkEvents(rep *report, db *dbView) {
 	r.f.mu.Lock()
 	kills, pgWindows := r.f.serverKilledAt, r.f.pgWindows
 	r.f.mu.Unlock()
-	strict := os.Getenv("CHAOS_STRICT_OPENS") == "1"
+	// When each send reached the sink; a send received twice was redelivered after a crash.
+	arrivals := map[string][]time.Time{}
+	for _, m := range r.s.sink.Messages() {
+		if id := m.Header.Get("X-Tend-Send"); id != "" {
+			arrivals[id] = append(arrivals[id], m.Received)
+		}
+	}
 	r.eng.mu.Lock()
 	defer r.eng.mu.Unlock()
 	for key, n := range r.eng.answered {
@@ -332,18 +349,27 @@ func (r *run) checkEvents(rep *report, db *dbView) {
 		}
 		// Which of the answers were lost cannot be told apart; name the moments they were given.
 		var when []string
-		excused := kind == "open" && !strict
+		excused := kind == "open" && !strict()
 		for _, at := range r.eng.answeredAt[key] {
 			when = append(when, at.Format("15:04:05.000")+during(at, kills, pgWindows))
-			excused = excused && slices.ContainsFunc(kills, func(k time.Time) bool { return !at.After(k) && k.Sub(at) <= killWindow })
+			// Excused: answered just before the server's SIGKILL (still queued), or on the first copy
+			// of an email whose attempt died before it recorded the send, before the redelivery.
+			beforeKill := slices.ContainsFunc(kills, func(k time.Time) bool { return !at.After(k) && k.Sub(at) <= killWindow })
+			a := arrivals[send]
+			beforeRedelivery := len(a) > 1 && at.Before(slices.MaxFunc(a, time.Time.Compare))
+			excused = excused && (beforeKill || beforeRedelivery)
 		}
 		if excused {
-			rep.opensLostToKill += n - stored
+			rep.opensLostToCrash += n - stored
 			continue
 		}
 		rep.problem("%d %s(s) of send %s answered 2xx (at %s), %d stored", n, kind, send, strings.Join(when, ", "), db.perSend[key])
 	}
 }
+
+// strict makes the two exceptions failures too: opens lost to a crash, and
+// emails sent again under the same Message-ID after an attempt died between 250 and commit.
+func strict() bool { return os.Getenv("CHAOS_STRICT") == "1" }
 
 // killWindow is how long before the server's SIGKILL an answered open may still have been queued.
 const killWindow = time.Second
