@@ -42,6 +42,9 @@ type Leads struct {
 	// SalesEnabled says whether a sales team is configured: hand-off ready leads are then handed
 	// to reps with an SLA clock; otherwise the handoff event is only recorded.
 	SalesEnabled bool
+	// RecycleCoolOff is how long after a recycle a lead's score alone cannot hand it to sales
+	// again (a hand-raise still does): the team file's recycle.cool_off.
+	RecycleCoolOff time.Duration
 }
 
 // PlanInput asks for the sequence a lead should run.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -100,6 +101,12 @@ type SendResult struct {
 // mail again. Temporary SMTP failures are returned as retryable errors; permanent ones are
 // recorded and returned as non-retryable errors, and a hard bounce suppresses the address.
 func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) {
+	// Heartbeats tell Temporal within seconds that a worker died mid-send, so the retry does not
+	// wait for the start-to-close timeout. The send itself is not cut short by a cancellation:
+	// once SMTP accepted a message its row must be marked sent, or a retry would mail again.
+	stop := heartbeat(ctx, 2*time.Second)
+	defer stop()
+	ctx = context.WithoutCancel(ctx)
 	log := a.logger().With("lead_id", in.LeadID, "sequence", in.SequenceID, "step", in.StepID)
 	if a.BeforeSend != nil {
 		a.BeforeSend(ctx, in)
@@ -255,4 +262,27 @@ func (a *Email) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return a.Log
+}
+
+// heartbeat records an activity heartbeat every interval until stop is called, also after a
+// cancellation: the send then ends on its own and reports what really happened. Outside an
+// activity (a unit test calling the method directly) it does nothing.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -111,18 +111,34 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 			return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
 		}}
 	from := lifecycle.Stage(lead.Stage)
-	if r.HandoffReady && (from == lifecycle.Subscriber || from == lifecycle.Lead || from == lifecycle.Recycled) {
-		u.Stage, u.StageReason = string(lifecycle.MQL), r.HandoffReason
+	ready, reason, handRaiseID := r.HandoffReady, r.HandoffReason, r.HandRaiseEventID
+	if from == lifecycle.Recycled {
+		// Sent back by sales: readiness must be earned anew, not carried over.
+		if ready, reason, handRaiseID, err = a.readyAgain(ctx, in.LeadID, lead, se, now); err != nil {
+			return RescoreResult{}, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)
+		}
+		u.HandoffReady, u.HandoffReason = ready, reason
 	}
-	stage, changed, err := a.Store.ApplyScore(ctx, in.LeadID, u)
+	if ready && (from == lifecycle.Subscriber || from == lifecycle.Lead || from == lifecycle.Recycled) {
+		u.Stage, u.StageReason = string(lifecycle.MQL), reason
+	}
+	stage, _, err := a.Store.ApplyScore(ctx, in.LeadID, u)
 	if err != nil {
 		return RescoreResult{}, fmt.Errorf("store score of lead %s: %w", in.LeadID, err)
 	}
 	res.Stage = lifecycle.Stage(stage)
-	if changed && res.Stage == lifecycle.MQL {
-		h := &Handoff{Reason: r.HandoffReason, Score: r.Total}
-		if r.HandRaiseEventID != "" {
-			fmt.Sscan(r.HandRaiseEventID, &h.EventID)
+	// Decided from the stored stage, not from whether this call moved it: a retry after the
+	// commit (or a run that restarted) still hands the MQL to sales.
+	if res.Stage == lifecycle.MQL {
+		if reason == "" {
+			reason = lead.HandoffReason
+		}
+		if reason == "" {
+			reason = "marketing qualified"
+		}
+		h := &Handoff{Reason: reason, Score: r.Total}
+		if handRaiseID != "" {
+			fmt.Sscan(handRaiseID, &h.EventID)
 			for _, e := range events {
 				if e.ID == h.EventID {
 					h.HandRaise = e.Type
@@ -132,4 +148,34 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 		res.Handoff = h
 	}
 	return res, nil
+}
+
+// readyAgain says whether a recycled lead is hand-off ready again: it raised its hand after the
+// recycle, or, once the cool-off has passed, what it did since the recycle (with its fit) reaches
+// the threshold on its own. Points earned before a rep sent it back never count twice.
+func (a *Leads) readyAgain(ctx context.Context, leadID string, lead db.Lead, events []score.Event, now time.Time) (bool, string, string, error) {
+	changes, err := a.Store.StageChanges(ctx, leadID)
+	if err != nil {
+		return false, "", "", err
+	}
+	var at time.Time
+	for _, c := range changes {
+		if c.To == string(lifecycle.Recycled) {
+			at = c.ChangedAt
+		}
+	}
+	var since []score.Event
+	for _, e := range events {
+		if e.At.After(at) {
+			since = append(since, e)
+		}
+	}
+	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, since, now)
+	if r.HandRaiseEventID != "" {
+		return true, r.HandoffReason, r.HandRaiseEventID, nil
+	}
+	if r.HandoffReady && !now.Before(at.Add(a.RecycleCoolOff)) {
+		return true, r.HandoffReason + " since it was recycled", "", nil
+	}
+	return false, "", "", nil
 }

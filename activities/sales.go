@@ -201,7 +201,10 @@ type RespondInput struct {
 	// Action is accept, reject or lost.
 	Action string
 	Reason string
+	// Note is the rep's free text in answers from older runs; NoteID names a note the server
+	// stored, so that the text never travels through Temporal.
 	Note   string
+	NoteID string `json:",omitempty"`
 	At     time.Time
 }
 
@@ -219,6 +222,17 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 		return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
 	}
 	var res RespondResult
+	if in.NoteID != "" {
+		note, err := a.Store.AnswerNote(ctx, in.LeadID, in.NoteID)
+		switch {
+		case err == nil:
+			in.Note = note
+		case errors.Is(err, db.ErrNotFound):
+			// Stored by an earlier attempt (which then deleted it) or never: the answer stands.
+		default:
+			return res, fmt.Errorf("read the note of the answer to handoff %d: %w", in.HandoffID, err)
+		}
+	}
 	var outcome, stage, why string
 	switch in.Action {
 	case "accept":
@@ -238,6 +252,11 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 	err := a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
 	if err != nil && !errors.Is(err, db.ErrTransition) {
 		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
+	}
+	if in.NoteID != "" {
+		if err := a.Store.DeleteAnswerNote(ctx, in.NoteID); err != nil {
+			return res, fmt.Errorf("drop the stored note of handoff %d: %w", in.HandoffID, err)
+		}
 	}
 	lead, err := a.Store.Lead(ctx, in.LeadID)
 	if err != nil {

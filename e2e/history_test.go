@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -18,6 +22,24 @@ import (
 
 // historyJSON fetches a lead workflow's history in the JSON form `temporal workflow show -o json`
 // writes and the SDK's replayer reads.
+var payloadData = regexp.MustCompile(`"data":\s*"([A-Za-z0-9+/=]+)"`)
+
+// historyText is the lead workflow's history as JSON followed by every payload decoded, so that a
+// search for a string finds it inside signal, update and activity payloads too.
+func (s *stack) historyText(leadID string) string {
+	s.t.Helper()
+	raw := s.historyJSON(leadID)
+	var b strings.Builder
+	b.Write(raw)
+	for _, m := range payloadData.FindAllSubmatch(raw, -1) {
+		if dec, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil {
+			b.WriteByte('\n')
+			b.Write(dec)
+		}
+	}
+	return b.String()
+}
+
 func (s *stack) historyJSON(leadID string) []byte {
 	s.t.Helper()
 	it := s.client.GetWorkflowHistory(context.Background(), workflows.LeadWorkflowID(leadID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -49,13 +71,73 @@ func TestHistoriesReplay(t *testing.T) {
 	require.Equal(t, 200, code)
 	s.waitMessages(4, 60*time.Second, 2*time.Second)
 
+	s.saveHistory("lead-two-series", first)
+}
+
+// corpusVersion names the workflow code version whose histories the tests record. The corpus in
+// workflows/testdata is append-only: a change to the workflow code that needs new histories bumps
+// this, and the files of earlier versions stay, so old runs keep replaying.
+const corpusVersion = "promises1"
+
+// saveHistory replays the lead's history against the current workflow code and, with
+// TEND_WRITE_HISTORIES=1, adds it to the replay corpus as workflows/testdata/<scenario>-<version>.json
+// (never overwriting a file of another version).
+func (s *stack) saveHistory(scenario, leadID string) {
+	s.t.Helper()
+	dir := s.t.TempDir()
+	if os.Getenv("TEND_WRITE_HISTORIES") == "1" {
+		dir = filepath.Join("..", "workflows", "testdata")
+	}
+	path := filepath.Join(dir, scenario+"-"+corpusVersion+".json")
+	require.NoError(s.t, os.WriteFile(path, s.historyJSON(leadID), 0o644))
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflow(workflows.Lead)
+	require.NoError(s.t, r.ReplayWorkflowHistoryFromJSONFile(nil, path), "replay %s", scenario)
+}
+
+// A long-lived lead continues as new when Temporal suggests it; the history up to there replays.
+func TestContinueAsNewHistoryReplays(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	code, body := s.post("/api/v1/leads", ada())
+	require.Equal(t, 201, code)
+	leadID := body["id"].(string)
+	s.waitMessages(1, 30*time.Second, 0)
+	ctx := context.Background()
+	desc := func() (string, int64) {
+		d, err := s.client.DescribeWorkflowExecution(ctx, workflows.LeadWorkflowID(leadID), "")
+		require.NoError(t, err)
+		return d.WorkflowExecutionInfo.Execution.RunId, d.WorkflowExecutionInfo.HistoryLength
+	}
+	firstRun, _ := desc()
+	// Each engaged signal costs a few events; Temporal suggests continue-as-new at 4,096.
+	for i := 0; i < 3000; i++ {
+		require.NoError(t, s.client.SignalWorkflow(ctx, workflows.LeadWorkflowID(leadID), "", workflows.SignalEngaged, workflows.Engaged{Events: 1}))
+		if i%100 == 99 {
+			if run, _ := desc(); run != firstRun {
+				break
+			}
+		}
+	}
+	eventually(t, 60*time.Second, func() bool { run, _ := desc(); return run != firstRun }, "continued as new")
+	st := s.leadState(leadID)
+	assert.GreaterOrEqual(t, st.Runs, 1)
+	assert.Equal(t, "intro", st.History[0].StepID, "state carried into the new run")
+	it := s.client.GetWorkflowHistory(ctx, workflows.LeadWorkflowID(leadID), firstRun, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
 	dir := t.TempDir()
 	if os.Getenv("TEND_WRITE_HISTORIES") == "1" {
 		dir = filepath.Join("..", "workflows", "testdata")
 	}
-	path := filepath.Join(dir, "lead-two-series.json")
-	require.NoError(t, os.WriteFile(path, s.historyJSON(first), 0o644))
-
+	path := filepath.Join(dir, "lead-continue-as-new-"+corpusVersion+".json")
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflow(workflows.Lead)
 	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, path))

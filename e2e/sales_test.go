@@ -71,7 +71,8 @@ func TestHandoffEmailAcceptLinkWorksOnce(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
-	eventually(t, 10*time.Second, func() bool { return s.lead(leadID)["stage"] == "sal" }, "lead moves to SAL")
+	// The answer is stored before its page is sent: no waiting for the API to catch up.
+	assert.Equal(t, "sal", s.lead(leadID)["stage"], "the lead is at SAL when the answer page says Accepted")
 	assert.Equal(t, "accepted", handoffOutcome(t, s, leadID))
 	resp, err = http.PostForm(accept, url.Values{})
 	require.NoError(t, err)
@@ -99,6 +100,7 @@ func TestHandoffEmailAcceptLinkWorksOnce(t *testing.T) {
 	assert.Equal(t, "customer", out["stage"])
 	code, _ = s.post("/api/v1/leads/"+leadID+"/won", map[string]any{"rep_id": "rep-jonas", "value": 1, "currency": "eur"})
 	assert.Equal(t, 409, code, "no open opportunity left")
+	s.saveHistory("lead-handoff-accept-won", leadID)
 
 	// The reports show it.
 	code, funnel := s.get("/api/v1/reports/funnel")
@@ -163,6 +165,7 @@ func TestNoAnswerEscalatesToTheManagerAndReassigns(t *testing.T) {
 	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM escalations e JOIN handoffs h ON h.id = e.handoff_id
 		WHERE h.lead_id = $1`, leadID).Scan(&escalations))
 	assert.Equal(t, 2, escalations)
+	s.saveHistory("lead-escalation-reassign", leadID)
 	code, detail := s.get("/api/v1/leads/" + leadID)
 	require.Equal(t, 200, code)
 	handoffs := detail["handoffs"].([]any)
@@ -196,6 +199,7 @@ func TestRejectNotReadyRecyclesToNurture(t *testing.T) {
 		found = found || strings.HasPrefix(m.Subject, "Welcome to Acme Insights")
 	}
 	assert.True(t, found, "the recycle series started")
+	s.saveHistory("lead-recycle-not-ready", leadID)
 	code, sla := s.get("/api/v1/reports/sla")
 	require.Equal(t, 200, code)
 	reasons := sla["rejection_reasons"].([]any)
@@ -203,4 +207,33 @@ func TestRejectNotReadyRecyclesToNurture(t *testing.T) {
 	assert.Equal(t, "not_ready", reasons[0].(map[string]any)["reason"])
 	code, _ = s.post("/api/v1/leads/"+leadID+"/reject", map[string]string{"rep_id": "rep-jonas", "reason": "vibes"})
 	assert.Equal(t, 422, code)
+}
+
+var rejectRe = regexp.MustCompile(`(?m)^Reject: (\S+)\s*$`)
+
+// The rep's note on a rejection is stored with the answer in Postgres and never enters the
+// workflow's history (which outlives an erasure).
+func TestRejectNoteIsStoredButNotInTheWorkflowHistory(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{team: "testdata/sales-slow.yaml"})
+	leadID := s.demoLead("ada.lovelace@example.com")
+	notice := s.mailTo("jonas@acme.test", 1, 30*time.Second)[0]
+	m := rejectRe.FindStringSubmatch(notice.Text)
+	require.NotNil(t, m, "reject link in the notice")
+	const note = "Spoke to Ada, budget only in Q3 — call her mobile"
+	resp, err := http.PostForm(m[1], url.Values{"reason": {"not_ready"}, "note": {note}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	var stored string
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(),
+		`SELECT coalesce(reject_note, '') FROM handoffs WHERE lead_id = $1`, leadID).Scan(&stored))
+	assert.Equal(t, note, stored, "the note is kept with the answer")
+	var pending int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM answer_notes`).Scan(&pending))
+	assert.Zero(t, pending, "the note's staging row is gone once stored")
+	hist := s.historyText(leadID)
+	assert.Contains(t, hist, "not_ready", "the decoded history holds the answer's payload")
+	assert.NotContains(t, hist, "budget only in Q3", "the note is not in the workflow history")
+	assert.NotContains(t, hist, "mobile")
 }

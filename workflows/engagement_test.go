@@ -23,7 +23,13 @@ import (
 type engagementEnv struct {
 	env      *testsuite.TestWorkflowEnvironment
 	sent     []string
+	sentAt   []time.Time
 	rescores int
+	// alreadySent lists step ids whose SendStep answers already_sent.
+	alreadySent map[string]bool
+	// planErr, when it returns an error for the nth Plan, fails that Plan.
+	planErr func(n int) error
+	plans   int
 }
 
 func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activities.Plan,
@@ -40,7 +46,15 @@ func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activitie
 	e.env.RegisterActivity(leads.Rescore)
 	e.env.RegisterActivity(email.SendStep)
 	e.env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) { return plan(in), nil })
+		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
+			e.plans++
+			if e.planErr != nil {
+				if err := e.planErr(e.plans); err != nil {
+					return activities.Plan{}, err
+				}
+			}
+			return plan(in), nil
+		})
 	e.env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RescoreInput) (activities.RescoreResult, error) {
 			e.rescores++
@@ -49,6 +63,10 @@ func newEngagementEnv(t *testing.T, plan func(in activities.PlanInput) activitie
 	e.env.OnActivity(email.SendStep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
 			e.sent = append(e.sent, in.SequenceID+"/"+in.StepID)
+			e.sentAt = append(e.sentAt, e.env.Now())
+			if e.alreadySent[in.StepID] {
+				return activities.SendResult{Status: activities.StatusAlreadySent, SendID: "send-" + in.StepID}, nil
+			}
 			return activities.SendResult{Status: activities.StatusSent, SendID: "send-" + in.StepID}, nil
 		})
 	return e

@@ -24,6 +24,9 @@ type Capture struct {
 	Segment  string          `json:"segment,omitempty"`
 	Stage    lifecycle.Stage `json:"stage,omitempty"`
 	TimeZone string          `json:"time_zone,omitempty"`
+	// EnrollmentID is the capture's outbox row. The reconciler may deliver a row whose first
+	// delivery is still under way; the workflow counts each row once.
+	EnrollmentID int64 `json:"enrollment_id,omitempty"`
 }
 
 // Engaged is the payload of SignalEngaged.
@@ -109,7 +112,24 @@ type LeadState struct {
 	Mode        string        `json:"mode,omitempty"`
 	Saved       *SavedNurture `json:"saved,omitempty"`
 	ReengagedAt time.Time     `json:"reengaged_at,omitzero"`
+	// PendingRescore carries engagement that arrived too late for a rescore in the run that
+	// continued as new.
+	PendingRescore bool `json:"pending_rescore,omitempty"`
+	// Replan is set when planning a series failed (the store was unreachable past the activity's
+	// deadline): the plan of ReplanSegment is tried again after RetryAt.
+	Replan        bool      `json:"replan,omitempty"`
+	ReplanSegment string    `json:"replan_segment,omitempty"`
+	RetryAt       time.Time `json:"retry_at,omitzero"`
+	// Failures counts consecutive failed attempts of the thing being retried, for the backoff.
+	Failures int `json:"failures,omitempty"`
+	// LastError is the latest business error the workflow recorded and carried on from.
+	LastError string `json:"last_error,omitempty"`
+	// Enrollments are the latest captures' outbox rows, so that a capture delivered twice counts once.
+	Enrollments []int64 `json:"enrollments,omitempty"`
 }
+
+// enrollmentsKept bounds LeadState.Enrollments: a redelivery comes within minutes of the first.
+const enrollmentsKept = 20
 
 // historyLimit bounds the step history carried in state; the sends table keeps the full record.
 const historyLimit = 50
@@ -132,6 +152,31 @@ var localOptions = workflow.LocalActivityOptions{
 	RetryPolicy:         planOptions.RetryPolicy,
 }
 
+// boundedLocalOptions give Plan and Rescore a deadline (promisesChange): past it the workflow
+// records the failure and tries again later, handling signals meanwhile, instead of waiting
+// without end inside one workflow task.
+var boundedLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 10 * time.Minute,
+	RetryPolicy:            planOptions.RetryPolicy,
+}
+
+// promisesChange marks the fixes that make the lead workflow keep its promises on every path
+// (issue 8): cancelled timers are forgotten, sends run while signals are handled, business errors
+// are recorded instead of failing the run, answers are stored before the rep is told, and more.
+// Runs that started before it keep the old behaviour, so their histories replay.
+const promisesChange = "promises"
+
+// retryBackoff is how long the workflow waits before trying again a plan, rescore, assignment or
+// escalation that failed past its activity's deadline: doubling from a minute up to an hour.
+func retryBackoff(failures int) time.Duration {
+	d := time.Minute
+	for i := 1; i < failures && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
 // localActivitiesChange marks the change from regular to local activities for Plan and Rescore.
 // Runs that started before it keep scheduling regular activities, so their histories replay.
 const localActivitiesChange = "local-plan-rescore"
@@ -142,7 +187,11 @@ func (r *leadRun) runLocal(activity, input any) workflow.Future {
 	if workflow.GetVersion(r.ctx, localActivitiesChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(r.ctx, planOptions), activity, input)
 	}
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, localOptions), activity, input)
+	opts := localOptions
+	if r.fixed() {
+		opts = boundedLocalOptions
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(r.ctx, opts), activity, input)
 }
 
 // sendOptions: temporary SMTP failures (4xx, connection trouble) retry with backoff for up to two
@@ -163,8 +212,12 @@ var sendOptions = workflow.ActivityOptions{
 func Lead(ctx workflow.Context, in LeadInput) error {
 	r := &leadRun{ctx: ctx, captures: workflow.GetSignalChannel(ctx, SignalCapture),
 		engaged: workflow.GetSignalChannel(ctx, SignalEngaged), cancelTimer: func() {}}
+	r.version = workflow.GetVersion(ctx, promisesChange, workflow.DefaultVersion, 1)
 	if in.State != nil {
 		r.st = *in.State
+		if r.fixed() {
+			r.rescore, r.st.PendingRescore = r.st.PendingRescore, false
+		}
 	} else {
 		r.st = LeadState{LeadID: in.LeadID, Status: StatusRunning}
 	}
@@ -183,26 +236,46 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			r.cancelTimer()
+			r.stopTimer()
 			return err // the lead's workflow was cancelled (e.g. the lead was erased)
 		}
-		if r.rescore {
+		if r.st.Replan && !r.st.RetryAt.After(workflow.Now(ctx)) {
+			if err := r.plan(r.st.ReplanSegment); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.rescore && !r.st.RetryAt.After(workflow.Now(ctx)) {
 			if err := r.doRescore(); err != nil {
 				return err
 			}
 			continue
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			r.drain()
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-				return err
+			if r.fixed() {
+				// Handlers first: a signal that arrives while an update finishes is drained too.
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return err
+				}
+				r.drain()
+				r.st.PendingRescore = r.rescore
+			} else {
+				r.drain()
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return err
+				}
 			}
-			r.cancelTimer()
+			r.stopTimer()
 			r.st.Runs++
 			st := r.st
 			return workflow.NewContinueAsNewError(ctx, Lead, LeadInput{LeadID: st.LeadID, State: &st})
 		}
-		if r.st.Sales != nil && (r.st.Sales.Phase == PhaseAwaiting || r.st.Sales.Pending != nil) {
+		if r.fixed() && r.st.Replan {
+			// Planning failed: try it again at RetryAt, handling signals meanwhile.
+			r.waitUntil(r.st.RetryAt)
+			continue
+		}
+		if r.st.Sales != nil && r.salesOwned() {
 			if err := r.salesStep(); err != nil {
 				return err
 			}
@@ -232,6 +305,12 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			wait = *step.WaitIfClicked
 		}
 		due := r.st.StepBase.Add(wait)
+		if now := workflow.Now(ctx); r.fixed() && due.Before(now) {
+			// A step already due (its wait passed while it waited for the window, a handoff, a
+			// retry): the window is looked up from now, or a time-zone change could pick a slot
+			// in the past and send at once, outside the window.
+			due = now
+		}
 		r.st.NextSendAt = r.sendTime(due)
 		if at := r.inactiveAt(); !at.IsZero() && at.Before(r.st.NextSendAt) {
 			if !r.waitUntil(at) {
@@ -249,7 +328,9 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 }
 
 type leadRun struct {
-	ctx      workflow.Context
+	ctx workflow.Context
+	// version is promisesChange's version for this run.
+	version  workflow.Version
 	st       LeadState
 	captures workflow.ReceiveChannel
 	engaged  workflow.ReceiveChannel
@@ -259,9 +340,54 @@ type leadRun struct {
 	timerAt     time.Time
 	timer       workflow.Future
 	cancelTimer func()
+	// cancelSend, while a send runs, cancels it: the lead left the series it belongs to.
+	cancelSend func()
+}
+
+// fixed reports whether this run has the fixes of promisesChange.
+func (r *leadRun) fixed() bool { return r.version >= 1 }
+
+// salesOwned reports whether a handoff to sales needs the main loop: it is being assigned (or its
+// assignment is to be retried), its SLA clock runs, or an answer is being stored.
+func (r *leadRun) salesOwned() bool {
+	s := r.st.Sales
+	if s.Phase == PhaseAwaiting || s.Pending != nil {
+		return true
+	}
+	return r.fixed() && (s.Phase == PhaseAssigning || s.Answer != nil)
+}
+
+// stopTimer cancels the timer the workflow waits on and forgets it, so that the next wait, even
+// for the same instant, starts a new timer instead of taking the cancellation for a fire.
+func (r *leadRun) stopTimer() {
+	r.cancelTimer()
+	if r.fixed() {
+		r.timer, r.timerAt, r.cancelTimer = nil, time.Time{}, func() {}
+	}
+}
+
+// noteError records a business error the workflow carries on from, and logs it with ids only.
+func (r *leadRun) noteError(what string, err error) {
+	r.st.LastError = what + ": " + err.Error()
+	workflow.GetLogger(r.ctx).Error("lead workflow carries on after a failure", "lead_id", r.st.LeadID, "what", what, "err", err)
+}
+
+// retryLater schedules the next attempt of something that failed, with a growing backoff.
+func (r *leadRun) retryLater() {
+	r.st.Failures++
+	r.st.RetryAt = workflow.Now(r.ctx).Add(retryBackoff(r.st.Failures))
 }
 
 func (r *leadRun) apply(c Capture) {
+	if r.fixed() && c.EnrollmentID != 0 {
+		if slices.Contains(r.st.Enrollments, c.EnrollmentID) {
+			return // the same capture delivered again (reconciler): it changes nothing
+		}
+		r.st.Enrollments = append(r.st.Enrollments, c.EnrollmentID)
+		if len(r.st.Enrollments) > enrollmentsKept {
+			r.st.Enrollments = r.st.Enrollments[len(r.st.Enrollments)-enrollmentsKept:]
+		}
+	}
 	r.st.Captures++
 	// A capture may carry a behaviour event (a download, a demo registration) that changes the score.
 	r.rescore = true
@@ -327,9 +453,23 @@ func (r *leadRun) plan(segment string) error {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
 			r.st.Status, r.st.ExitReason = StatusExited, "lead deleted"
+			r.st.Replan = false
 			return nil
 		}
-		return err
+		if !r.fixed() {
+			return err
+		}
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		r.noteError("plan", err)
+		r.st.Replan, r.st.ReplanSegment = true, segment
+		r.retryLater()
+		return nil
+	}
+	if r.fixed() {
+		r.detachSend()
+		r.st.Replan, r.st.ReplanSegment, r.st.Failures, r.st.RetryAt = false, "", 0, time.Time{}
 	}
 	seq := p.Sequence
 	r.st.SalesEnabled = p.SalesEnabled
@@ -392,7 +532,16 @@ func (r *leadRun) exitIfReached() bool {
 func (r *leadRun) exit(reason string) {
 	r.st.Status, r.st.ExitReason = StatusExited, reason
 	r.st.NextSendAt = time.Time{}
-	r.cancelTimer()
+	r.stopTimer()
+	r.detachSend()
+}
+
+// detachSend cancels a send in flight: the lead left the series (or marketing) it belongs to.
+func (r *leadRun) detachSend() {
+	if r.cancelSend != nil {
+		r.cancelSend()
+		r.cancelSend = nil
+	}
 }
 
 // waitUntil sleeps until t, and returns true early if a capture arrives. The timer survives an
@@ -401,21 +550,30 @@ func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
 	if !t.After(workflow.Now(r.ctx)) {
 		return false
 	}
+	if r.fixed() && r.rescore && r.st.RetryAt.After(workflow.Now(r.ctx)) && r.st.RetryAt.Before(t) {
+		// A failed rescore is due again before t: wake up for it, as if a signal had come.
+		r.waitUntil(r.st.RetryAt)
+		return true
+	}
 	if r.timer == nil || !r.timerAt.Equal(t) {
 		r.cancelTimer()
 		tctx, cancel := workflow.WithCancel(r.ctx)
 		r.timer, r.timerAt, r.cancelTimer = workflow.NewTimer(tctx, t.Sub(workflow.Now(r.ctx))), t, cancel
 	}
-	fired := false
+	fired, done := false, false
 	sel := workflow.NewSelector(r.ctx)
-	sel.AddFuture(r.timer, func(workflow.Future) { fired = true })
+	sel.AddFuture(r.timer, func(f workflow.Future) {
+		done = true
+		// A cancelled timer is ready too: only a timer that ran out is a fire.
+		fired = !r.fixed() || f.Get(r.ctx, nil) == nil
+	})
 	r.onSignals(sel)
 	sel.Select(r.ctx)
 	if r.ctx.Err() != nil {
 		return true
 	}
-	if fired {
-		r.timer, r.cancelTimer = nil, func() {}
+	if fired || (done && r.fixed()) {
+		r.timer, r.timerAt, r.cancelTimer = nil, time.Time{}, func() {}
 	}
 	return !fired
 }
@@ -468,19 +626,42 @@ func (r *leadRun) doRescore() error {
 			r.exit("lead deleted")
 			return nil
 		}
-		return err
+		if !r.fixed() {
+			return err
+		}
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		r.noteError("rescore", err)
+		r.rescore = true
+		r.retryLater()
+		return nil
+	}
+	if r.fixed() {
+		r.st.Failures, r.st.RetryAt = 0, time.Time{}
 	}
 	r.st.Rescores++
+	before := r.st.Stage
 	r.st.Score, r.st.Band, r.st.LastEventID = res.Score, res.Band, res.LastEventID
 	if res.Stage != "" {
 		r.st.Stage = res.Stage
 	}
 	r.st.ClickedSends = res.ClickedSends
+	if r.fixed() {
+		r.st.ClickedSends = r.recentClicks(res.ClickedSends)
+	}
 	if res.LastEngagement.After(r.st.LastEngagedAt) {
 		r.st.LastEngagedAt = res.LastEngagement
 		if (r.st.Mode == ModeReengaging || r.st.Mode == ModeSunset) && res.LastEngagement.After(r.st.ReengagedAt) && !res.Unsubscribed {
 			r.resumeNurture() // engaged again: back to where it was
 		}
+	}
+	if r.fixed() && res.Stage == lifecycle.Recycled && before != lifecycle.Recycled && r.st.Handoff != nil &&
+		r.st.Sales != nil && r.st.Sales.Phase == PhaseAccepted && !res.Unsubscribed {
+		// The deal was lost: like a rep's "not ready", the lead goes back to nurture and must
+		// qualify anew before sales hears of it again.
+		r.st.Sales.Phase = PhaseClosed
+		return r.recycle(r.st.Sales.RecycleSegment)
 	}
 	if res.Handoff != nil && r.st.Handoff == nil {
 		r.st.Handoff = &HandoffRecord{At: workflow.Now(r.ctx), Reason: res.Handoff.Reason, Score: res.Handoff.Score}
@@ -512,20 +693,82 @@ func (r *leadRun) doRescore() error {
 	return nil
 }
 
+// recentClicks keeps, of the sends the lead clicked, those still in the step history: the only
+// ones a branch can ask about. ClickedSends so stays bounded by historyLimit.
+func (r *leadRun) recentClicks(clicked []string) []string {
+	var keep []string
+	for _, h := range r.st.History {
+		if h.SendID != "" && slices.Contains(clicked, h.SendID) && !slices.Contains(keep, h.SendID) {
+			keep = append(keep, h.SendID)
+		}
+	}
+	return keep
+}
+
+// sendFixedOptions are sendOptions that wait for a cancelled send to end: the workflow then knows
+// whether the email went out.
+var sendFixedOptions = func() workflow.ActivityOptions {
+	o := sendOptions
+	o.WaitForCancellation = true
+	// SendStep heartbeats every 2 s: a worker that dies mid-send is noticed in seconds.
+	o.HeartbeatTimeout = 10 * time.Second
+	return o
+}()
+
+// sendWhileListening runs the step's send and, while it runs (a temporary SMTP failure retries it
+// for up to two days), handles signals: a hand-raise is handed off, an unsubscribe stops the lead,
+// and either cancels the send.
+func (r *leadRun) sendWhileListening(in activities.SendInput) (activities.SendResult, error) {
+	sctx, cancel := workflow.WithCancel(r.ctx)
+	var a *activities.Email
+	fut := workflow.ExecuteActivity(workflow.WithActivityOptions(sctx, sendFixedOptions), a.SendStep, in)
+	r.cancelSend = cancel
+	for !fut.IsReady() && r.ctx.Err() == nil {
+		sel := workflow.NewSelector(r.ctx)
+		sel.AddFuture(fut, func(workflow.Future) {})
+		r.onSignals(sel)
+		sel.Select(r.ctx)
+		if r.rescore && !fut.IsReady() && r.cancelSend != nil && !r.st.RetryAt.After(workflow.Now(r.ctx)) {
+			if err := r.doRescore(); err != nil {
+				cancel()
+				r.cancelSend = nil
+				_ = fut.Get(r.ctx, nil) // the send's own outcome no longer matters
+				return activities.SendResult{}, err
+			}
+		}
+	}
+	r.cancelSend = nil
+	var res activities.SendResult
+	err := fut.Get(r.ctx, &res)
+	return res, err
+}
+
 func (r *leadRun) runStep(step sequence.Step) error {
 	if !step.When.HoldsAfter(r.st.Stage, r.previousClicked()) {
 		r.record(step, "skipped", "stage "+string(r.st.Stage))
 		r.advance()
 		return r.maybeStartPendingIfDone()
 	}
-	ctx := workflow.WithActivityOptions(r.ctx, sendOptions)
-	var a *activities.Email
+	in := activities.SendInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: step.Template, Subject: step.Subject}
 	var res activities.SendResult
-	err := workflow.ExecuteActivity(ctx, a.SendStep, activities.SendInput{
-		LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: step.Template, Subject: step.Subject,
-	}).Get(ctx, &res)
+	var err error
+	if r.fixed() {
+		seq, at := r.st.Sequence, r.st.NextStep
+		res, err = r.sendWhileListening(in)
+		if r.st.Sequence != seq || r.st.NextStep != at || r.st.Status != StatusRunning {
+			return r.detachedOutcome(in, step, res, err)
+		}
+	} else {
+		ctx := workflow.WithActivityOptions(r.ctx, sendOptions)
+		var a *activities.Email
+		err = workflow.ExecuteActivity(ctx, a.SendStep, in).Get(ctx, &res)
+	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
+		var canceled *temporal.CanceledError
+		if r.fixed() && errors.As(err, &canceled) {
+			return nil // the workflow is being cancelled
+		}
 		if !errors.As(err, &appErr) {
 			// Retries ran out (two days of temporary failures): record it and move on.
 			r.record(step, "failed", "gave up after retries")
@@ -566,11 +809,54 @@ func (r *leadRun) runStep(step sequence.Step) error {
 	}
 	r.record(step, res.Status, "")
 	r.st.History[len(r.st.History)-1].SendID = res.SendID
-	if res.Status == activities.StatusSent {
+	if res.Status == activities.StatusSent || (r.fixed() && res.Status == activities.StatusAlreadySent) {
 		r.noteSent()
 	}
 	r.advance()
 	return r.maybeStartPendingIfDone()
+}
+
+// detachedOutcome records a send that ended after the lead had left its series (a handoff, an
+// unsubscribe, a segment switch while it ran). The lead's position is not touched; what the send
+// learnt about the address still counts.
+func (r *leadRun) detachedOutcome(in activities.SendInput, step sequence.Step, res activities.SendResult, err error) error {
+	rec := func(outcome, detail string) {
+		r.st.History = append(r.st.History, StepRecord{SequenceID: in.SequenceID, StepID: step.ID, Outcome: outcome,
+			At: workflow.Now(r.ctx), Detail: detail, SendID: res.SendID})
+		if len(r.st.History) > historyLimit {
+			r.st.History = r.st.History[len(r.st.History)-historyLimit:]
+		}
+	}
+	stop := func(reason string) {
+		if r.st.Status == StatusRunning {
+			r.exit(reason)
+		} else {
+			r.st.ExitReason = reason
+		}
+		r.st.PendingSegment = ""
+	}
+	var appErr *temporal.ApplicationError
+	switch {
+	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeHardBounce:
+		rec("bounced", "")
+		stop("bounced")
+	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead:
+		stop("lead deleted")
+	case err != nil:
+		rec("cancelled", "the lead left the series while the send ran")
+	case res.Status == activities.StatusUnsubscribed:
+		rec("unsubscribed", "")
+		stop("unsubscribed")
+	case res.Status == activities.StatusSuppressed:
+		rec("suppressed", res.Reason)
+		stop("suppressed")
+	default:
+		rec(res.Status, "sent while the lead left the series")
+		if res.Status == activities.StatusSent || res.Status == activities.StatusAlreadySent {
+			r.noteSent()
+		}
+	}
+	return nil
 }
 
 func (r *leadRun) maybeStartPendingIfDone() error {

@@ -138,7 +138,7 @@ func (r *leadRun) inactiveAt() time.Time {
 // startReengagement pauses the nurture where it is and starts the re-engagement series; the
 // score is computed again so that decay for the quiet time shows.
 func (r *leadRun) startReengagement() {
-	r.cancelTimer()
+	r.stopTimer()
 	r.st.Saved = &SavedNurture{Sequence: r.st.Sequence, NextStep: r.st.NextStep, Status: r.st.Status, ExitReason: r.st.ExitReason}
 	seq := r.st.Reengagement.Sequence
 	r.st.Sequence, r.st.NextStep, r.st.Status, r.st.ExitReason = &seq, 0, StatusRunning, ""
@@ -149,7 +149,10 @@ func (r *leadRun) startReengagement() {
 
 // resumeNurture returns a lead that engaged again to where it was in its nurture.
 func (r *leadRun) resumeNurture() {
-	r.cancelTimer()
+	r.stopTimer()
+	if r.fixed() {
+		r.detachSend()
+	}
 	if s := r.st.Saved; s != nil {
 		r.st.Sequence, r.st.NextStep, r.st.Status, r.st.ExitReason = s.Sequence, s.NextStep, s.Status, s.ExitReason
 	}

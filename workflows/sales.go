@@ -24,7 +24,13 @@ type Decision struct {
 	RepID  string `json:"rep_id"`
 	// Reason of a rejection: not_a_fit, no_budget, not_ready, bad_data or other.
 	Reason string `json:"reason,omitempty"`
+	// Note is the rep's free text in runs before promisesChange; it no longer travels in the
+	// workflow's history: the server stores it and passes NoteID.
 	Note   string `json:"note,omitempty"`
+	NoteID string `json:"note_id,omitempty"`
+	// HandoffID is the handoff the answer is about (the one an accept/reject link was made for);
+	// 0 answers the current one.
+	HandoffID int64 `json:"handoff_id,omitempty"`
 }
 
 // Decision outcomes.
@@ -35,7 +41,13 @@ const (
 	OutcomeNotYourLead     = "not_your_lead"
 	OutcomeTooLate         = "too_late"
 	OutcomeNotInSales      = "not_in_sales"
+	// OutcomeStaleLink: the answer names an earlier handoff of the lead than the current one.
+	OutcomeStaleLink = "stale_link"
 )
+
+// ErrTypeAnswerNotStored is the error type of a decide update whose answer could not be stored:
+// nothing changed, and the rep may try again.
+const ErrTypeAnswerNotStored = "AnswerNotStored"
 
 // RejectReasons are the reasons a rep may give; not_ready recycles the lead into nurture, the
 // others disqualify it.
@@ -53,6 +65,8 @@ const (
 	PhaseAwaiting  = "awaiting"  // the SLA clock runs
 	PhaseAccepted  = "accepted"
 	PhaseRejected  = "rejected"
+	// PhaseClosed: the deal was lost after acceptance; the lead went back to nurture.
+	PhaseClosed = "closed"
 )
 
 // SalesState is the handoff in progress (or the last one).
@@ -77,6 +91,16 @@ type SalesState struct {
 	// Pending is an answer accepted by the update handler and not yet stored.
 	Pending     *Decision `json:"pending,omitempty"`
 	RespondedAt time.Time `json:"responded_at,omitzero"`
+	// Answer is the stored answer's effect, for the main loop to act on (recycle, disqualify).
+	Answer *activities.RespondResult `json:"answer,omitempty"`
+	// AssignError is why the last assignment failed; RetryAt when it is tried again.
+	AssignError string    `json:"assign_error,omitempty"`
+	RetryAt     time.Time `json:"retry_at,omitzero"`
+	Failures    int       `json:"failures,omitempty"`
+	// RejectReason is the reason of the stored rejection.
+	RejectReason string `json:"reject_reason,omitempty"`
+	// Current is the rep being replaced by an assignment to be retried.
+	Current string `json:"current,omitempty"`
 }
 
 // decide is the update handler: it settles the outcome at once, in workflow state, so that an
@@ -84,7 +108,10 @@ type SalesState struct {
 func (r *leadRun) decide(ctx workflow.Context, d Decision) (DecisionResult, error) {
 	// The handoff notice goes out inside the Assign activity, so a quick rep can answer before the
 	// workflow has recorded the assignment: wait for it.
-	if err := workflow.Await(ctx, func() bool { return r.st.Sales == nil || r.st.Sales.Phase != PhaseAssigning }); err != nil {
+	if err := workflow.Await(ctx, func() bool {
+		s := r.st.Sales
+		return s == nil || s.Phase != PhaseAssigning || (r.fixed() && s.AssignError != "")
+	}); err != nil {
 		return DecisionResult{}, err
 	}
 	s := r.st.Sales
@@ -97,22 +124,52 @@ func (r *leadRun) decide(ctx workflow.Context, d Decision) (DecisionResult, erro
 		}
 		return DecisionResult{Outcome: OutcomeNotYourLead}, nil
 	}
+	if r.fixed() && d.HandoffID != 0 && d.HandoffID != s.HandoffID {
+		// A link from an earlier handoff's email: it speaks for that handoff only.
+		return DecisionResult{Outcome: OutcomeStaleLink, RepID: s.RepID}, nil
+	}
 	if s.Phase == PhaseAccepted {
-		if d.Action == "accept" {
-			return DecisionResult{Outcome: OutcomeAlreadyAccepted, RepID: s.RepID}, nil
-		}
 		return DecisionResult{Outcome: OutcomeAlreadyAccepted, RepID: s.RepID}, nil
 	}
 	dd := d
 	s.Pending = &dd
 	s.RespondedAt = workflow.Now(ctx)
-	r.cancelTimer()
+	r.stopTimer()
+	outcome := DecisionResult{Outcome: OutcomeRejected, RepID: s.RepID}
+	s.Phase = PhaseRejected
 	if d.Action == "accept" {
 		s.Phase = PhaseAccepted
-		return DecisionResult{Outcome: OutcomeAccepted, RepID: s.RepID}, nil
+		outcome.Outcome = OutcomeAccepted
 	}
-	s.Phase = PhaseRejected
-	return DecisionResult{Outcome: OutcomeRejected, RepID: s.RepID}, nil
+	if !r.fixed() {
+		return outcome, nil
+	}
+	// Store the answer before the rep is told: the lead's new stage is visible when the answer
+	// page shows. If it cannot be stored, nothing changed and the rep is asked to try again.
+	res, err := r.respond(ctx, s, dd)
+	if err != nil {
+		s.Pending, s.RespondedAt, s.Phase = nil, time.Time{}, PhaseAwaiting
+		r.noteError("store answer", err)
+		return DecisionResult{}, temporal.NewApplicationError("the answer could not be recorded; try again", ErrTypeAnswerNotStored)
+	}
+	s.Pending, s.Answer, s.RejectReason = nil, &res, d.Reason
+	return outcome, nil
+}
+
+// respondOptions bound the storing of an answer by the time a rep waits for the answer page.
+var respondOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    5 * time.Second,
+	ScheduleToCloseTimeout: 12 * time.Second,
+	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second},
+}
+
+func (r *leadRun) respond(ctx workflow.Context, s *SalesState, d Decision) (activities.RespondResult, error) {
+	var a *activities.Sales
+	var res activities.RespondResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, respondOptions), a.Respond, activities.RespondInput{
+		HandoffID: s.HandoffID, LeadID: r.st.LeadID, RepID: d.RepID, Action: d.Action, Reason: d.Reason, Note: d.Note, NoteID: d.NoteID,
+		At: s.RespondedAt}).Get(ctx, &res)
+	return res, err
 }
 
 func validateDecision(d Decision) error {
@@ -140,6 +197,21 @@ var salesOptions = workflow.ActivityOptions{
 	},
 }
 
+// boundedSalesOptions give every sales activity a deadline (promisesChange): past it the failure is
+// recorded and the step is tried again later while the workflow handles signals.
+var boundedSalesOptions = func() workflow.ActivityOptions {
+	o := salesOptions
+	o.ScheduleToCloseTimeout = 15 * time.Minute
+	return o
+}()
+
+func (r *leadRun) salesCtx() workflow.Context {
+	if r.fixed() {
+		return workflow.WithActivityOptions(r.ctx, boundedSalesOptions)
+	}
+	return workflow.WithActivityOptions(r.ctx, salesOptions)
+}
+
 // startHandoff assigns a rep and starts the SLA clock. Sales owns the lead from now: the marketing
 // series has already stopped (MQL is an exit stage).
 func (r *leadRun) startHandoff(reason, handRaise string) error {
@@ -154,14 +226,33 @@ func (r *leadRun) startHandoff(reason, handRaise string) error {
 
 func (r *leadRun) assign(current string) error {
 	s := r.st.Sales
-	ctx := workflow.WithActivityOptions(r.ctx, salesOptions)
+	ctx := r.salesCtx()
 	var a *activities.Sales
 	var as activities.Assignment
 	err := workflow.ExecuteActivity(ctx, a.Assign, activities.AssignInput{LeadID: r.st.LeadID, Seq: s.Seq, Assignment: s.Assignment,
 		Reason: s.Reason, HandRaiseEvent: s.HandRaise, At: workflow.Now(r.ctx), Current: current}).Get(ctx, &as)
 	if err != nil {
-		return err
+		if !r.fixed() {
+			return err
+		}
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+			r.st.Sales = nil
+			r.exit("lead deleted")
+			return nil
+		}
+		// An unknown rep, a notice that does not render, the store down past the deadline: the
+		// lead stays hand-off ready and the assignment is tried again until it reaches a rep.
+		r.noteError("assign", err)
+		s.AssignError, s.Current = err.Error(), current
+		s.Failures++
+		s.RetryAt = workflow.Now(r.ctx).Add(retryBackoff(s.Failures))
+		return nil
 	}
+	s.AssignError, s.Failures, s.RetryAt, s.Current = "", 0, time.Time{}, ""
 	s.HandoffID, s.RepID, s.ManagerID, s.Policy = as.HandoffID, as.RepID, as.ManagerID, as.Policy
 	s.DueAt, s.RemindAt, s.Reminded, s.Lapses = as.DueAt, as.RemindAt, false, 0
 	s.ReassignAfter, s.RecycleSegment, s.Phase = as.ReassignAfter, as.RecycleSegment, PhaseAwaiting
@@ -172,7 +263,20 @@ func (r *leadRun) assign(current string) error {
 // comes first.
 func (r *leadRun) salesStep() error {
 	s := r.st.Sales
-	if s.Pending != nil {
+	if r.fixed() {
+		switch {
+		case s.Answer != nil:
+			return r.applyAnswer()
+		case s.Pending != nil:
+			// The update handler is storing the answer.
+			return workflow.Await(r.ctx, func() bool { return s.Pending == nil })
+		case s.Phase == PhaseAssigning:
+			if r.waitUntil(s.RetryAt) {
+				return nil
+			}
+			return r.assign(s.Current)
+		}
+	} else if s.Pending != nil {
 		return r.storeDecision()
 	}
 	target := s.DueAt
@@ -186,20 +290,40 @@ func (r *leadRun) salesStep() error {
 	if s.Pending != nil || s.Phase != PhaseAwaiting {
 		return nil
 	}
-	ctx := workflow.WithActivityOptions(r.ctx, salesOptions)
+	ctx := r.salesCtx()
 	var a *activities.Sales
 	if reminding {
 		s.Reminded = true
-		return workflow.ExecuteActivity(ctx, a.Remind, s.HandoffID).Get(ctx, nil)
+		err := workflow.ExecuteActivity(ctx, a.Remind, s.HandoffID).Get(ctx, nil)
+		if err != nil && r.fixed() {
+			r.noteError("remind", err) // a missed reminder is not worth a second one later
+			return nil
+		}
+		return err
 	}
 	// The deadline passed without an answer: escalate, once for this lapse.
 	s.Lapses++
 	var res activities.LapseResult
 	if err := workflow.ExecuteActivity(ctx, a.Lapse, activities.LapseInput{HandoffID: s.HandoffID, Lapse: s.Lapses,
 		At: workflow.Now(r.ctx)}).Get(ctx, &res); err != nil {
-		return err
+		if !r.fixed() {
+			return err
+		}
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		// The escalation is tried again later under the same lapse number: the notices are keyed
+		// by it, so the manager still gets exactly one.
+		r.noteError("escalate", err)
+		s.Lapses--
+		s.Failures++
+		if s.Phase == PhaseAwaiting && s.Pending == nil {
+			s.DueAt = workflow.Now(r.ctx).Add(retryBackoff(s.Failures))
+		}
+		return nil
 	}
-	if s.Pending != nil {
+	s.Failures = 0
+	if s.Pending != nil || (r.fixed() && s.Phase != PhaseAwaiting) {
 		return nil // the rep answered while the escalation went out: late, but answered
 	}
 	if s.Lapses >= s.ReassignAfter {
@@ -212,12 +336,38 @@ func (r *leadRun) salesStep() error {
 	return nil
 }
 
+// applyAnswer moves the lead on after its answer was stored: SAL stays with sales, recycled goes
+// back to nurture, disqualified stops.
+func (r *leadRun) applyAnswer() error {
+	s := r.st.Sales
+	res := *s.Answer
+	s.Answer = nil
+	r.st.Stage = res.Stage
+	switch res.Stage {
+	case lifecycle.Recycled:
+		return r.recycle(res.RecycleSegment)
+	case lifecycle.Disqualified:
+		r.st.Status, r.st.ExitReason = StatusExited, "disqualified: "+s.RejectReason
+	}
+	return nil
+}
+
+// recycle sends the lead back to nurture (a rep's "not ready", a lost deal): the segment's
+// series, and a later handoff only once the lead qualifies anew.
+func (r *leadRun) recycle(segment string) error {
+	r.st.Handoff = nil
+	if segment == "" {
+		segment = r.st.Segment
+	}
+	return r.plan(segment)
+}
+
 // storeDecision stores the rep's answer and moves the lead on: SAL, or recycled into nurture, or
 // disqualified.
 func (r *leadRun) storeDecision() error {
 	s := r.st.Sales
 	d := *s.Pending
-	ctx := workflow.WithActivityOptions(r.ctx, salesOptions)
+	ctx := r.salesCtx()
 	var a *activities.Sales
 	var res activities.RespondResult
 	if err := workflow.ExecuteActivity(ctx, a.Respond, activities.RespondInput{HandoffID: s.HandoffID, LeadID: r.st.LeadID,

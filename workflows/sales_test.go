@@ -30,6 +30,12 @@ type salesEnv struct {
 	dueAt     func(at time.Time) time.Time
 	respond   func(in activities.RespondInput) activities.RespondResult
 	handoffs  int
+	// Hooks a test may set to replace the default behaviour of an activity.
+	assign  func(in activities.AssignInput) (activities.Assignment, error)
+	send    func(in activities.SendInput) (activities.SendResult, error)
+	rescore func(n int, in activities.RescoreInput) (activities.RescoreResult, error)
+	// respondErr, when it returns an error, fails the Respond activity without storing anything.
+	respondErr func(in activities.RespondInput) error
 }
 
 func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
@@ -57,16 +63,25 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 	e.env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RescoreInput) (activities.RescoreResult, error) {
 			e.handoffs++
+			if e.rescore != nil {
+				return e.rescore(e.handoffs, in)
+			}
 			return activities.RescoreResult{Score: 55, Band: "warm", Stage: lifecycle.MQL,
 				Handoff: &activities.Handoff{Reason: "score 55 ≥ MQL threshold 50", Score: 55}}, nil
 		})
 	e.env.OnActivity(email.SendStep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendInput) (activities.SendResult, error) {
+			if e.send != nil {
+				return e.send(in)
+			}
 			e.sent = append(e.sent, in.SequenceID+"/"+in.StepID)
 			return activities.SendResult{Status: activities.StatusSent}, nil
 		})
 	e.env.OnActivity(sales.Assign, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AssignInput) (activities.Assignment, error) {
+			if e.assign != nil {
+				return e.assign(in)
+			}
 			e.assigns = append(e.assigns, in)
 			rep := "rep-jonas"
 			if in.Current != "" {
@@ -92,6 +107,11 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 	}
 	e.env.OnActivity(sales.Respond, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RespondInput) (activities.RespondResult, error) {
+			if e.respondErr != nil {
+				if err := e.respondErr(in); err != nil {
+					return activities.RespondResult{}, err
+				}
+			}
 			e.responds = append(e.responds, in)
 			return e.respond(in), nil
 		})

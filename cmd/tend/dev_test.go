@@ -4,17 +4,31 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// devEnv is the whole environment of the `tend dev` the tests run.
+var devEnv = map[string]string{"TEND_SEQUENCES": "testdata/dev-sequences.yaml", "TEND_LOG_LEVEL": "warn", "TEND_SALES": "off"}
+
+// devArgs runs `tend dev` on dataDir with every port chosen free by tend itself.
+func devArgs(dataDir string) []string {
+	return []string{"dev", "--data", dataDir, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
+		"--smtp-port", "0", "--inbox-port", "0"}
+}
 
 type devRun struct {
 	endpoints endpoints
@@ -42,13 +56,12 @@ func (s *syncBuffer) String() string {
 
 // startDev runs `tend dev` in this process with its own data directory, every port chosen free
 // by tend itself, and returns once endpoints.json tells where the API and the inbox are.
-func startDev(t *testing.T, dataDir string) *devRun {
+func startDev(t *testing.T, dataDir string, flags ...string) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &devRun{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
-	env := map[string]string{"TEND_SEQUENCES": "testdata/dev-sequences.yaml", "TEND_LOG_LEVEL": "warn", "TEND_SALES": "off"}
-	args := []string{"dev", "--data", dataDir, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
-		"--smtp-port", "0", "--inbox-port", "0"}
+	env := devEnv
+	args := append(devArgs(dataDir), flags...)
 	endpointsFile := filepath.Join(dataDir, "endpoints.json")
 	_ = os.Remove(endpointsFile)
 	go func() { r.done <- run(ctx, args, r.out, r.out, func(k string) string { return env[k] }) }()
@@ -160,4 +173,80 @@ func TestDevRunsTheWholeStackAndResumesAfterRestart(t *testing.T) {
 	}
 	assert.Equal(t, 3, ada)
 	assert.NotContains(t, second.out.String(), "demo lead", "demo leads are captured only once")
+}
+
+// A `tend dev` killed with -9 leaves its Postgres running (on its port), postmaster.pid, the
+// Temporal SQLite file mid-write and endpoints.json; the next `tend dev` on that data directory
+// comes up all the same, with the leads of the first and their workflows running on.
+func TestDevComesBackAfterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Postgres and Temporal twice")
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	// The same fixed ports for both runs: the killed one's must all be free again.
+	ports := []string{"--pg-port", strconv.Itoa(freeTCPPort(t)), "--temporal-port", strconv.Itoa(freeTCPPort(t)),
+		"--http", "127.0.0.1:" + strconv.Itoa(freeTCPPort(t)), "--smtp-port", strconv.Itoa(freeTCPPort(t))}
+	t.Cleanup(func() {
+		// Whatever happens below, no Postgres outlives the test (SIGQUIT: immediate shutdown).
+		if b, err := os.ReadFile(filepath.Join(data, "postgres", "postmaster.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0]); err == nil && pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGQUIT)
+			}
+		}
+	})
+
+	// The first tend dev is a process of its own (this test binary acting as tend), so that it
+	// can be killed the way a crash or an OOM kill ends it.
+	first := exec.Command(os.Args[0], append(devArgs(data), ports...)...)
+	first.Env = []string{envRunAsTend + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range devEnv {
+		first.Env = append(first.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	first.Stdout, first.Stderr = out, out
+	require.NoError(t, first.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- first.Wait() }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for strings.Count(out.String(), "demo lead ") < 3 {
+		select {
+		case err := <-exited:
+			t.Fatalf("the first tend dev exited: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "the first tend dev did not capture its demo leads\n%s", out.String())
+	}
+	require.NoError(t, first.Process.Kill())
+	<-exited
+
+	second := startDev(t, data, ports...)
+	defer second.stop(t)
+	assert.Contains(t, second.out.String(), "left running", "the killed one's Postgres was found and stopped")
+	assert.NotContains(t, second.out.String(), "demo lead", "the demo leads of the first run are still in Postgres")
+	// A lead captured now gets its first email: Postgres, Temporal (on the SQLite file the killed
+	// one was writing), the worker and the capture SMTP server all work. The demo leads' emails
+	// are not waited for: one whose send was in flight at the kill is retried only when the send
+	// activity's start-to-close timeout (two minutes) has passed.
+	key, err := os.ReadFile(filepath.Join(data, "api-key"))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, second.endpoints.API+"/api/v1/leads",
+		strings.NewReader(`{"email":"after-crash@example.com","interests":["newsletter"],"source":"newsletter_signup"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	deadline = time.Now().Add(time.Minute)
+	for !slices.ContainsFunc(inbox(t, second), func(m inboxMessage) bool { return m.To[0] == "after-crash@example.com" }) {
+		require.True(t, time.Now().Before(deadline), "no email for the lead captured after the restart\n%s", second.out.String())
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -27,7 +27,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fs := newFlags("leads import", stderr)
 	batch := fs.String("batch", "", "import batch name recorded with each consent (default: file name and time)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsAndArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

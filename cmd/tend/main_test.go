@@ -19,7 +19,17 @@ import (
 	"github.com/tendhq/tend/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// envRunAsTend makes the test binary be tend itself: run with it set, it runs main with its
+// arguments, so a test can start `tend dev` as a process of its own and kill it.
+const envRunAsTend = "TEND_TEST_RUN_AS_TEND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunAsTend) == "1" {
+		main()
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
 
 // result is what one `tend …` invocation left behind.
 type result struct {
@@ -334,4 +344,76 @@ func TestSequencesSimulateBadInput(t *testing.T) {
 	r = tend(t, nil, "sequences", "simulate", "missing.yaml")
 	require.Error(t, r.err)
 	assert.Contains(t, r.err.Error(), "missing.yaml")
+}
+
+// Asking any command for help prints its usage and does nothing else: no data directory, no
+// Postgres, no benchmark, no configuration needed. It runs in an empty working directory with an
+// empty TMPDIR and checks both are still empty afterwards.
+func TestHelpOfEveryCommandDoesNothingElse(t *testing.T) {
+	work, tmp := t.TempDir(), t.TempDir()
+	t.Chdir(work)
+	t.Setenv("TMPDIR", tmp)
+	cases := []struct {
+		args []string
+		want string // in the usage
+	}{
+		{[]string{"help"}, "tend dev"},
+		{[]string{"--help"}, "tend leads import"},
+		{[]string{"-h"}, "tend bench"},
+		{[]string{"dev", "--help"}, "tend dev"},
+		{[]string{"dev", "-h"}, "tend dev"},
+		{[]string{"dev", "help"}, "tend dev"},
+		{[]string{"dev", "--pg-port", "5999", "--help"}, "tend dev"},
+		{[]string{"server", "--help"}, "tend server"},
+		{[]string{"worker", "--help"}, "tend worker"},
+		{[]string{"migrate", "--help"}, "tend migrate"},
+		{[]string{"migrate", "help"}, "tend migrate"},
+		{[]string{"sequences", "--help"}, "tend sequences simulate"},
+		{[]string{"sequences", "help"}, "tend sequences lint"},
+		{[]string{"sequences", "lint", "--help"}, "tend sequences lint"},
+		{[]string{"sequences", "simulate", "--help"}, "tend sequences simulate"},
+		{[]string{"sequences", "simulate", "x.yaml", "--help"}, "tend sequences simulate"},
+		{[]string{"scoring", "--help"}, "tend scoring lint"},
+		{[]string{"scoring", "lint", "--help"}, "tend scoring lint"},
+		{[]string{"sales", "-h"}, "tend sales lint"},
+		{[]string{"sales", "lint", "--help"}, "tend sales lint"},
+		{[]string{"leads", "--help"}, "tend leads import"},
+		{[]string{"leads", "import", "--help"}, "tend leads import"},
+		{[]string{"bench", "--help"}, "tend bench"},
+		{[]string{"bench", "-h"}, "tend bench"},
+		{[]string{"version", "--help"}, "tend version"},
+		{[]string{"help", "dev"}, "tend dev"},
+		{[]string{"help", "leads", "import"}, "tend leads import"},
+	}
+	// A command added to the usage is added here too.
+	for _, cmd := range commands {
+		covered := false
+		for _, c := range cases {
+			covered = covered || strings.Join(c.args, " ") == cmd.name+" --help" || cmd.name == "help"
+		}
+		assert.True(t, covered, "no case asks %q for help", cmd.name)
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, "_"), func(t *testing.T) {
+			// Long enough for help, far too short for a stack or a benchmark to finish.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, c.args, &stdout, &stderr, func(string) string { return "" })
+			require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			assert.Contains(t, stdout.String(), "Usage:")
+			assert.Contains(t, stdout.String(), c.want)
+			assert.Empty(t, stderr.String())
+			for _, dir := range []string{work, tmp} {
+				entries, err := os.ReadDir(dir)
+				require.NoError(t, err)
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+					require.NoError(t, os.RemoveAll(filepath.Join(dir, e.Name())))
+				}
+				assert.Empty(t, names, "%v left files in %s", c.args, dir)
+			}
+		})
+	}
 }

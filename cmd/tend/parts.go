@@ -20,6 +20,8 @@ import (
 	"github.com/tendhq/tend/internal/config"
 	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/every"
+	"github.com/tendhq/tend/internal/leader"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/sales"
@@ -222,7 +224,8 @@ func startWorker(ctx context.Context, cfg config.Config, c content, store *db.St
 	return func() { w.Stop(); _ = mailer.Close() }, nil
 }
 
-// startServer starts the HTTP API and the enrolment reconciler; stop shuts both down.
+// startServer starts the HTTP API and its background loops, which run while this server leads;
+// stop shuts both down.
 func startServer(ctx context.Context, cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("TEND_API_KEYS is empty: every admin API call will be refused")
@@ -232,7 +235,7 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
 	}
 	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: c.catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, Team: c.team, WebhookSecret: cfg.WebhookSecret,
+		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies, Team: c.team, WebhookSecret: cfg.WebhookSecret,
 		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		Log:       log.With("component", "api")})
 	svc = a.Capture
@@ -253,12 +256,27 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 		}
 	}()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go a.Run(rctx, cfg.ReconcileEvery)
+	// The periodic loops (every.Tick) run on one server of the cluster at a time: the leader.
+	el := &leader.Elector{URL: cfg.DatabaseURL, Log: log.With("component", "leader")}
+	elected := make(chan struct{})
+	go func() { el.Run(rctx); close(elected) }()
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		a.Run(every.WithGate(rctx, el), cfg.ReconcileEvery)
+	}()
 	return svc, func() {
-		cancel()
+		// HTTP first, so that every open answered is queued before the recorder drains the queue.
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(20 * time.Second):
+			log.Warn("stopping: background work did not finish in 20s")
+		}
+		<-elected // the lock is given up, so another server takes over at once
 	}, nil
 }
 

@@ -29,7 +29,7 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		file, args = args[0], args[1:]
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsAndArgs(fs, args); err != nil {
 		return err
 	}
 	if file == "" && fs.NArg() == 1 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -19,10 +18,8 @@ func runTemporal(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	dbPath := fs.String("db", "", "SQLite file of the server's state (created on first start)")
 	port := fs.Int("port", 7233, "frontend (gRPC) port on 127.0.0.1")
 	namespace := fs.String("namespace", "", "namespace to create (default TEMPORAL_NAMESPACE or default)")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil // the usage is printed; help has no side effect
-	} else if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *dbPath == "" {
 		return fmt.Errorf("%w: tend temporal --db FILE [--port N]: --db is required", errUsage)

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,7 +56,9 @@ type Server struct {
 	Canceller Canceller
 	// WebhookSecret signs bounce and complaint webhooks; empty refuses them all.
 	WebhookSecret string
-	Log           *slog.Logger
+	// TrustedProxies are the load balancers whose X-Forwarded-For is believed (see ClientAddr).
+	TrustedProxies []netip.Prefix
+	Log            *slog.Logger
 }
 
 // Handler returns the API's routes.
@@ -148,7 +150,7 @@ func (s *Server) createLead(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	res, err := s.Capture.Capture(r.Context(), req, capture.Meta{IP: clientIP(r)})
+	res, err := s.Capture.Capture(r.Context(), req, capture.Meta{IP: s.clientAddr(r)})
 	if err != nil {
 		s.fail(w, "capture lead", err)
 		return
@@ -451,12 +453,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

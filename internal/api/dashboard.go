@@ -237,7 +237,7 @@ func (s *Server) dashReports(w http.ResponseWriter, r *http.Request) {
 	}
 	var sla db.SLAReport
 	if err == nil {
-		sla, err = s.Store.SLAReport(r.Context(), from, to)
+		sla, err = s.Store.SLAReport(r.Context(), from, to, s.businessTime())
 	}
 	if err == nil {
 		d.Reasons, err = s.Store.RejectionReasons(r.Context(), from, to)
@@ -373,11 +373,12 @@ input,select,button{font:inherit}.card{display:inline-block;border:1px solid #e4
 <tr class="small">{{range .Conversions}}<td class="num">{{.From}}→{{.To}} {{pct .Rate}}</td>{{end}}<td></td><td></td><td></td></tr></tbody></table>{{end}}
 {{if .BySource}}<h3>By source</h3><table><thead><tr><th>Source</th><th class="num">lead</th><th class="num">mql</th><th class="num">sal</th><th class="num">sql</th><th class="num">customer</th><th class="num">Revenue</th></tr></thead><tbody>
 {{range .BySource}}<tr><td>{{.Source}}</td>{{range .Stages}}<td class="num">{{.Leads}}</td>{{end}}<td class="num">{{.RevenueFromSQLs}}</td></tr>{{end}}</tbody></table>{{end}}
-{{with .SLA}}<h2>Sales response (SLA)</h2><table><thead><tr><th>Rep</th><th class="num">Handoffs</th><th class="num">Answered</th><th class="num">Median</th><th class="num">p90</th><th class="num">Breaches</th><th class="num">Breach rate</th></tr></thead><tbody>
-{{range .ByRep}}<tr><td>{{.Key}}</td><td class="num">{{.Handoffs}}</td><td class="num">{{.Responded}}</td><td class="num">{{secs .MedianResponseSeconds}}</td><td class="num">{{secs .P90ResponseSeconds}}</td><td class="num">{{.Breaches}}</td><td class="num">{{pct .BreachRate}}</td></tr>
-{{else}}<tr><td colspan="7">No handoffs in this period.</td></tr>{{end}}</tbody></table>
-<table><thead><tr><th>Policy</th><th class="num">Handoffs</th><th class="num">Answered</th><th class="num">Median</th><th class="num">p90</th><th class="num">Breaches</th><th class="num">Breach rate</th></tr></thead><tbody>
-{{range .ByPolicy}}<tr><td>{{.Key}}</td><td class="num">{{.Handoffs}}</td><td class="num">{{.Responded}}</td><td class="num">{{secs .MedianResponseSeconds}}</td><td class="num">{{secs .P90ResponseSeconds}}</td><td class="num">{{.Breaches}}</td><td class="num">{{pct .BreachRate}}</td></tr>{{end}}</tbody></table>{{end}}
+{{with .SLA}}<h2>Sales response (SLA)</h2><table><thead><tr><th>Rep</th><th class="num">Handoffs</th><th class="num">Answered</th><th class="num">Median (wall clock)</th><th class="num">p90 (wall clock)</th><th class="num">Median (business hours)</th><th class="num">p90 (business hours)</th><th class="num">Breaches</th><th class="num">Breach rate</th></tr></thead><tbody>
+{{range .ByRep}}<tr><td>{{.Key}}</td><td class="num">{{.Handoffs}}</td><td class="num">{{.Responded}}</td><td class="num">{{secs .MedianResponseSeconds}}</td><td class="num">{{secs .P90ResponseSeconds}}</td><td class="num">{{secs .MedianBusinessSeconds}}</td><td class="num">{{secs .P90BusinessSeconds}}</td><td class="num">{{.Breaches}}</td><td class="num">{{pct .BreachRate}}</td></tr>
+{{else}}<tr><td colspan="9">No handoffs in this period.</td></tr>{{end}}</tbody></table>
+<p class="small">Wall clock counts every hour from handoff to answer; business hours count only the rep's calendar, as the response deadline does. A breach is an answer after the deadline, or none by it.</p>
+<table><thead><tr><th>Policy</th><th class="num">Handoffs</th><th class="num">Answered</th><th class="num">Median (wall clock)</th><th class="num">p90 (wall clock)</th><th class="num">Median (business hours)</th><th class="num">p90 (business hours)</th><th class="num">Breaches</th><th class="num">Breach rate</th></tr></thead><tbody>
+{{range .ByPolicy}}<tr><td>{{.Key}}</td><td class="num">{{.Handoffs}}</td><td class="num">{{.Responded}}</td><td class="num">{{secs .MedianResponseSeconds}}</td><td class="num">{{secs .P90ResponseSeconds}}</td><td class="num">{{secs .MedianBusinessSeconds}}</td><td class="num">{{secs .P90BusinessSeconds}}</td><td class="num">{{.Breaches}}</td><td class="num">{{pct .BreachRate}}</td></tr>{{end}}</tbody></table>{{end}}
 {{if .Reasons}}<h2>Why sales rejected leads</h2><table><thead><tr><th>Reason</th><th class="num">Count</th></tr></thead><tbody>
 {{range .Reasons}}<tr><td>{{.Reason}}</td><td class="num">{{.Count}}</td></tr>{{end}}</tbody></table>{{end}}
 </main></body></html>{{end}}

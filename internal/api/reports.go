@@ -7,12 +7,14 @@ import (
 
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/sales"
 )
 
 // reportRoutes registers the admin reports:
 //
 //	GET /api/v1/reports/funnel?from=&to=&source=  the lifecycle funnel, overall and per lead source
-//	GET /api/v1/reports/sla?from=&to=             handoff response times and rejection reasons
+//	GET /api/v1/reports/sla?from=&to=             handoff response times (wall-clock and business
+//	                                              time) and rejection reasons
 //
 // from and to bound the period half-open, [from, to); either may be left out. Each is a date
 // (YYYY-MM-DD, midnight UTC) or an RFC 3339 time, so from=2026-11-01&to=2026-12-01 is November.
@@ -55,7 +57,7 @@ func (s *Server) slaReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rep, err := s.Store.SLAReport(r.Context(), from, to)
+	rep, err := s.Store.SLAReport(r.Context(), from, to, s.businessTime())
 	if err != nil {
 		s.fail(w, "SLA report", err)
 		return
@@ -66,6 +68,35 @@ func (s *Server) slaReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, slaResponse{SLAReport: rep, RejectionReasons: reasons})
+}
+
+// businessTime counts a handoff's response time in the business hours of its rep's calendar, the
+// time its deadline counts in, from the team file; nil when the server has no team. A rep no
+// longer in the file has no known calendar.
+func (s *Server) businessTime() db.BusinessTime {
+	if s.Team == nil {
+		return nil
+	}
+	type clock struct {
+		cal sales.Calendar
+		loc *time.Location
+		ok  bool
+	}
+	clocks := map[string]clock{}
+	return func(repID string, from, to time.Time) (time.Duration, bool) {
+		c, seen := clocks[repID]
+		if !seen {
+			if rep, ok := s.Team.Rep(repID); ok {
+				cal, loc, err := s.Team.CalendarOf(rep)
+				c = clock{cal: cal, loc: loc, ok: err == nil}
+			}
+			clocks[repID] = c
+		}
+		if !c.ok {
+			return 0, false
+		}
+		return c.cal.Between(from, to, c.loc), true
+	}
 }
 
 // reportPeriod reads the from and to query parameters, answering 422 when either is malformed or

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
+	"github.com/tendhq/tend/internal/sales"
 )
 
 // TestMain is in api_test.go, which shares this test binary.
@@ -239,4 +240,63 @@ func reportJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// The SLA report and the dashboard's reports page give response times in wall-clock time and in
+// the business time of the rep's calendar (the time the deadline counts in): a handoff on Friday
+// at 17:30 answered on Monday at 09:30, with 09:00–18:00 weekday hours and a 2-hour SLA, took 64
+// hours by the clock but one business hour, and is no breach.
+func TestReportSLABusinessTimeHTTP(t *testing.T) {
+	t.Parallel()
+	store := dbtest.Store(t)
+	team := &sales.Team{
+		Calendars: []sales.Calendar{{ID: "office", TimeZone: "Europe/Berlin", Hours: []sales.Hours{{Days: "MON-FRI", From: "09:00", To: "18:00"}}}},
+		Reps:      []sales.Rep{{ID: "ana", Calendar: "office", Territories: []string{"*"}}},
+		Policies:  []sales.Policy{{ID: "hot-2h", Response: 2 * time.Hour}},
+	}
+	s := &Server{Store: store, APIKeys: []string{reportKey}, Team: team}
+	mux := http.NewServeMux()
+	s.reportRoutes(mux)
+	s.dashboardRoutes(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+
+	rep, _ := team.Rep("ana")
+	cal, loc, err := team.CalendarOf(rep)
+	require.NoError(t, err)
+	friday := time.Date(2026, time.November, 27, 17, 30, 0, 0, loc)
+	monday := time.Date(2026, time.November, 30, 9, 30, 0, 0, loc)
+	lead := reportLead(t, store, "web", "sal", friday)
+	reportExec(t, store, `INSERT INTO handoffs (lead_id, seq, assignment, rep_id, policy, reason, handed_off_at, due_at,
+			responded_at, response_seconds, outcome)
+		VALUES ($1, 1, 1, 'ana', 'hot-2h', 'score', $2, $3, $4, $5, 'accepted')`,
+		lead, friday, cal.Add(friday, 2*time.Hour, loc), monday, monday.Sub(friday).Seconds())
+
+	var got slaResponse
+	require.Equal(t, http.StatusOK, reportGet(t, hs.URL+"/api/v1/reports/sla", reportKey, &got))
+	require.Len(t, got.ByRep, 1)
+	ana := got.ByRep[0]
+	require.NotNil(t, ana.MedianResponseSeconds)
+	assert.InDelta(t, (64 * time.Hour).Seconds(), *ana.MedianResponseSeconds, 1e-6, "wall clock")
+	require.NotNil(t, ana.MedianBusinessSeconds, "business time is reported")
+	assert.InDelta(t, time.Hour.Seconds(), *ana.MedianBusinessSeconds, 1e-6, "business time")
+	require.NotNil(t, ana.P90BusinessSeconds)
+	assert.InDelta(t, time.Hour.Seconds(), *ana.P90BusinessSeconds, 1e-6)
+	assert.Equal(t, 0, ana.Breaches, "answered within two business hours")
+	require.Len(t, got.ByPolicy, 1)
+	assert.InDelta(t, time.Hour.Seconds(), *got.ByPolicy[0].MedianBusinessSeconds, 1e-6)
+
+	req, err := http.NewRequest(http.MethodGet, hs.URL+"/app/reports", nil)
+	require.NoError(t, err)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sessionValue(reportKey, time.Now().Add(time.Hour))})
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	page := string(body)
+	assert.Contains(t, page, "Median (wall clock)")
+	assert.Contains(t, page, "Median (business hours)")
+	assert.Contains(t, page, `<td>ana</td><td class="num">1</td><td class="num">1</td><td class="num">64h0m0s</td><td class="num">64h0m0s</td><td class="num">1h0m0s</td><td class="num">1h0m0s</td><td class="num">0</td><td class="num">0%</td>`)
 }

@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
@@ -26,6 +28,29 @@ type decisionRequest struct {
 	RepID  string `json:"rep_id"`
 	Reason string `json:"reason,omitempty"`
 	Note   string `json:"note,omitempty"`
+	// HandoffID, when given, is the handoff the answer is for: an answer to an earlier one is
+	// refused (stale_link) instead of acting on the current one.
+	HandoffID int64 `json:"handoff_id,omitempty"`
+}
+
+// sendDecision stores the rep's note (the lead's workflow gets only its id: free text never
+// enters Temporal's history) and sends the answer to the workflow. A note of an answer that was
+// not taken is dropped.
+func (s *Server) sendDecision(ctx context.Context, leadID string, d workflows.Decision, note string) (workflows.DecisionResult, error) {
+	if strings.TrimSpace(note) != "" {
+		id, err := s.Store.SaveAnswerNote(ctx, leadID, note)
+		if err != nil {
+			return workflows.DecisionResult{}, fmt.Errorf("store the note: %w", err)
+		}
+		d.NoteID = id
+	}
+	out, err := s.Decider.Decide(ctx, leadID, d)
+	if d.NoteID != "" && (err != nil || (out.Outcome != workflows.OutcomeAccepted && out.Outcome != workflows.OutcomeRejected)) {
+		if derr := s.Store.DeleteAnswerNote(context.WithoutCancel(ctx), d.NoteID); derr != nil {
+			s.log().Warn("drop the note of an answer not taken", "lead_id", leadID, "err", derr)
+		}
+	}
+	return out, err
 }
 
 func (s *Server) decisionCode(out workflows.DecisionResult) int {
@@ -64,14 +89,28 @@ func (s *Server) decide(action string) http.HandlerFunc {
 			writeError(w, http.StatusUnprocessableEntity, "invalid answer", fields)
 			return
 		}
-		out, err := s.Decider.Decide(r.Context(), id, workflows.Decision{Action: action, RepID: req.RepID, Reason: req.Reason, Note: req.Note})
+		if req.HandoffID < 0 {
+			writeError(w, http.StatusUnprocessableEntity, "invalid answer", []capture.FieldError{{Field: "handoff_id", Message: "must be a handoff id"}})
+			return
+		}
+		out, err := s.sendDecision(r.Context(), id, workflows.Decision{Action: action, RepID: req.RepID, Reason: req.Reason, HandoffID: req.HandoffID}, req.Note)
 		if err != nil {
 			s.log().Warn("decide", "lead_id", id, "err", err)
+			if answerNotStored(err) {
+				writeError(w, http.StatusServiceUnavailable, "the answer could not be recorded; nothing changed, try again", nil)
+				return
+			}
 			writeError(w, http.StatusConflict, "the lead is not waiting for a sales answer", nil)
 			return
 		}
 		writeJSON(w, s.decisionCode(out), out)
 	}
+}
+
+// answerNotStored reports whether the workflow refused an answer because it could not store it.
+func answerNotStored(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeAnswerNotStored
 }
 
 func contains(list []string, v string) bool {
@@ -225,15 +264,25 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		renderAction(w, http.StatusBadRequest, actionView{Title: "Try again", Message: "The request could not be read."})
 		return
 	}
-	d := workflows.Decision{Action: "accept", RepID: a.Rep}
+	d := workflows.Decision{Action: "accept", RepID: a.Rep, HandoffID: a.Handoff}
+	note := ""
 	if a.Kind == track.ActionReject {
-		d = workflows.Decision{Action: "reject", RepID: a.Rep, Reason: r.PostForm.Get("reason"), Note: r.PostForm.Get("note")}
+		d = workflows.Decision{Action: "reject", RepID: a.Rep, Reason: r.PostForm.Get("reason"), HandoffID: a.Handoff}
+		note = r.PostForm.Get("note")
 		if !contains(workflows.RejectReasons, d.Reason) {
 			renderAction(w, http.StatusUnprocessableEntity, actionView{Title: "Reject lead", Message: "Choose a reason.", Reject: true})
 			return
 		}
+		if len(note) > 1000 {
+			renderAction(w, http.StatusUnprocessableEntity, actionView{Title: "Reject lead", Message: "The note is longer than 1000 characters.", Reject: true})
+			return
+		}
 	}
-	out, err := s.Decider.Decide(r.Context(), uuid.UUID(a.LeadID).String(), d)
+	out, err := s.sendDecision(r.Context(), uuid.UUID(a.LeadID).String(), d, note)
+	if err != nil && answerNotStored(err) {
+		renderAction(w, http.StatusServiceUnavailable, actionView{Title: "Try again", Message: "Your answer could not be recorded just now; nothing changed. Please try again in a minute."})
+		return
+	}
 	if err != nil {
 		renderAction(w, http.StatusConflict, actionView{Title: "Not possible", Message: "This lead is not waiting for your answer any more."})
 		return
@@ -245,6 +294,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		workflows.OutcomeNotYourLead:     "This lead is assigned to someone else.",
 		workflows.OutcomeTooLate:         "Too late: the lead was escalated and reassigned.",
 		workflows.OutcomeNotInSales:      "This lead is not waiting for a sales answer.",
+		workflows.OutcomeStaleLink:       "This link is for an earlier handoff of this lead. Use the newest email about it, or your desk.",
 	}[out.Outcome]
 	renderAction(w, s.decisionCode(out), actionView{Title: strings.ReplaceAll(out.Outcome, "_", " "), Message: msg})
 }

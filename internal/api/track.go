@@ -165,7 +165,7 @@ func (s *Server) limitPublic(h http.HandlerFunc) http.Handler {
 			page(w, http.StatusNotFound, "Link not found", "This link is not valid.")
 			return
 		}
-		if s.Limiter != nil && !s.Limiter.Allow(clientIP(r)) {
+		if s.Limiter != nil && !s.Limiter.Allow(s.clientAddr(r)) {
 			w.Header().Set("Retry-After", "1")
 			page(w, http.StatusTooManyRequests, "Slow down", "Too many requests; please try again in a moment.")
 			return

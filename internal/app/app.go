@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -170,7 +171,11 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	}
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	w.RegisterActivity(&activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil})
+	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil}
+	if d.Team != nil {
+		leads.RecycleCoolOff = d.Team.Recycle.CoolOff
+	}
+	w.RegisterActivity(leads)
 	if d.Team != nil {
 		var keys *track.Keys
 		if d.Tracking != nil {
@@ -214,6 +219,8 @@ type APIDeps struct {
 	// RateLimit is the requests per second one client address may make to the public tracking
 	// endpoints (burst 4×); 0 means no limit.
 	RateLimit float64
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 	// Team is the sales team (nil: no sales handoff).
 	Team *sales.Team
 	// WebhookSecret signs bounce and complaint webhooks.
@@ -252,7 +259,7 @@ func NewAPI(d APIDeps) *API {
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
 		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
-		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, Log: d.Log}
+		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, TrustedProxies: d.TrustedProxies, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
@@ -261,11 +268,27 @@ func NewAPI(d APIDeps) *API {
 
 // Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
 // the coalescer that signals workflows, and a sweep that re-notifies leads whose events were
-// never scored (a notification lost in a restart).
+// never scored (a notification lost in a restart). When ctx ends it returns once the queued opens
+// are stored and the coalescer has sent their notifications: stop serving HTTP first.
 func (a *API) Run(ctx context.Context, reconcileEvery time.Duration) {
 	go a.Capture.RunReconciler(ctx, reconcileEvery, reconcileEvery)
-	go a.Engage.RunOpenRecorder(ctx)
-	go a.Coalescer.Run(ctx)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		a.Engage.RunOpenRecorder(ctx)
+	}()
+	// The coalescer outlives the recorder, so the opens stored while draining are signalled too.
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		a.Coalescer.Run(notifyCtx)
+	}()
+	defer func() {
+		<-recorded
+		stopNotify()
+		<-notified
+	}()
 	if a.retention > 0 {
 		go a.runRetention(ctx)
 	}
@@ -287,9 +310,9 @@ func (a *API) sweepUnscored(ctx context.Context) {
 }
 
 // runRetention folds raw events older than the retention period into daily counts, hourly.
-// Several servers may run it at once: each batch is one statement.
+// Under the leader's gate only one server runs it; were two to overlap, each batch is one statement.
 func (a *API) runRetention(ctx context.Context) {
-	a.purge(ctx)
+	every.Once(ctx, a.purge)
 	every.Tick(ctx, time.Hour, a.purge)
 }
 

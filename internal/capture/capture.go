@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -79,6 +81,7 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 		Email: n.Email, Name: n.Name, Company: n.Company, Interests: n.Interests, Attributes: n.Attributes,
 		TimeZone: n.TimeZone, Source: n.Source, Segment: seg.ID, Stage: string(stageFor(n.Source)), ImportBatch: meta.ImportBatch,
 		EventType: eventFor(n.Source),
+		Resegment: func(stored db.Lead) string { return SegmentAfter(s.Catalog, stored, n.Interests) },
 	}
 	if n.Consent != nil {
 		c.Consent = &db.Consent{Granted: n.Consent.Granted, WordingID: n.Consent.WordingID, IP: meta.IP}
@@ -93,10 +96,44 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 	return res, nil
 }
 
+// SegmentAfter is the segment of a lead that already exists once a capture with these interests is
+// recorded. The interests that count are this capture's, less those the lead opted out of in the
+// preference centre, that some segment claims. None (no interests at all, as in a newsletter
+// signup or an import without the column, or only interests no segment lists) keeps the lead's
+// segment, however the lead got there (a capture, a click on another segment's content, the
+// preference centre). Otherwise the lead goes to the first segment in file order that claims one
+// of them: the interest the person just declared is the best guess of what it wants to read next,
+// as a click on another segment's content is; the lead's earlier interests stay stored.
+func SegmentAfter(cat *sequence.Catalog, stored db.Lead, interests []string) string {
+	var counted []string
+	for _, in := range interests {
+		if !slices.Contains(stored.OptedOutInterests, in) && claimed(cat, in) {
+			counted = append(counted, in)
+		}
+	}
+	if len(counted) == 0 {
+		return stored.Segment
+	}
+	return cat.SegmentFor(counted).ID
+}
+
+// claimed reports whether a segment lists the interest.
+func claimed(cat *sequence.Catalog, interest string) bool {
+	for _, s := range cat.Segments {
+		for _, want := range s.Interests {
+			if strings.EqualFold(want, interest) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // deliver signals the lead's workflow and marks the outbox row delivered. A failure leaves the row
 // for the reconciler.
 func (s *Service) deliver(ctx context.Context, e db.Enrollment) bool {
-	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone})
+	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone,
+		EnrollmentID: e.ID})
 	if err != nil {
 		s.logger().Warn("enrolment deferred: Temporal did not take the capture", "lead_id", e.LeadID, "err", err)
 		if mErr := s.Store.MarkEnrollmentFailed(context.WithoutCancel(ctx), e.ID, err.Error()); mErr != nil {

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/schedule"
 )
@@ -222,9 +223,11 @@ func eventFor(source string) string {
 }
 
 // stageFor is the stage a capture implies: a newsletter signup alone makes a subscriber; giving
-// contact details for anything else makes a lead.
+// contact details for premium content (the events db.PromotesSubscriber lists, the same that
+// promote a subscriber through the events API) makes a lead, and so does a capture that says
+// nothing about its channel (an import, a plain API call).
 func stageFor(source string) lifecycle.Stage {
-	if source == "newsletter_signup" {
+	if ev := eventFor(source); ev != "" && !db.PromotesSubscriber(ev) {
 		return lifecycle.Subscriber
 	}
 	return lifecycle.Lead

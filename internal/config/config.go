@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type Config struct {
 	FromAddress     string // TEND_FROM_ADDRESS: sender address; default hello@acme.test
 	MessageIDDomain string // TEND_MESSAGE_ID_DOMAIN: right side of Message-IDs; default the From domain
 	PostalAddress   string // TEND_POSTAL_ADDRESS: the postal address every marketing email carries
+
+	// TEND_TRUSTED_PROXIES: comma-separated CIDR ranges (or single addresses) of the load balancers in
+	// front of tend, whose X-Forwarded-For names the client; default none: the TCP peer is the client
+	TrustedProxies []netip.Prefix
 
 	ReconcileEvery time.Duration // TEND_RECONCILE_EVERY: how often undelivered enrolments are retried; default 10s
 	LogLevel       string        // TEND_LOG_LEVEL: debug, info, warn, error; default info
@@ -117,6 +122,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RetentionDays = n
 	}
+	proxies, err := ParseTrustedProxies(get("TEND_TRUSTED_PROXIES", ""))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("TEND_TRUSTED_PROXIES: %w", err))
+	}
+	c.TrustedProxies = proxies
 	d, err := time.ParseDuration(get("TEND_RECONCILE_EVERY", "10s"))
 	if err != nil || d <= 0 {
 		errs = append(errs, fmt.Errorf("TEND_RECONCILE_EVERY: %q is not a positive duration like 10s", get("TEND_RECONCILE_EVERY", "")))
@@ -147,4 +157,31 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// ParseTrustedProxies reads a comma-separated list of CIDR ranges ("10.0.0.0/8, 2001:db8::/32") or
+// single addresses; the error names the first entry that is neither.
+func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, entry := range strings.Split(list, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(entry)
+		if err != nil {
+			a, aerr := netip.ParseAddr(entry)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q is not a CIDR range like 10.0.0.0/8 or 2001:db8::/32, nor an IP address", entry)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		// Clients' addresses are compared in their IPv4 form, so a range written as IPv4-mapped
+		// IPv6 is turned into IPv4 too.
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -3,12 +3,16 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tendhq/tend/internal/lifecycle"
 )
 
 // Event is one engagement or behaviour event of a lead.
@@ -67,7 +71,53 @@ func insertEvent(ctx context.Context, tx pgx.Tx, e Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("insert %s event: %w", e.Type, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	if PromotesSubscriber(e.Type) {
+		if err := promote(ctx, tx, e.LeadID, e.Type+" event"); err != nil {
+			return false, fmt.Errorf("promote subscriber on %s event: %w", e.Type, err)
+		}
+	}
+	return true, nil
+}
+
+// promotingEvents are the behaviour events that show a person used premium content: an e-book or
+// video, a webinar, a demo, a quote or callback request, a form. A subscriber (newsletter and blog
+// only) who does one of them becomes a lead. Page views, replies and newsletter signups do not.
+var promotingEvents = []string{
+	"content_download", "webinar_registration", "webinar_attended", "demo_request", "quote_request",
+	"callback_request", "form_submit",
+}
+
+// PromotesSubscriber reports whether storing an event of this type promotes a subscriber to lead.
+func PromotesSubscriber(eventType string) bool {
+	return slices.Contains(promotingEvents, eventType)
+}
+
+// actorTend is the actor of the stage changes tend makes by itself.
+const actorTend = "tend"
+
+// promote moves the lead to lead if it is a subscriber, through setStage, which records the change
+// and its reason; a lead at any other stage stays where it is. Only subscribers are locked.
+func promote(ctx context.Context, tx pgx.Tx, leadID, reason string) error {
+	var stage string
+	if err := tx.QueryRow(ctx, `SELECT stage FROM leads WHERE id = $1`, leadID).Scan(&stage); err != nil {
+		return err
+	}
+	if stage != string(lifecycle.Subscriber) {
+		return nil
+	}
+	err := setStage(ctx, tx, leadID, string(lifecycle.Lead), actorTend, reason, func(from, _ string) error {
+		if from != string(lifecycle.Subscriber) {
+			return fmt.Errorf("lead is %s now", from)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrTransition) {
+		return nil // a concurrent change moved it first
+	}
+	return err
 }
 
 const eventColumns = `id, lead_id, type, tags, url, send_id, link_idx, coalesce(client_event_id, ''), machine, machine_reason,
@@ -264,11 +314,7 @@ func (s *Store) ApplyScore(ctx context.Context, leadID string, u ScoreUpdate) (s
 		if u.Stage == "" || u.Stage == stage || (u.CheckStage != nil && u.CheckStage(stage, u.Stage) != nil) {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE leads SET stage = $2, updated_at = now() WHERE id = $1`, leadID, u.Stage); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO stage_changes (lead_id, from_stage, to_stage, reason) VALUES ($1, $2, $3, $4)`,
-			leadID, stage, u.Stage, u.StageReason); err != nil {
+		if err := setStage(ctx, tx, leadID, u.Stage, actorTend, u.StageReason, nil); err != nil {
 			return err
 		}
 		stage, changed = u.Stage, true

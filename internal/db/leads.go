@@ -3,11 +3,14 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tendhq/tend/internal/lifecycle"
 )
 
 // Lead is a person tend nurtures.
@@ -44,15 +47,23 @@ type Consent struct {
 
 // Capture is one capture of a lead, already validated and normalised by the caller.
 type Capture struct {
-	Email       string
-	Name        string
-	Company     string
-	Interests   []string
-	Attributes  map[string]string
-	TimeZone    string
-	Source      string
-	Segment     string
-	Stage       string // the stage this capture implies; an existing lead never moves backwards
+	Email      string
+	Name       string
+	Company    string
+	Interests  []string
+	Attributes map[string]string
+	TimeZone   string
+	Source     string
+	// Segment is the segment of a lead this capture creates.
+	Segment string
+	// Resegment, when the lead exists already, returns its segment after this capture from the
+	// lead as stored before it. It runs inside the capture's transaction with the lead's row
+	// locked, so concurrent captures of one address see each other's interests. Nil keeps the
+	// stored segment.
+	Resegment func(stored Lead) string
+	// Stage is the stage this capture implies. An existing lead never moves backwards; a
+	// subscriber captured as a lead is promoted, with the capture's source as the reason.
+	Stage       string
 	Consent     *Consent
 	ImportBatch string
 	// EventType, when set, records the capture as a behaviour event too (an e-book download, a
@@ -67,20 +78,27 @@ type Captured struct {
 	EnrollmentID int64
 }
 
-// upsertLead inserts or updates by email; a second capture never demotes a lead (lead stays lead).
-const upsertLead = `
+// insertLead creates the lead unless its address is already known; it then returns no row.
+const insertLead = `
 INSERT INTO leads (id, email, name, company, interests, attributes, time_zone, source, segment, stage)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (email) DO UPDATE SET
-    name       = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE leads.name END,
-    company    = CASE WHEN EXCLUDED.company <> '' THEN EXCLUDED.company ELSE leads.company END,
-    interests  = ARRAY(SELECT DISTINCT unnest(leads.interests || EXCLUDED.interests) ORDER BY 1),
-    attributes = leads.attributes || EXCLUDED.attributes,
-    time_zone  = CASE WHEN EXCLUDED.time_zone <> '' THEN EXCLUDED.time_zone ELSE leads.time_zone END,
-    segment    = EXCLUDED.segment,
-    stage      = CASE WHEN leads.stage = 'subscriber' AND EXCLUDED.stage = 'lead' THEN 'lead' ELSE leads.stage END,
+ON CONFLICT (email) DO NOTHING
+RETURNING ` + leadColumns
+
+// updateLead merges a later capture into a lead: name, company and time zone when given,
+// interests and attributes added to the stored ones. The segment is decided by the caller; the
+// stage moves only through setStage.
+const updateLead = `
+UPDATE leads SET
+    name       = CASE WHEN $2::text <> '' THEN $2 ELSE name END,
+    company    = CASE WHEN $3::text <> '' THEN $3 ELSE company END,
+    interests  = ARRAY(SELECT DISTINCT unnest(interests || $4::text[]) ORDER BY 1),
+    attributes = attributes || $5::jsonb,
+    time_zone  = CASE WHEN $6::text <> '' THEN $6 ELSE time_zone END,
+    segment    = $7,
     updated_at = now()
-RETURNING ` + leadColumns + `, (xmax = 0) AS created`
+WHERE id = $1
+RETURNING ` + leadColumns
 
 const leadColumns = `id, email, name, company, interests, attributes, time_zone, source, segment, stage, unsubscribed_at,
 	created_at, updated_at, score, band, score_breakdown, scored_at, handoff_ready_at, handoff_reason, opted_out_interests`
@@ -133,12 +151,11 @@ func (s *Store) RecordCapture(ctx context.Context, c Capture) (Captured, error) 
 		interests = []string{}
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		lead, err := scanLead(tx.QueryRow(ctx, upsertLead, uuid.New(), c.Email, c.Name, c.Company, interests, attrJSON,
-			c.TimeZone, c.Source, c.Segment, c.Stage), &out.Created)
+		lead, created, err := upsertCapture(ctx, tx, c, interests, attrJSON)
 		if err != nil {
-			return fmt.Errorf("upsert lead: %w", err)
+			return err
 		}
-		out.Lead = lead
+		out.Lead, out.Created = lead, created
 		var captureID int64
 		if err := tx.QueryRow(ctx, `INSERT INTO captures (lead_id, source, interests) VALUES ($1, $2, $3) RETURNING id`,
 			lead.ID, c.Source, interests).Scan(&captureID); err != nil {
@@ -164,6 +181,46 @@ func (s *Store) RecordCapture(ctx context.Context, c Capture) (Captured, error) 
 		return nil
 	})
 	return out, err
+}
+
+// upsertCapture creates the lead, or merges the capture into the lead stored under its address
+// (locked until the transaction ends) and promotes a subscriber the capture makes a lead.
+func upsertCapture(ctx context.Context, tx pgx.Tx, c Capture, interests []string, attrJSON []byte) (Lead, bool, error) {
+	// Two tries: a concurrent first capture of the address can insert it between our look-up and
+	// our insert, and is then found by the second look-up.
+	for range 2 {
+		stored, err := scanLead(tx.QueryRow(ctx, `SELECT `+leadColumns+` FROM leads WHERE email = $1 FOR UPDATE`, c.Email))
+		if errors.Is(err, pgx.ErrNoRows) {
+			lead, err := scanLead(tx.QueryRow(ctx, insertLead, uuid.New(), c.Email, c.Name, c.Company, interests, attrJSON,
+				c.TimeZone, c.Source, c.Segment, c.Stage))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return Lead{}, false, fmt.Errorf("insert lead: %w", err)
+			}
+			return lead, true, nil
+		}
+		if err != nil {
+			return Lead{}, false, fmt.Errorf("look up lead: %w", err)
+		}
+		segment := stored.Segment
+		if c.Resegment != nil {
+			segment = c.Resegment(stored)
+		}
+		lead, err := scanLead(tx.QueryRow(ctx, updateLead, stored.ID, c.Name, c.Company, interests, attrJSON, c.TimeZone, segment))
+		if err != nil {
+			return Lead{}, false, fmt.Errorf("update lead: %w", err)
+		}
+		if lead.Stage == string(lifecycle.Subscriber) && c.Stage == string(lifecycle.Lead) {
+			if err := setStage(ctx, tx, lead.ID, c.Stage, actorTend, "captured: "+c.Source, nil); err != nil {
+				return Lead{}, false, fmt.Errorf("promote subscriber: %w", err)
+			}
+			lead.Stage = c.Stage
+		}
+		return lead, false, nil
+	}
+	return Lead{}, false, fmt.Errorf("upsert lead: the address was inserted and removed concurrently")
 }
 
 // Lead returns the lead with the given id.

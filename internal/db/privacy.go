@@ -210,6 +210,8 @@ type Export struct {
 	Opportunities  []map[string]any `json:"opportunities"`
 	Notices        []map[string]any `json:"notices"`
 	Enrollments    []map[string]any `json:"enrollments"`
+	// AnswerNotes are reps' notes on answers not yet stored with them.
+	AnswerNotes []map[string]any `json:"answer_notes"`
 	// EventAggregates are daily counts of events older than the retention period.
 	EventAggregates []map[string]any `json:"event_aggregates"`
 	// Suppressed is the reason the address is on the suppression list, nil when it is not.
@@ -258,6 +260,7 @@ func (s *Store) Export(ctx context.Context, key []byte, leadID string) (Export, 
 		{"notices", &out.Notices, byLead("notices", "t.created_at, t.key")},
 		{"event_aggregates", &out.EventAggregates, byLead("event_aggregates", "t.day, t.type")},
 		{"enrollments", &out.Enrollments, byLead("enrollments", "t.created_at, t.id")},
+		{"answer_notes", &out.AnswerNotes, byLead("answer_notes", "t.created_at, t.id")},
 	}
 	for _, sec := range sections {
 		var raw []byte

@@ -69,6 +69,8 @@ func seedPerson(t *testing.T, store *db.Store, email, name string) person {
 		handed_off_at, due_at, outcome, reject_reason, reject_note) VALUES ($1, 1, 1, 'ana', 'round_robin', 'score', now(),
 		now() + interval '1 hour', 'rejected', 'not_a_fit', $2) RETURNING id`, id, name+" is a student").Scan(&handoffID))
 	exec(`INSERT INTO escalations (handoff_id, lapse, manager_id, overdue_seconds) VALUES ($1, 1, 'max', 60)`, handoffID)
+	_, err = store.SaveAnswerNote(ctx, id, "Note about "+name+": call back after the trip")
+	require.NoError(t, err)
 	exec(`INSERT INTO qualifications (lead_id, rep_id, need, budget) VALUES ($1, 'ana', $2, '10k')`, id, name+" needs SSO")
 	exec(`INSERT INTO event_aggregates (lead_id, day, type, tags, count) VALUES ($1, '2025-01-02', 'page_view', '{pricing}', 3)`, id)
 	exec(`INSERT INTO opportunities (lead_id, rep_id, outcome, value, currency, lost_reason, closed_at)

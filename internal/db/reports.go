@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/tendhq/tend/internal/lifecycle"
@@ -183,11 +185,19 @@ type SLARow struct {
 	Handoffs int `json:"handoffs"`
 	// Responded counts the assignments the rep accepted or rejected.
 	Responded int `json:"responded"`
-	// MedianResponseSeconds and P90ResponseSeconds are over the responded assignments
-	// (continuous percentiles); nil when none was answered.
+	// MedianResponseSeconds and P90ResponseSeconds are wall-clock seconds from handoff to answer
+	// over the responded assignments (continuous percentiles); nil when none was answered.
 	MedianResponseSeconds *float64 `json:"median_response_seconds"`
 	P90ResponseSeconds    *float64 `json:"p90_response_seconds"`
-	// Breaches counts the assignments whose response deadline lapsed at least once.
+	// MedianBusinessSeconds and P90BusinessSeconds are the same in business time: only the hours
+	// of the rep's calendar count, as they do for the deadline. They cover the BusinessResponded
+	// answers whose rep's calendar is known; nil when there are none.
+	MedianBusinessSeconds *float64 `json:"median_business_seconds"`
+	P90BusinessSeconds    *float64 `json:"p90_business_seconds"`
+	BusinessResponded     int      `json:"business_responded"`
+	// Breaches counts the assignments whose response deadline (business time, as the SLA counts
+	// it) passed unanswered: a lapse was recorded, the answer came after the deadline, or the
+	// handoff is still open past it.
 	Breaches int `json:"breaches"`
 	// BreachRate is Breaches / Handoffs, 0 when there were none.
 	BreachRate float64 `json:"breach_rate"`
@@ -199,8 +209,13 @@ type SLAReport struct {
 	ByPolicy []SLARow `json:"by_policy"`
 }
 
+// BusinessTime returns the business time from a handoff to its answer on the calendar of the rep
+// it was assigned to; ok is false when that calendar is not known.
+type BusinessTime func(repID string, from, to time.Time) (d time.Duration, ok bool)
+
 // SLAReport reports the handoffs handed off in [from, to); a zero time leaves that side open.
-func (s *Store) SLAReport(ctx context.Context, from, to time.Time) (SLAReport, error) {
+// business, when set, adds the business-time percentiles; nil leaves them out.
+func (s *Store) SLAReport(ctx context.Context, from, to time.Time, business BusinessTime) (SLAReport, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT GROUPING(rep_id) = 0 AS by_rep,
        CASE WHEN GROUPING(rep_id) = 0 THEN rep_id ELSE policy END AS key,
@@ -208,7 +223,7 @@ SELECT GROUPING(rep_id) = 0 AS by_rep,
        count(responded_at),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds),
        percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds),
-       count(*) FILTER (WHERE lapses > 0)
+       count(*) FILTER (WHERE lapses > 0 OR responded_at > due_at OR (responded_at IS NULL AND outcome = 'open' AND due_at < now()))
 FROM handoffs
 WHERE ($1::timestamptz IS NULL OR handed_off_at >= $1)
   AND ($2::timestamptz IS NULL OR handed_off_at < $2)
@@ -239,7 +254,75 @@ ORDER BY by_rep DESC, key`, openBound(from), openBound(to))
 	if err := rows.Err(); err != nil {
 		return SLAReport{}, fmt.Errorf("SLA report: %w", translate(err))
 	}
+	rows.Close()
+	if business != nil {
+		if err := s.addBusinessTimes(ctx, from, to, business, &out); err != nil {
+			return SLAReport{}, err
+		}
+	}
 	return out, nil
+}
+
+// addBusinessTimes works out each answered handoff's business time on its rep's calendar (which
+// lives in the team file, not in Postgres) and adds the percentiles to the report's rows.
+func (s *Store) addBusinessTimes(ctx context.Context, from, to time.Time, business BusinessTime, rep *SLAReport) error {
+	rows, err := s.pool.Query(ctx, `
+SELECT rep_id, policy, handed_off_at, responded_at
+FROM handoffs
+WHERE responded_at IS NOT NULL
+  AND ($1::timestamptz IS NULL OR handed_off_at >= $1)
+  AND ($2::timestamptz IS NULL OR handed_off_at < $2)`, openBound(from), openBound(to))
+	if err != nil {
+		return fmt.Errorf("SLA report business time: %w", translate(err))
+	}
+	defer rows.Close()
+	byRep, byPolicy := map[string][]float64{}, map[string][]float64{}
+	for rows.Next() {
+		var (
+			repID, policy        string
+			handedOff, responded time.Time
+		)
+		if err := rows.Scan(&repID, &policy, &handedOff, &responded); err != nil {
+			return fmt.Errorf("SLA report business time: %w", translate(err))
+		}
+		d, ok := business(repID, handedOff, responded)
+		if !ok {
+			continue
+		}
+		byRep[repID] = append(byRep[repID], d.Seconds())
+		byPolicy[policy] = append(byPolicy[policy], d.Seconds())
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("SLA report business time: %w", translate(err))
+	}
+	for _, set := range []struct {
+		rows []SLARow
+		secs map[string][]float64
+	}{{rep.ByRep, byRep}, {rep.ByPolicy, byPolicy}} {
+		for i := range set.rows {
+			r := &set.rows[i]
+			v := set.secs[r.Key]
+			r.BusinessResponded = len(v)
+			r.MedianBusinessSeconds, r.P90BusinessSeconds = percentile(v, 0.5), percentile(v, 0.9)
+		}
+	}
+	return nil
+}
+
+// percentile is the continuous percentile p of v, as Postgres's percentile_cont computes it
+// (linear interpolation between the closest ranks); nil for no values. It sorts v.
+func percentile(v []float64, p float64) *float64 {
+	if len(v) == 0 {
+		return nil
+	}
+	slices.Sort(v)
+	pos := p * float64(len(v)-1)
+	lo := int(math.Floor(pos))
+	out := v[lo]
+	if lo+1 < len(v) {
+		out += (pos - float64(lo)) * (v[lo+1] - v[lo])
+	}
+	return &out
 }
 
 // ReasonCount is how many handoffs were rejected for one reason.

@@ -12,6 +12,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/sales"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -71,6 +72,8 @@ type handoffFixture struct {
 	outcome      string
 	lapses       int
 	rejectReason string
+	// due is the deadline; zero means an hour after at.
+	due time.Time
 }
 
 func (f reportFixtures) handoff(h handoffFixture) {
@@ -81,10 +84,13 @@ func (f reportFixtures) handoff(h handoffFixture) {
 		r := h.at.Add(time.Duration(*h.responseSecs * float64(time.Second)))
 		responded = &r
 	}
+	if h.due.IsZero() {
+		h.due = h.at.Add(time.Hour)
+	}
 	f.exec(`INSERT INTO handoffs (lead_id, seq, assignment, rep_id, policy, reason, handed_off_at, due_at,
 			responded_at, response_seconds, outcome, lapses, reject_reason)
 		VALUES ($1, 1, 1, $2, $3, 'score', $4, $5, $6, $7, $8, $9, $10)`,
-		lead, h.rep, h.policy, h.at, h.at.Add(time.Hour), responded, h.responseSecs, h.outcome, h.lapses, h.rejectReason)
+		lead, h.rep, h.policy, h.at, h.due, responded, h.responseSecs, h.outcome, h.lapses, h.rejectReason)
 }
 
 func secs(s float64) *float64 { return &s }
@@ -249,7 +255,7 @@ func seedSLA(t *testing.T, store *db.Store) {
 		{rep: "bo", policy: "warm-4h", at: nov(7), responseSecs: secs(1000), outcome: "rejected", rejectReason: "bad_timing"},
 		{rep: "bo", policy: "warm-4h", at: nov(8), responseSecs: secs(2000), outcome: "accepted"},
 		{rep: "bo", policy: "hot-1h", at: nov(9), outcome: "open", lapses: 1},
-		{rep: "dee", policy: "warm-4h", at: nov(10), outcome: "open"},
+		{rep: "dee", policy: "warm-4h", at: nov(10), outcome: "open", due: time.Now().Add(time.Hour)},
 		// Outside [Nov 1, Dec 1).
 		{rep: "cy", policy: "hot-1h", at: nov(1).Add(-time.Second), responseSecs: secs(5), outcome: "rejected", rejectReason: "no_budget"},
 		{rep: "cy", policy: "hot-1h", at: nov(1).AddDate(0, 1, 0), responseSecs: secs(5), outcome: "rejected", rejectReason: "no_budget"},
@@ -287,7 +293,7 @@ func TestReportSLA(t *testing.T) {
 	seedSLA(t, store)
 	ctx := context.Background()
 
-	rep, err := store.SLAReport(ctx, nov(1), nov(1).AddDate(0, 1, 0))
+	rep, err := store.SLAReport(ctx, nov(1), nov(1).AddDate(0, 1, 0), nil)
 	require.NoError(t, err)
 	assertSLARows(t, []db.SLARow{
 		// Median of 60, 120, 300, 600 is 210; p90 is 300 + 0.7×(600−300) = 510.
@@ -300,12 +306,12 @@ func TestReportSLA(t *testing.T) {
 		{Key: "warm-4h", Handoffs: 3, Responded: 2, MedianResponseSeconds: secs(1500), P90ResponseSeconds: secs(1900), Breaches: 0, BreachRate: 0},
 	}, rep.ByPolicy)
 
-	all, err := store.SLAReport(ctx, time.Time{}, time.Time{})
+	all, err := store.SLAReport(ctx, time.Time{}, time.Time{}, nil)
 	require.NoError(t, err)
 	require.Len(t, all.ByRep, 4, "open bounds include cy")
 	assertSLARows(t, []db.SLARow{{Key: "cy", Handoffs: 2, Responded: 2, MedianResponseSeconds: secs(5), P90ResponseSeconds: secs(5)}}, all.ByRep[2:3])
 
-	empty, err := store.SLAReport(ctx, nov(1).AddDate(1, 0, 0), time.Time{})
+	empty, err := store.SLAReport(ctx, nov(1).AddDate(1, 0, 0), time.Time{}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, db.SLAReport{ByRep: []db.SLARow{}, ByPolicy: []db.SLARow{}}, empty)
 }
@@ -327,4 +333,92 @@ func TestReportRejectionReasons(t *testing.T) {
 	got, err = store.RejectionReasons(ctx, nov(1).AddDate(1, 0, 0), time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []db.ReasonCount{}, got)
+}
+
+// A breach is a response deadline that passed unanswered, whether or not the lapse was recorded
+// yet (the worker may have been down when it fell due, and the answer handled before the timer).
+func TestReportSLABreachIsAMissedDeadline(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	f := reportFixtures{t: t, store: store}
+	for _, h := range []handoffFixture{
+		{rep: "ana", policy: "p", at: nov(2, 9), responseSecs: secs(1800), outcome: "accepted"},
+		{rep: "ana", policy: "p", at: nov(3, 9), responseSecs: secs(7200), outcome: "accepted"},            // late, no lapse recorded
+		{rep: "ana", policy: "p", at: nov(4, 9), outcome: "open"},                                          // overdue, no lapse recorded
+		{rep: "ana", policy: "p", at: nov(5, 9), outcome: "open", due: time.Now().Add(time.Hour)},          // not due yet
+		{rep: "ana", policy: "p", at: nov(6, 9), responseSecs: secs(600), outcome: "accepted", lapses: 1},  // lapsed
+		{rep: "ana", policy: "p", at: nov(7, 9), responseSecs: secs(3600), outcome: "rejected", lapses: 0}, // answered at the deadline
+	} {
+		f.handoff(h)
+	}
+	rep, err := store.SLAReport(context.Background(), time.Time{}, time.Time{}, nil)
+	require.NoError(t, err)
+	require.Len(t, rep.ByRep, 1)
+	assert.Equal(t, 6, rep.ByRep[0].Handoffs)
+	assert.Equal(t, 3, rep.ByRep[0].Breaches, "the late answer, the overdue handoff and the lapsed one")
+	assert.Equal(t, 0.5, rep.ByRep[0].BreachRate)
+}
+
+// The report gives response times both in wall-clock time and in the business time of the rep's
+// calendar, which is what deadlines count: a Friday 17:30 handoff answered on Monday at 09:30
+// with 09:00–18:00 weekday hours took 64 hours, but one business hour.
+func TestReportSLABusinessTime(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	f := reportFixtures{t: t, store: store}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	cal := sales.Calendar{ID: "office", TimeZone: "Europe/Berlin", Hours: []sales.Hours{{Days: "MON-FRI", From: "09:00", To: "18:00"}}}
+	friday := time.Date(2026, time.November, 27, 17, 30, 0, 0, berlin)
+	monday := time.Date(2026, time.November, 30, 9, 30, 0, 0, berlin)
+	due := cal.Add(friday, 2*time.Hour, berlin)
+	require.Equal(t, time.Date(2026, time.November, 30, 10, 30, 0, 0, berlin), due)
+	f.handoff(handoffFixture{rep: "ana", policy: "hot-2h", at: friday, responseSecs: secs(monday.Sub(friday).Seconds()),
+		outcome: "accepted", due: due})
+	// And one on Monday at 10:00 answered at 13:00: three hours either way.
+	mon10 := time.Date(2026, time.November, 30, 10, 0, 0, 0, berlin)
+	f.handoff(handoffFixture{rep: "ana", policy: "hot-2h", at: mon10, responseSecs: secs(3 * 3600), outcome: "accepted",
+		lapses: 1, due: cal.Add(mon10, 2*time.Hour, berlin)})
+	// bo's calendar is not known (he left the team file): his business time is not reported.
+	f.handoff(handoffFixture{rep: "bo", policy: "hot-2h", at: friday, responseSecs: secs(600), outcome: "accepted",
+		due: cal.Add(friday, 2*time.Hour, berlin)})
+
+	business := func(repID string, from, to time.Time) (time.Duration, bool) {
+		if repID != "ana" {
+			return 0, false
+		}
+		return cal.Between(from, to, berlin), true
+	}
+	rep, err := store.SLAReport(context.Background(), time.Time{}, time.Time{}, business)
+	require.NoError(t, err)
+	require.Len(t, rep.ByRep, 2)
+	ana := rep.ByRep[0]
+	// Wall clock: 64 h and 3 h, so the median is 33.5 h and p90 3 + 0.9×61 = 57.9 h.
+	require.NotNil(t, ana.MedianResponseSeconds)
+	assert.InDelta(t, 33.5*3600, *ana.MedianResponseSeconds, 1e-6, "wall-clock")
+	assert.InDelta(t, 57.9*3600, *ana.P90ResponseSeconds, 1e-6, "wall-clock")
+	// Business time: 1 h and 3 h, so the median is 2 h and p90 1 + 0.9×2 = 2.8 h.
+	require.NotNil(t, ana.MedianBusinessSeconds)
+	assert.InDelta(t, 2*3600, *ana.MedianBusinessSeconds, 1e-6, "business time")
+	assert.InDelta(t, 2.8*3600, *ana.P90BusinessSeconds, 1e-6, "business time")
+	assert.Equal(t, 2, ana.BusinessResponded)
+	assert.Equal(t, 1, ana.Breaches, "the weekend handoff was answered within its 2 business hours; the Monday one lapsed")
+	assert.Equal(t, 0.5, ana.BreachRate)
+
+	bo := rep.ByRep[1]
+	assert.Nil(t, bo.MedianBusinessSeconds)
+	assert.Nil(t, bo.P90BusinessSeconds)
+	assert.Equal(t, 0, bo.BusinessResponded)
+	require.NotNil(t, bo.MedianResponseSeconds)
+
+	require.Len(t, rep.ByPolicy, 1)
+	pol := rep.ByPolicy[0]
+	assert.Equal(t, 3, pol.Responded)
+	assert.Equal(t, 2, pol.BusinessResponded, "business percentiles cover the answers whose calendar is known")
+	assert.InDelta(t, 2*3600, *pol.MedianBusinessSeconds, 1e-6)
+
+	// Without calendars, no business time is reported at all.
+	rep, err = store.SLAReport(context.Background(), time.Time{}, time.Time{}, nil)
+	require.NoError(t, err)
+	assert.Nil(t, rep.ByRep[0].MedianBusinessSeconds)
 }

@@ -38,7 +38,14 @@ type Service struct {
 	Notifier   Notifier
 	Log        *slog.Logger
 
-	opens chan Hit
+	// How opens are recorded (see QueueOpen); zero values take the defaults.
+	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
+	OpenBatch     int           // most opens one write stores; default 1,000
+	OpenQueue     int           // opens waiting to be stored before the pixel drops them; default 50,000
+	OpenDrain     time.Duration // how long a stop waits for the queued opens; default 10s
+	LossLogEvery  time.Duration // how often lost opens are logged; default 10s
+
+	opens openRecorder
 }
 
 // Hit is one request to a tracking URL.
@@ -93,72 +100,6 @@ func (s *Service) sent(ctx context.Context, token string, kind track.Kind) (trac
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// QueueOpen records an open pixel hit in the background, so the pixel never waits on the
-// database. It returns false when the token is invalid (nothing is recorded) or the queue is full.
-func (s *Service) QueueOpen(h Hit) bool {
-	if _, _, err := s.verify(h.Token, track.KindOpen); err != nil {
-		return false
-	}
-	select {
-	case s.openQueue() <- h:
-		return true
-	default:
-		s.log().Warn("open queue full; dropping an open")
-		return false
-	}
-}
-
-func (s *Service) openQueue() chan Hit {
-	if s.opens == nil {
-		s.opens = make(chan Hit, 10000)
-	}
-	return s.opens
-}
-
-// RunOpenRecorder records queued opens until ctx ends. Call it once, before serving.
-func (s *Service) RunOpenRecorder(ctx context.Context) {
-	q := s.openQueue()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case h := <-q:
-			if err := s.recordOpen(ctx, h); err != nil && !errors.Is(err, ErrInvalidLink) {
-				s.log().Warn("record open", "err", err)
-			}
-		}
-	}
-}
-
-// Start prepares the open queue; RunOpenRecorder drains it.
-func (s *Service) Start() { s.openQueue() }
-
-func (s *Service) recordOpen(ctx context.Context, h Hit) error {
-	_, sent, err := s.sent(ctx, h.Token, track.KindOpen)
-	if err != nil {
-		return err
-	}
-	sendID := sent.SendID
-	v := s.Heuristics.Classify(track.Hit{Kind: track.KindOpen, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
-		SentAt: sent.SentAt, Purpose: h.Purpose})
-	e := db.Event{LeadID: sent.LeadID, Type: "open", SendID: sendID, Machine: v.Machine, MachineReason: v.Reason,
-		UserAgent: h.UserAgent, OccurredAt: h.At}
-	if !v.Machine {
-		prev, err := s.Store.SendEvents(ctx, sendID, "open", h.At.Add(-s.Heuristics.DedupeWindow))
-		if err != nil {
-			return err
-		}
-		e.Duplicate = s.Heuristics.Duplicate(humanTimes(prev, -1), h.At)
-	}
-	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
-		return err
-	}
-	if !e.Machine && !e.Duplicate {
-		s.notify(sent.LeadID)
-	}
-	return nil
 }
 
 // Click records a click and returns the URL recorded for that send and link — never a URL from

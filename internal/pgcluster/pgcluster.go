@@ -59,6 +59,8 @@ type Cluster struct {
 	cred      *syscall.Credential
 	bins      binaries
 	logDone   chan struct{}
+	// lock is the owner lock of a given data directory (see lockOwner); nil for a temporary one.
+	lock *os.File
 
 	stopOnce sync.Once
 	stopErr  error
@@ -68,6 +70,13 @@ type binaries struct{ initdb, pgCtl, postgres string }
 
 // Start initialises the data directory if needed and starts the server,
 // waiting until it accepts connections. It listens on 127.0.0.1 only.
+//
+// A given data directory has one owner at a time: while a Cluster runs on it,
+// Start on the same directory fails, in this process or another. When the
+// owner died without Stop (kill -9, a crash), its server may still be running;
+// Start then stops that server (fast shutdown, so nothing committed is lost)
+// and starts its own. The owner lock is the file Dir+".lock" beside the data
+// directory.
 //
 // PostgreSQL refuses to run as root, so when the current process is root the
 // server runs as the "postgres" system user, which then owns the data
@@ -103,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if c.removeDir {
 			os.RemoveAll(c.dir)
 		}
+		c.unlock()
 		return nil, err
 	}
 	return c, nil
@@ -111,6 +121,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 func (c *Cluster) start(ctx context.Context, ephemeral bool) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory %s: %w", c.dir, err)
+	}
+	if !c.removeDir {
+		if err := c.lockOwner(); err != nil {
+			return err
+		}
 	}
 	initialised, err := hasCluster(c.dir)
 	if err != nil {
@@ -124,7 +139,7 @@ func (c *Cluster) start(ctx context.Context, ephemeral bool) error {
 			return err
 		}
 	}
-	if err := c.removeStalePID(); err != nil {
+	if err := c.clearPrevious(ctx); err != nil {
 		return err
 	}
 	if c.port == 0 {
@@ -250,35 +265,140 @@ func (c *Cluster) initdb(ctx context.Context, ephemeral bool) error {
 	return nil
 }
 
-// removeStalePID deletes postmaster.pid left by a server that was killed.
-// PostgreSQL does this itself unless the recorded PID has been reused by an
-// unrelated process, which is common in containers where PIDs are small; so
-// a postmaster.pid whose process is not a postmaster of this directory goes.
-func (c *Cluster) removeStalePID() error {
+// lockOwner takes the owner lock of the data directory: an exclusive flock on
+// the file Dir+".lock", held until Stop. The kernel drops it when the process
+// dies, however it dies, so a server found running on the directory while we
+// hold the lock was left behind by an owner that is gone. The file names the
+// owner's PID, for the error a second owner gets.
+func (c *Cluster) lockOwner() error {
+	path := c.dir + ".lock"
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open lock file of data directory %s: %w", c.dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 64))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("a PostgreSQL server is already running on data directory %s for process %s, which is still running; stop it first",
+				c.dir, strings.TrimSpace(string(b)))
+		}
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	c.lock = f
+	return nil
+}
+
+func (c *Cluster) unlock() {
+	if c.lock != nil {
+		c.lock.Close() // Closing the only descriptor releases the flock.
+		c.lock = nil
+	}
+}
+
+// clearPrevious makes way for our server where a previous one left its mark.
+// A server still running on the directory belongs to an owner that died
+// without stopping it (we hold the owner lock): it is stopped, fast, and
+// with it the port it holds. A postmaster.pid whose process is gone is
+// deleted.
+func (c *Cluster) clearPrevious(ctx context.Context) error {
+	pid, running, err := c.runningPostmaster()
+	if err != nil || !running {
+		return err
+	}
+	fmt.Fprintf(c.log, "pgcluster: stopping PostgreSQL (pid %d) left running on %s by an owner that exited without stopping it\n", pid, c.dir)
+	if err := c.pgCtlStop(ctx, "fast"); err != nil {
+		fmt.Fprintf(c.log, "pgcluster: %v; trying an immediate shutdown\n", err)
+		if err := c.pgCtlStop(ctx, "immediate"); err != nil {
+			return fmt.Errorf("stop PostgreSQL (pid %d) left running on data directory %s: %w", pid, c.dir, err)
+		}
+	}
+	return nil
+}
+
+// runningPostmaster reports the postmaster running on the data directory, if
+// any, and deletes postmaster.pid left by a server that was killed.
+// PostgreSQL does the latter itself unless the recorded PID has been reused by
+// an unrelated process, which is common in containers where PIDs are small;
+// so a postmaster.pid whose process is not a postmaster of this directory
+// goes.
+func (c *Cluster) runningPostmaster() (pid int, running bool, err error) {
 	if _, err := os.Stat("/proc/self/cwd"); err != nil {
-		return nil // Without /proc we cannot tell; leave it to PostgreSQL.
+		return 0, false, nil // Without /proc we cannot tell; leave it to PostgreSQL.
 	}
 	path := filepath.Join(c.dir, "postmaster.pid")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return 0, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	pid, err = strconv.Atoi(strings.TrimSpace(line))
 	if err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
 		// A postmaster's working directory is always its data directory.
 		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == c.dir {
-			return fmt.Errorf("a PostgreSQL server (pid %d) is already running on data directory %s", pid, c.dir)
+			return pid, true, nil
 		}
 	}
+	if err := c.endOrphanedBackends(); err != nil {
+		return 0, false, err
+	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("remove stale %s: %w", path, err)
+		return 0, false, fmt.Errorf("remove stale %s: %w", path, err)
 	}
 	fmt.Fprintf(c.log, "pgcluster: removed stale %s\n", path)
-	return nil
+	return 0, false, nil
+}
+
+// endOrphanedBackends ends the server processes a killed postmaster left on
+// the data directory. Most notice its death and exit at once, but one busy
+// with a long query runs on and keeps the shared memory block attached, and
+// PostgreSQL then refuses to start ("pre-existing shared memory block is
+// still in use"). They are the processes running the postgres binary from the
+// data directory; they get SIGQUIT (exit at once), then SIGKILL.
+func (c *Cluster) endOrphanedBackends() error {
+	bin, err := os.Stat(c.bins.postgres)
+	if err != nil {
+		return nil // Nothing to compare with; leave it to PostgreSQL.
+	}
+	orphans := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != c.dir {
+				continue
+			}
+			if exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && os.SameFile(exe, bin) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	pids := orphans()
+	if len(pids) == 0 {
+		return nil
+	}
+	fmt.Fprintf(c.log, "pgcluster: ending %d server process(es) %v left on %s by a postmaster that was killed\n", len(pids), pids, c.dir)
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGKILL} {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, sig)
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if pids = orphans(); len(pids) == 0 {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("server processes %v of a killed postmaster still run on data directory %s", pids, c.dir)
 }
 
 func (c *Cluster) pgCtlStart(ctx context.Context, ephemeral bool) error {
@@ -383,16 +503,16 @@ func CreateDatabase(ctx context.Context, adminURL, name string) error {
 }
 
 // Stop shuts the server down (fast mode: sessions are disconnected) and,
-// when Start made a temporary data directory, removes it. Calling Stop again
-// returns the first call's result.
+// when Start made a temporary data directory, removes it. It gives up the
+// data directory to the next Start. Calling Stop again returns the first
+// call's result.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
+		defer c.unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := c.command(ctx, c.bins.pgCtl, "stop", "-w", "-m", "fast", "-D", c.dir).CombinedOutput()
-		c.log.Write(out)
-		if err != nil {
-			c.stopErr = fmt.Errorf("stop PostgreSQL in %s: %w\n%s", c.dir, err, tail(out))
+		if err := c.pgCtlStop(ctx, "fast"); err != nil {
+			c.stopErr = err
 			return
 		}
 		select {
@@ -406,6 +526,17 @@ func (c *Cluster) Stop() error {
 		}
 	})
 	return c.stopErr
+}
+
+// pgCtlStop stops the server running on the data directory in the given
+// shutdown mode and waits until it is gone.
+func (c *Cluster) pgCtlStop(ctx context.Context, mode string) error {
+	out, err := c.command(ctx, c.bins.pgCtl, "stop", "-w", "-t", "60", "-m", mode, "-D", c.dir).CombinedOutput()
+	c.log.Write(out)
+	if err != nil {
+		return fmt.Errorf("stop PostgreSQL in %s: %w\n%s", c.dir, err, tail(out))
+	}
+	return nil
 }
 
 // command runs a PostgreSQL binary, as the postgres user when we are root.

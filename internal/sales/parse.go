@@ -46,7 +46,7 @@ var (
 	assignmentFields = []string{"strategy", "fallback"}
 	policyFields     = []string{"id", "hand_raise", "response"}
 	escalationFields = []string{"remind_before", "reassign_after"}
-	recycleFields    = []string{"not_ready_segment"}
+	recycleFields    = []string{"not_ready_segment", "cool_off"}
 )
 
 // Load reads and parses the sales team file at path. When the file is invalid the error is
@@ -491,6 +491,9 @@ func (p *parser) recycle(n *yaml.Node) Recycle {
 		if s, ok := p.Scalar(sn, ctx, "not_ready_segment"); ok && p.segment(sn, ctx, "not_ready_segment", s) {
 			r.NotReadySegment = s
 		}
+	}
+	if cn := f["cool_off"]; cn != nil {
+		r.CoolOff, _ = p.Duration(cn, ctx, "cool_off", false)
 	}
 	return r
 }

@@ -70,7 +70,7 @@ func TestExample(t *testing.T) {
 		{ID: "mql", Response: 2 * time.Hour},
 	}, team.Policies)
 	assert.Equal(t, Escalation{RemindBefore: 30 * time.Minute, ReassignAfter: 2}, team.Escalation)
-	assert.Equal(t, Recycle{NotReadySegment: "general"}, team.Recycle)
+	assert.Equal(t, Recycle{NotReadySegment: "general", CoolOff: 14 * 24 * time.Hour}, team.Recycle)
 
 	// Every rep's calendar resolves, in the rep's zone or the calendar's.
 	for _, r := range team.Reps {

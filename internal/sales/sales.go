@@ -99,6 +99,9 @@ type Escalation struct {
 type Recycle struct {
 	// NotReadySegment is the segment whose sequence a "not ready yet" lead gets; "" keeps its own.
 	NotReadySegment string `json:"not_ready_segment,omitempty"`
+	// CoolOff is how long after a recycle the score alone cannot hand the lead back to sales;
+	// a new hand-raise always can. Either way only what the lead did after the recycle counts.
+	CoolOff time.Duration `json:"cool_off,omitempty"`
 }
 
 // Rep returns the rep with that id.
