@@ -10,7 +10,9 @@
 // `go test ./e2e/chaos` (part of `make test`) runs the short version: 100 leads, one fault of
 // each kind. `make chaos` runs 1,000 leads with the worker killed every few seconds. Sizes:
 // CHAOS_LEADS, CHAOS_FULL=1, CHAOS_SEED, CHAOS_TIMEOUT (a Go duration), CHAOS_KEEP=1 keeps the
-// logs and data directory.
+// logs and data directory, CHAOS_STRICT=1 fails on the windows the README documents too, and
+// CHAOS_DB_POOL=N sets the parts' Postgres pool size (pool_max_conns) to tell pool starvation
+// from other trouble.
 package chaos
 
 import (
@@ -167,8 +169,13 @@ func up(ctx context.Context, t *testing.T, dir string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dbURL := s.pg.URL("tend")
+	if n := os.Getenv("CHAOS_DB_POOL"); n != "" {
+		// A diagnosis aid: the parts' pool size (pgx's default is max(4, cores)).
+		dbURL += "&pool_max_conns=" + n
+	}
 	env := append(os.Environ(),
-		"DATABASE_URL="+s.pg.URL("tend"),
+		"DATABASE_URL="+dbURL,
 		"TEMPORAL_ADDRESS=127.0.0.1:"+strconv.Itoa(temporalPort),
 		"TEMPORAL_NAMESPACE=default",
 		"TEND_TASK_QUEUE=chaos",
