@@ -268,7 +268,7 @@ func (r *run) restartTemporal(ctx context.Context) {
 	if err := r.s.temporal.signal(syscall.SIGTERM, 20*time.Second); err != nil {
 		r.f.note("temporal: %v", err)
 	}
-	addr := strings.TrimPrefix(envValue(r.s.temporal.env, "TEMPORAL_ADDRESS"), "")
+	addr := envValue(r.s.temporal.env, "TEMPORAL_ADDRESS")
 	if err := waitTCP(ctx, addr, 2*time.Minute); err != nil {
 		r.fail("temporal did not come back: %v", err)
 		return

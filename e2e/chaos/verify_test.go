@@ -354,7 +354,7 @@ func (r *run) checkEvents(rep *report, db *dbView) {
 			when = append(when, at.Format("15:04:05.000")+during(at, kills, pgWindows))
 			// Excused: answered just before the server's SIGKILL (still queued), or on the first copy
 			// of an email whose attempt died before it recorded the send, before the redelivery.
-			beforeKill := slices.ContainsFunc(kills, func(k time.Time) bool { return !at.After(k) && k.Sub(at) <= killWindow })
+			beforeKill := slices.ContainsFunc(kills, func(k time.Time) bool { return nearKill(at, k) })
 			a := arrivals[send]
 			beforeRedelivery := len(a) > 1 && at.Before(slices.MaxFunc(a, time.Time.Compare))
 			excused = excused && (beforeKill || beforeRedelivery)
@@ -374,10 +374,17 @@ func strict() bool { return os.Getenv("CHAOS_STRICT") == "1" }
 // killWindow is how long before the server's SIGKILL an answered open may still have been queued.
 const killWindow = time.Second
 
+// nearKill says whether an answer seen at at may have been queued in the server killed at k: up
+// to killWindow before the signal, or a moment after it (the client sees an answer the server
+// wrote just before it died some milliseconds later).
+func nearKill(at, k time.Time) bool {
+	return !at.Before(k.Add(-killWindow)) && !at.After(k.Add(500*time.Millisecond))
+}
+
 // during names the fault an instant fell into, if any.
 func during(at time.Time, kills []time.Time, pg [][2]time.Time) string {
 	for _, k := range kills {
-		if !at.After(k) && k.Sub(at) <= killWindow {
+		if nearKill(at, k) {
 			return " (just before the server's SIGKILL)"
 		}
 	}
