@@ -6,7 +6,7 @@ RACE_PKGS = ./activities/... ./workflows/... ./internal/api/... ./internal/captu
             ./internal/mailcapture/... ./internal/render/... ./internal/schedule/... ./internal/sequence/... \
             ./internal/config/...
 
-.PHONY: dev build test deps check-repo vet fmt-check unit race bench bench-stack lint-examples clean
+.PHONY: dev build test deps check-repo vet fmt-check unit race bench bench-stack chaos lint-examples clean
 
 dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
 	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
@@ -44,6 +44,9 @@ bench: ## benchmarks; record results in the README
 
 bench-stack: deps ## the whole stack measured from outside: captures, first emails, events, Temporal cost, memory
 	$(GO) run ./cmd/tend bench
+
+chaos: deps ## 1,000 leads on the real parts as processes while they are killed and restarted; fails on any loss or duplicate
+	CHAOS_LEADS=$${CHAOS_LEADS:-1000} CHAOS_FULL=1 $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./e2e/chaos
 
 clean:
 	rm -rf bin .tend

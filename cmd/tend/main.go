@@ -40,6 +40,7 @@ var commands = []command{
 	{"sales lint", "FILE...", "validate sales team files the same way"},
 	{"leads import", "[--batch NAME] [--quiet] FILE.csv", "import leads from a CSV file (needs DATABASE_URL)"},
 	{"bench", "[flags]", "measure a private stack: captures, first emails, events, Temporal cost, memory"},
+	{"temporal", "--db FILE [--port N]", "run only the embedded Temporal server (SQLite) until SIGTERM"},
 	{"version", "", "print the version"},
 	{"help", "[COMMAND]", "print this help, or a command's (as does COMMAND --help)"},
 }
@@ -147,6 +148,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr, getenv)
+	case "temporal":
+		return runTemporal(ctx, rest, stdout, stderr, getenv)
 	case "version":
 		if err := parseFlags(newFlags("version", stderr), rest); err != nil {
 			return err

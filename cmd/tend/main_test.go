@@ -381,6 +381,8 @@ func TestHelpOfEveryCommandDoesNothingElse(t *testing.T) {
 		{[]string{"leads", "import", "--help"}, "tend leads import"},
 		{[]string{"bench", "--help"}, "tend bench"},
 		{[]string{"bench", "-h"}, "tend bench"},
+		{[]string{"temporal", "--help"}, "tend temporal --db FILE"},
+		{[]string{"temporal", "--port", "7999", "-h"}, "tend temporal"},
 		{[]string{"version", "--help"}, "tend version"},
 		{[]string{"help", "dev"}, "tend dev"},
 		{[]string{"help", "leads", "import"}, "tend leads import"},

@@ -70,12 +70,26 @@ func scanSend(row pgx.Row) (Send, error) {
 }
 
 // ClaimSend creates the send row for key if it does not exist yet and locks it. The Message-ID is
-// fixed when the row is created (<send-id@domain>) and never changes, so every attempt of the same
-// send carries the same Message-ID. If another attempt holds the row, ClaimSend fails with ErrBusy
+// fixed when the row is created (<send-id@domain>, committed before any attempt) and never
+// changes, so every attempt of the same send carries the same Message-ID, even one after an
+// attempt that died mid-send. If another attempt holds the row, ClaimSend fails with ErrBusy
 // at once rather than waiting. A lead that does not exist gives ErrNotFound.
 func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDDomain string) (*Claim, error) {
 	if _, err := uuid.Parse(key.LeadID); err != nil {
 		return nil, ErrNotFound
+	}
+	// The row, and with it the send id and Message-ID, is committed on its own before the claim's
+	// transaction begins. Were it created inside that transaction, an attempt that dies after the
+	// SMTP server's 250 and before its commit (a killed worker, a dropped connection) would take
+	// the row with it: the retry would mail the message again under a new Message-ID, which no
+	// receiver can recognise as a repeat, and the links of the copy delivered would name a send
+	// that never existed.
+	id := uuid.New()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id)
+		SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM leads WHERE id = $2)
+		ON CONFLICT (lead_id, sequence_id, step_id) DO NOTHING`,
+		id, key.LeadID, key.SequenceID, key.StepID, template, "<"+id.String()+"@"+messageIDDomain+">"); err != nil {
+		return nil, fmt.Errorf("create send: %w", translate(err))
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -91,12 +105,6 @@ func (s *Store) ClaimSend(ctx context.Context, key SendKey, template, messageIDD
 	c.Lead, err = scanLead(tx.QueryRow(ctx, `SELECT `+leadColumns+` FROM leads WHERE id = $1 FOR SHARE`, key.LeadID))
 	if err != nil {
 		return fail("load lead", err)
-	}
-	id := uuid.New()
-	if _, err := tx.Exec(ctx, `INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (lead_id, sequence_id, step_id) DO NOTHING`,
-		id, key.LeadID, key.SequenceID, key.StepID, template, "<"+id.String()+"@"+messageIDDomain+">"); err != nil {
-		return fail("create send", err)
 	}
 	c.Send, err = scanSend(tx.QueryRow(ctx, `SELECT `+sendColumns+` FROM sends
 		WHERE lead_id = $1 AND sequence_id = $2 AND step_id = $3 FOR UPDATE NOWAIT`, key.LeadID, key.SequenceID, key.StepID))
