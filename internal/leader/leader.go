@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Key is the advisory lock key of the background loops ("tendlead"); `tend migrate` uses another.
@@ -126,10 +127,13 @@ func (e *Elector) check(ctx context.Context, conn *pgx.Conn) error {
 }
 
 func (e *Elector) connect(ctx context.Context) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(e.URL)
+	// Parsed as the servers' pool parses it, so that pool settings in the URL (pool_max_conns …)
+	// are understood rather than sent to Postgres as session parameters it refuses.
+	pc, err := pgxpool.ParseConfig(e.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
+	cfg := pc.ConnConfig
 	cfg.RuntimeParams["application_name"] = ApplicationName
 	cctx, cancel := context.WithTimeout(ctx, max(e.interval(), 5*time.Second))
 	defer cancel()

@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +133,17 @@ func TestNoDatabaseNoLead(t *testing.T) {
 	e := start(t, "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
 	time.Sleep(3 * interval)
 	assert.False(t, e.leads())
+}
+
+// A database URL that sizes the pool (pool_max_conns, read by the servers' pgxpool) still elects:
+// the elector's own connection must not pass pool settings to Postgres as session parameters.
+func TestPoolSettingsInTheURLStillElect(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDB(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	c := start(t, url+sep+"pool_max_conns=16")
+	soleLeader(t, 5*time.Second, c)
 }
