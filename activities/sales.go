@@ -139,6 +139,9 @@ type LapseInput struct {
 	HandoffID int64
 	Lapse     int
 	At        time.Time
+	// Answered: the rep's answer came after the deadline but before the lapse was handled; the
+	// manager is told, the rep gets no copy.
+	Answered bool `json:",omitempty"`
 }
 
 // LapseResult is the rep's next deadline (a new clock for the same rep).
@@ -173,8 +176,10 @@ func (a *Sales) Lapse(ctx context.Context, in LapseInput) (LapseResult, error) {
 			return LapseResult{}, err
 		}
 	}
-	if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:rep", h.ID, in.Lapse), lead, "escalation-copy", rep.ID, rep.Name, rep.Email, h, in.At.Sub(h.DueAt)); err != nil {
-		return LapseResult{}, err
+	if !in.Answered {
+		if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:rep", h.ID, in.Lapse), lead, "escalation-copy", rep.ID, rep.Name, rep.Email, h, in.At.Sub(h.DueAt)); err != nil {
+			return LapseResult{}, err
+		}
 	}
 	return LapseResult{NextDueAt: next}, nil
 }
@@ -276,7 +281,12 @@ func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, pers
 	// could take the whole pool and wait for each other.
 	subject, text, html, err := a.renderNotice(ctx, kind, lead, personID, personName, h, overdue)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("render "+kind+" notice: "+err.Error(), ErrTypeBadTemplate, nil)
+		// A template that does not render is a business error: the handoff, lapse or reminder
+		// stands (the rep's desk lists the lead), the failure is logged for the operator, and
+		// the workflow goes on. Failing the activity would only retry a template that stays broken.
+		a.logger().Error("sales notice not sent: its template does not render", "kind", kind, "lead_id", lead.ID,
+			"recipient", personID, "err", err)
+		return nil
 	}
 	claim, err := a.Store.ClaimNotice(ctx, key, lead.ID, kind, personID, a.From.Domain)
 	if err != nil {

@@ -573,7 +573,7 @@ func (m *model) noticeLocked(key string) error {
 		m.faults.brokenNotice = false
 		m.brokenNotices[key] = true
 		m.errorsLog = append(m.errorsLog, "notice "+key+": template failed")
-		return temporal.NewNonRetryableApplicationError("render notice: template: no such function", activities.ErrTypeBadTemplate, nil)
+		return nil // as activities.Sales.notice: logged, and the handoff, lapse or reminder stands
 	}
 	m.notices[key]++
 	return nil

@@ -352,3 +352,27 @@ func TestLostDealAndNewHandRaiseInOneRescoreIsHandedOff(t *testing.T) {
 	assert.Equal(t, 2, e.assigns[1].Seq)
 	assert.Equal(t, PhaseAwaiting, st.Sales.Phase)
 }
+
+// An answer that comes when the deadline has already passed (the worker was busy or down when it
+// fell due, and the answer is handled before the deadline's timer) is taken — and the lapse still
+// reaches the manager, once, without a copy to the rep who answered.
+func TestAnswerAfterTheDeadlineStillEscalatesOnce(t *testing.T) {
+	e := newSalesEnv(t, monday)
+	e.assign = func(in activities.AssignInput) (activities.Assignment, error) {
+		e.assigns = append(e.assigns, in)
+		due := in.At.Add(2 * time.Hour)
+		return activities.Assignment{HandoffID: 1, RepID: "rep-jonas", ManagerID: "mgr-eva", Policy: "mql", DueAt: due,
+			RemindAt: due.Add(-time.Second), ReassignAfter: 2}, nil
+	}
+	// The reminder, a second before the deadline, takes the worker two seconds: the deadline
+	// passes while it runs, and the rep's answer arrives meanwhile.
+	e.remindHook = func() { time.Sleep(2 * time.Second) }
+	var outcome string
+	e.decide(t, 3*time.Hour+500*time.Millisecond, Decision{Action: "accept", RepID: "rep-jonas"}, &outcome)
+	st := e.run(t, 10*day)
+	assert.Equal(t, OutcomeAccepted, outcome)
+	require.Len(t, e.lapses, 1, "the lapse that fell due is escalated")
+	assert.True(t, e.lapses[0].Answered, "the manager is told; the rep, who answered, gets no copy")
+	assert.Len(t, e.assigns, 1)
+	assert.Equal(t, PhaseAccepted, st.Sales.Phase)
+}

@@ -97,6 +97,10 @@ type SalesState struct {
 	AssignError string    `json:"assign_error,omitempty"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
 	Failures    int       `json:"failures,omitempty"`
+	// OwedLapse: the answer came after the deadline, before the lapse was handled.
+	OwedLapse bool `json:"owed_lapse,omitempty"`
+	// Escalating: the lapse of the current deadline is being escalated.
+	Escalating bool `json:"escalating,omitempty"`
 	// RejectReason is the reason of the stored rejection.
 	RejectReason string `json:"reject_reason,omitempty"`
 	// Current is the rep being replaced by an assignment to be retried.
@@ -130,6 +134,11 @@ func (r *leadRun) decide(ctx workflow.Context, d Decision) (DecisionResult, erro
 	}
 	if s.Phase == PhaseAccepted {
 		return DecisionResult{Outcome: OutcomeAlreadyAccepted, RepID: s.RepID}, nil
+	}
+	if r.fixed() && s.Phase == PhaseAwaiting && !s.Escalating && !workflow.Now(ctx).Before(s.DueAt) {
+		// The deadline passed before this answer came (the worker was busy or down when it fell
+		// due): the answer is taken, and the lapse is still escalated, once.
+		s.OwedLapse = true
 	}
 	dd := d
 	s.Pending = &dd
@@ -263,6 +272,9 @@ func (r *leadRun) assign(current string) error {
 // comes first.
 func (r *leadRun) salesStep() error {
 	s := r.st.Sales
+	if r.fixed() && s.OwedLapse && s.Pending == nil {
+		return r.owedLapse()
+	}
 	if r.fixed() {
 		switch {
 		case s.Answer != nil:
@@ -304,8 +316,11 @@ func (r *leadRun) salesStep() error {
 	// The deadline passed without an answer: escalate, once for this lapse.
 	s.Lapses++
 	var res activities.LapseResult
-	if err := workflow.ExecuteActivity(ctx, a.Lapse, activities.LapseInput{HandoffID: s.HandoffID, Lapse: s.Lapses,
-		At: workflow.Now(r.ctx)}).Get(ctx, &res); err != nil {
+	s.Escalating = true
+	err := workflow.ExecuteActivity(ctx, a.Lapse, activities.LapseInput{HandoffID: s.HandoffID, Lapse: s.Lapses,
+		At: workflow.Now(r.ctx)}).Get(ctx, &res)
+	s.Escalating = false
+	if err != nil {
 		if !r.fixed() {
 			return err
 		}
@@ -333,6 +348,33 @@ func (r *leadRun) salesStep() error {
 		return r.assign(s.RepID)
 	}
 	s.DueAt, s.Reminded = res.NextDueAt, true
+	return nil
+}
+
+// owedLapse escalates the lapse of a deadline that passed before the rep's (late) answer was
+// handled: the manager is told once; the rep, who answered, gets no copy.
+func (r *leadRun) owedLapse() error {
+	s := r.st.Sales
+	ctx := r.salesCtx()
+	var a *activities.Sales
+	err := workflow.ExecuteActivity(ctx, a.Lapse, activities.LapseInput{HandoffID: s.HandoffID, Lapse: s.Lapses + 1,
+		At: workflow.Now(r.ctx), Answered: true}).Get(ctx, nil)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		r.noteError("escalate a late answer's lapse", err)
+		s.Failures++
+		return r.retryOwedLapse()
+	}
+	s.Lapses++
+	s.OwedLapse, s.Failures = false, 0
+	return nil
+}
+
+// retryOwedLapse waits before the next try of an owed escalation, handling signals meanwhile.
+func (r *leadRun) retryOwedLapse() error {
+	r.waitUntil(workflow.Now(r.ctx).Add(retryBackoff(r.st.Sales.Failures)))
 	return nil
 }
 

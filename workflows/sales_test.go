@@ -34,6 +34,8 @@ type salesEnv struct {
 	assign  func(in activities.AssignInput) (activities.Assignment, error)
 	send    func(in activities.SendInput) (activities.SendResult, error)
 	rescore func(n int, in activities.RescoreInput) (activities.RescoreResult, error)
+	// remindHook, when set, runs inside the Remind activity.
+	remindHook func()
 	// respondErr, when it returns an error, fails the Respond activity without storing anything.
 	respondErr func(in activities.RespondInput) error
 }
@@ -101,7 +103,13 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 			return activities.LapseResult{NextDueAt: in.At.Add(e.due)}, nil
 		})
 	e.env.OnActivity(sales.Remind, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, id int64) error { e.reminders++; return nil })
+		func(_ context.Context, id int64) error {
+			if e.remindHook != nil {
+				e.remindHook()
+			}
+			e.reminders++
+			return nil
+		})
 	e.respond = func(in activities.RespondInput) activities.RespondResult {
 		return activities.RespondResult{Stage: lifecycle.SAL}
 	}
