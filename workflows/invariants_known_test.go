@@ -16,6 +16,15 @@ var knownScripts = []struct {
 	sc     script
 }{
 	{
+		// Found by TestInvariants (CI seed): a security lead's second email fails with 4xx until
+		// its retries run out, its last attempt having reached the SMTP server; the workflow
+		// counted the step as not sent, and the third email went out as the third in a week.
+		// A step whose retries ran out now counts toward the cap.
+		name: "retries-ran-out-after-a-send-counts-toward-the-cap", breaks: "frequency-cap",
+		sc: script{Start: time.Date(2026, 11, 20, 8, 43, 0, 0, time.UTC), Interest: "security", Acts: []act{
+			{Kind: kFault, Activity: "SendStep"}, {Kind: kTemp, N: 3}, {Kind: kTemp, N: 6}}},
+	},
+	{
 		// Friday 01:00 in Berlin, the first email is due Friday 09:00; a click on another segment's
 		// content starts the security series whose first email is due at the same minute: the
 		// cancelled timer is reused and the email goes out at 01:01.

@@ -780,7 +780,12 @@ func (r *leadRun) runStep(step sequence.Step) error {
 			return nil // the workflow is being cancelled
 		}
 		if !errors.As(err, &appErr) {
-			// Retries ran out (two days of temporary failures): record it and move on.
+			// Retries ran out (two days of temporary failures): record it and move on. An attempt
+			// may have reached the SMTP server before the last one failed, so the cap counts it:
+			// uncertain, tend sends less, never more.
+			if r.fixed() {
+				r.noteSent()
+			}
 			r.record(step, "failed", "gave up after retries")
 			r.advance()
 			return r.maybeStartPendingIfDone()
@@ -798,6 +803,10 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		case activities.ErrTypeBadTemplate:
 			r.record(step, "failed", "template error")
 		default:
+			// A temporary failure whose retries ran out: counted toward the cap, as above.
+			if r.fixed() {
+				r.noteSent()
+			}
 			r.record(step, "failed", "gave up after retries")
 		}
 		r.advance()
