@@ -579,11 +579,28 @@ func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
 }
 
 func (r *leadRun) record(step sequence.Step, outcome, detail string) {
-	r.st.History = append(r.st.History, StepRecord{SequenceID: r.st.Sequence.ID, StepID: step.ID, Outcome: outcome,
-		At: workflow.Now(r.ctx), Detail: detail})
+	r.recordIn(r.st.Sequence.ID, step, outcome, detail, "")
+}
+
+// recordIn adds what happened to a step of sequence seqID to the bounded step history.
+func (r *leadRun) recordIn(seqID string, step sequence.Step, outcome, detail, sendID string) {
+	r.st.History = append(r.st.History, StepRecord{SequenceID: seqID, StepID: step.ID, Outcome: outcome,
+		At: workflow.Now(r.ctx), Detail: detail, SendID: sendID})
 	if len(r.st.History) > historyLimit {
 		r.st.History = r.st.History[len(r.st.History)-historyLimit:]
 	}
+}
+
+// stopMarketing stops marketing for good for reason (an unsubscribe, a bounce …): the running
+// series exits, a series that already ended keeps its end but takes the reason, and no queued
+// segment starts.
+func (r *leadRun) stopMarketing(reason string) {
+	if r.st.Status == StatusRunning {
+		r.exit(reason)
+	} else {
+		r.st.ExitReason = reason
+	}
+	r.st.PendingSegment = ""
 }
 
 func (r *leadRun) advance() {
@@ -685,12 +702,7 @@ func (r *leadRun) doRescore() error {
 		}
 	}
 	if res.Unsubscribed {
-		if r.st.Status == StatusRunning {
-			r.exit("unsubscribed")
-		} else {
-			r.st.ExitReason = "unsubscribed"
-		}
-		r.st.PendingSegment = ""
+		r.stopMarketing("unsubscribed")
 		return nil
 	}
 	if res.SwitchSegment != "" && res.SwitchSegment != r.st.Segment && (r.st.Sequence == nil || !r.st.Sequence.Exit.Reached(r.st.Stage)) {
@@ -779,18 +791,11 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		if r.fixed() && errors.As(err, &canceled) {
 			return nil // the workflow is being cancelled
 		}
-		if !errors.As(err, &appErr) {
-			// Retries ran out (two days of temporary failures): record it and move on. An attempt
-			// may have reached the SMTP server before the last one failed, so the cap counts it:
-			// uncertain, tend sends less, never more.
-			if r.fixed() {
-				r.noteSent()
-			}
-			r.record(step, "failed", "gave up after retries")
-			r.advance()
-			return r.maybeStartPendingIfDone()
+		typ := ""
+		if errors.As(err, &appErr) {
+			typ = appErr.Type()
 		}
-		switch appErr.Type() {
+		switch typ {
 		case activities.ErrTypeHardBounce:
 			r.record(step, "bounced", "")
 			r.exit("bounced")
@@ -803,7 +808,9 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		case activities.ErrTypeBadTemplate:
 			r.record(step, "failed", "template error")
 		default:
-			// A temporary failure whose retries ran out: counted toward the cap, as above.
+			// Retries ran out (two days of temporary failures): record it and move on. An attempt
+			// may have reached the SMTP server before the last one failed, so the cap counts it:
+			// uncertain, tend sends less, never more.
 			if r.fixed() {
 				r.noteSent()
 			}
@@ -839,36 +846,22 @@ func (r *leadRun) runStep(step sequence.Step) error {
 // unsubscribe, a segment switch while it ran). The lead's position is not touched; what the send
 // learnt about the address still counts.
 func (r *leadRun) detachedOutcome(in activities.SendInput, step sequence.Step, res activities.SendResult, err error) error {
-	rec := func(outcome, detail string) {
-		r.st.History = append(r.st.History, StepRecord{SequenceID: in.SequenceID, StepID: step.ID, Outcome: outcome,
-			At: workflow.Now(r.ctx), Detail: detail, SendID: res.SendID})
-		if len(r.st.History) > historyLimit {
-			r.st.History = r.st.History[len(r.st.History)-historyLimit:]
-		}
-	}
-	stop := func(reason string) {
-		if r.st.Status == StatusRunning {
-			r.exit(reason)
-		} else {
-			r.st.ExitReason = reason
-		}
-		r.st.PendingSegment = ""
-	}
+	rec := func(outcome, detail string) { r.recordIn(in.SequenceID, step, outcome, detail, res.SendID) }
 	var appErr *temporal.ApplicationError
 	switch {
 	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeHardBounce:
 		rec("bounced", "")
-		stop("bounced")
+		r.stopMarketing("bounced")
 	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead:
-		stop("lead deleted")
+		r.stopMarketing("lead deleted")
 	case err != nil:
 		rec("cancelled", "the lead left the series while the send ran")
 	case res.Status == activities.StatusUnsubscribed:
 		rec("unsubscribed", "")
-		stop("unsubscribed")
+		r.stopMarketing("unsubscribed")
 	case res.Status == activities.StatusSuppressed:
 		rec("suppressed", res.Reason)
-		stop("suppressed")
+		r.stopMarketing("suppressed")
 	default:
 		rec(res.Status, "sent while the lead left the series")
 		if res.Status == activities.StatusSent || res.Status == activities.StatusAlreadySent {

@@ -365,16 +365,11 @@ func (r *leadRun) owedLapse() error {
 		}
 		r.noteError("escalate a late answer's lapse", err)
 		s.Failures++
-		return r.retryOwedLapse()
+		r.waitUntil(workflow.Now(r.ctx).Add(retryBackoff(s.Failures))) // then try again, signals handled meanwhile
+		return nil
 	}
 	s.Lapses++
 	s.OwedLapse, s.Failures = false, 0
-	return nil
-}
-
-// retryOwedLapse waits before the next try of an owed escalation, handling signals meanwhile.
-func (r *leadRun) retryOwedLapse() error {
-	r.waitUntil(workflow.Now(r.ctx).Add(retryBackoff(r.st.Sales.Failures)))
 	return nil
 }
 
@@ -384,12 +379,18 @@ func (r *leadRun) applyAnswer() error {
 	s := r.st.Sales
 	res := *s.Answer
 	s.Answer = nil
+	return r.moveOn(res, s.RejectReason)
+}
+
+// moveOn takes the stage a stored answer gave the lead: recycled goes back to nurture (a later
+// handoff starts a new clock), disqualified stops, SAL stays with sales.
+func (r *leadRun) moveOn(res activities.RespondResult, rejectReason string) error {
 	r.st.Stage = res.Stage
 	switch res.Stage {
 	case lifecycle.Recycled:
 		return r.recycle(res.RecycleSegment)
 	case lifecycle.Disqualified:
-		r.st.Status, r.st.ExitReason = StatusExited, "disqualified: "+s.RejectReason
+		r.st.Status, r.st.ExitReason = StatusExited, "disqualified: "+rejectReason
 	}
 	return nil
 }
@@ -417,18 +418,5 @@ func (r *leadRun) storeDecision() error {
 		return err
 	}
 	s.Pending = nil
-	r.st.Stage = res.Stage
-	switch res.Stage {
-	case lifecycle.Recycled:
-		// Back to nurture; a later handoff starts a new clock.
-		r.st.Handoff = nil
-		segment := res.RecycleSegment
-		if segment == "" {
-			segment = r.st.Segment
-		}
-		return r.plan(segment)
-	case lifecycle.Disqualified:
-		r.st.Status, r.st.ExitReason = StatusExited, "disqualified: "+d.Reason
-	}
-	return nil
+	return r.moveOn(res, d.Reason)
 }
