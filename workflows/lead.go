@@ -366,6 +366,20 @@ func (r *leadRun) stopTimer() {
 	}
 }
 
+// carryOn decides what an activity's failure does to the run. Before promisesChange it fails the
+// run (fail is err). After it, a run that is being cancelled just stops (fail nil, retry false),
+// and any other failure is recorded (retry true) for the caller to try again later.
+func (r *leadRun) carryOn(what string, err error) (fail error, retry bool) {
+	if !r.fixed() {
+		return err, false
+	}
+	if r.ctx.Err() != nil {
+		return nil, false
+	}
+	r.noteError(what, err)
+	return nil, true
+}
+
 // noteError records a business error the workflow carries on from, and logs it with ids only.
 func (r *leadRun) noteError(what string, err error) {
 	r.st.LastError = what + ": " + err.Error()
@@ -456,13 +470,9 @@ func (r *leadRun) plan(segment string) error {
 			r.st.Replan = false
 			return nil
 		}
-		if !r.fixed() {
-			return err
+		if fail, retry := r.carryOn("plan", err); !retry {
+			return fail
 		}
-		if r.ctx.Err() != nil {
-			return nil
-		}
-		r.noteError("plan", err)
 		r.st.Replan, r.st.ReplanSegment = true, segment
 		r.retryLater()
 		return nil
@@ -643,13 +653,9 @@ func (r *leadRun) doRescore() error {
 			r.exit("lead deleted")
 			return nil
 		}
-		if !r.fixed() {
-			return err
+		if fail, retry := r.carryOn("rescore", err); !retry {
+			return fail
 		}
-		if r.ctx.Err() != nil {
-			return nil
-		}
-		r.noteError("rescore", err)
 		r.rescore = true
 		r.retryLater()
 		return nil

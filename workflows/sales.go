@@ -321,15 +321,11 @@ func (r *leadRun) salesStep() error {
 		At: workflow.Now(r.ctx)}).Get(ctx, &res)
 	s.Escalating = false
 	if err != nil {
-		if !r.fixed() {
-			return err
-		}
-		if r.ctx.Err() != nil {
-			return nil
-		}
 		// The escalation is tried again later under the same lapse number: the notices are keyed
 		// by it, so the manager still gets exactly one.
-		r.noteError("escalate", err)
+		if fail, retry := r.carryOn("escalate", err); !retry {
+			return fail
+		}
 		s.Lapses--
 		s.Failures++
 		if s.Phase == PhaseAwaiting && s.Pending == nil {
@@ -360,10 +356,9 @@ func (r *leadRun) owedLapse() error {
 	err := workflow.ExecuteActivity(ctx, a.Lapse, activities.LapseInput{HandoffID: s.HandoffID, Lapse: s.Lapses + 1,
 		At: workflow.Now(r.ctx), Answered: true}).Get(ctx, nil)
 	if err != nil {
-		if r.ctx.Err() != nil {
+		if _, retry := r.carryOn("escalate a late answer's lapse", err); !retry {
 			return nil
 		}
-		r.noteError("escalate a late answer's lapse", err)
 		s.Failures++
 		r.waitUntil(workflow.Now(r.ctx).Add(retryBackoff(s.Failures))) // then try again, signals handled meanwhile
 		return nil
