@@ -58,8 +58,8 @@ func (s *stack) runHistoryJSON(leadID, runID string) []byte {
 }
 
 // TestHistoriesReplay runs real lead journeys on the real server and replays their histories
-// against the current workflow code. With TEND_WRITE_HISTORIES=1 it also saves them as the
-// replay corpus in workflows/testdata, which workflows' replay test checks on every run.
+// against the current workflow code. With TEND_RECORD_CORPUS=1 it also adds them to the replay
+// corpus in workflows/testdata (see recordScenario), which workflows' replay test checks on every run.
 func TestHistoriesReplay(t *testing.T) {
 	t.Parallel()
 	s := setup(t, options{})
@@ -74,12 +74,8 @@ func TestHistoriesReplay(t *testing.T) {
 	require.Equal(t, 200, code)
 	s.waitMessages(4, 60*time.Second, 2*time.Second)
 
-	s.saveHistory("lead-two-series", first)
+	s.recordScenario("lead-two-series", first)
 }
-
-// saveHistory records the lead's history as the replay corpus file of scenario (see
-// recordScenario): replayed on every run, added to workflows/testdata with TEND_RECORD_CORPUS=1.
-func (s *stack) saveHistory(scenario, leadID string) { s.recordScenario(scenario, leadID) }
 
 // A long-lived lead continues as new when Temporal suggests it; the history up to there replays.
 func TestContinueAsNewHistoryReplays(t *testing.T) {
@@ -90,22 +86,22 @@ func TestContinueAsNewHistoryReplays(t *testing.T) {
 	leadID := body["id"].(string)
 	s.waitMessages(1, 30*time.Second, 0)
 	ctx := context.Background()
-	desc := func() (string, int64) {
+	runID := func() string {
 		d, err := s.client.DescribeWorkflowExecution(ctx, workflows.LeadWorkflowID(leadID), "")
 		require.NoError(t, err)
-		return d.WorkflowExecutionInfo.Execution.RunId, d.WorkflowExecutionInfo.HistoryLength
+		return d.WorkflowExecutionInfo.Execution.RunId
 	}
-	firstRun, _ := desc()
+	firstRun := runID()
 	// Each engaged signal costs a few events; Temporal suggests continue-as-new at 4,096.
 	for i := 0; i < 3000; i++ {
 		require.NoError(t, s.client.SignalWorkflow(ctx, workflows.LeadWorkflowID(leadID), "", workflows.SignalEngaged, workflows.Engaged{Events: 1}))
 		if i%100 == 99 {
-			if run, _ := desc(); run != firstRun {
+			if runID() != firstRun {
 				break
 			}
 		}
 	}
-	eventually(t, 60*time.Second, func() bool { run, _ := desc(); return run != firstRun }, "continued as new")
+	eventually(t, 60*time.Second, func() bool { return runID() != firstRun }, "continued as new")
 	st := s.leadState(leadID)
 	assert.GreaterOrEqual(t, st.Runs, 1)
 	assert.Equal(t, "intro", st.History[0].StepID, "state carried into the new run")

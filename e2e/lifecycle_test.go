@@ -67,7 +67,7 @@ func TestQuietLeadIsReengagedAndAClickBringsItBack(t *testing.T) {
 	eventually(t, 15*time.Second, func() bool { return s.leadState(leadID).Mode == "" }, "back in nurture")
 	st := s.leadState(leadID)
 	assert.Equal(t, workflows.StatusCompleted, st.Status, "where it was: its series had ended")
-	s.saveHistory("lead-reengage-click", leadID)
+	s.recordScenario("lead-reengage-click", leadID)
 }
 
 // Silence through the re-engagement series sunsets the lead; a site event revives it.
@@ -88,7 +88,7 @@ func TestSilenceSunsetsAndASiteEventRevives(t *testing.T) {
 		{"id": "back-1", "lead_id": leadID, "type": "page_view", "url": "https://acme.test/pricing", "tags": []string{"pricing"}}}})
 	require.Equal(t, 200, code, "%v", res)
 	eventually(t, 15*time.Second, func() bool { return s.leadState(leadID).Mode == "" }, "revived by the event")
-	s.saveHistory("lead-sunset-revive", leadID)
+	s.recordScenario("lead-sunset-revive", leadID)
 }
 
 // Quiet hours in the lead's time zone postpone a send to the next allowed minute.

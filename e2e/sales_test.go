@@ -100,7 +100,7 @@ func TestHandoffEmailAcceptLinkWorksOnce(t *testing.T) {
 	assert.Equal(t, "customer", out["stage"])
 	code, _ = s.post("/api/v1/leads/"+leadID+"/won", map[string]any{"rep_id": "rep-jonas", "value": 1, "currency": "eur"})
 	assert.Equal(t, 409, code, "no open opportunity left")
-	s.saveHistory("lead-handoff-accept-won", leadID)
+	s.recordScenario("lead-handoff-accept-won", leadID)
 
 	// The reports show it.
 	code, funnel := s.get("/api/v1/reports/funnel")
@@ -165,7 +165,7 @@ func TestNoAnswerEscalatesToTheManagerAndReassigns(t *testing.T) {
 	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM escalations e JOIN handoffs h ON h.id = e.handoff_id
 		WHERE h.lead_id = $1`, leadID).Scan(&escalations))
 	assert.Equal(t, 2, escalations)
-	s.saveHistory("lead-escalation-reassign", leadID)
+	s.recordScenario("lead-escalation-reassign", leadID)
 	code, detail := s.get("/api/v1/leads/" + leadID)
 	require.Equal(t, 200, code)
 	handoffs := detail["handoffs"].([]any)
@@ -199,7 +199,7 @@ func TestRejectNotReadyRecyclesToNurture(t *testing.T) {
 		found = found || strings.HasPrefix(m.Subject, "Welcome to Acme Insights")
 	}
 	assert.True(t, found, "the recycle series started")
-	s.saveHistory("lead-recycle-not-ready", leadID)
+	s.recordScenario("lead-recycle-not-ready", leadID)
 	code, sla := s.get("/api/v1/reports/sla")
 	require.Equal(t, 200, code)
 	reasons := sla["rejection_reasons"].([]any)

@@ -8,8 +8,8 @@ import (
 	"go.temporal.io/sdk/worker"
 )
 
-// TestReplay replays histories recorded from real runs (see e2e.TestHistoriesReplay, which writes
-// them with TEND_WRITE_HISTORIES=1) against the current workflow code. A change that makes the
+// TestReplay replays histories recorded from real runs (the e2e scenario tests write them with
+// TEND_RECORD_CORPUS=1; see corpus_test.go) against the current workflow code. A change that makes the
 // workflow decide differently on an old history fails here instead of in production.
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
