@@ -212,6 +212,10 @@ type Export struct {
 	Enrollments    []map[string]any `json:"enrollments"`
 	// AnswerNotes are reps' notes on answers not yet stored with them.
 	AnswerNotes []map[string]any `json:"answer_notes"`
+	// HeldSends are the lead's sends waiting for a paused sequence or step to resume.
+	HeldSends []map[string]any `json:"held_sends"`
+	// Conversions are the sequence goals the lead reached.
+	Conversions []map[string]any `json:"conversions"`
 	// EventAggregates are daily counts of events older than the retention period.
 	EventAggregates []map[string]any `json:"event_aggregates"`
 	// Suppressed is the reason the address is on the suppression list, nil when it is not.
@@ -261,6 +265,8 @@ func (s *Store) Export(ctx context.Context, key []byte, leadID string) (Export, 
 		{"event_aggregates", &out.EventAggregates, byLead("event_aggregates", "t.day, t.type")},
 		{"enrollments", &out.Enrollments, byLead("enrollments", "t.created_at, t.id")},
 		{"answer_notes", &out.AnswerNotes, byLead("answer_notes", "t.created_at, t.id")},
+		{"held_sends", &out.HeldSends, byLead("held_sends", "t.held_at, t.sequence_id, t.step_id")},
+		{"conversions", &out.Conversions, byLead("conversions", "t.at, t.sequence_id")},
 	}
 	for _, sec := range sections {
 		var raw []byte

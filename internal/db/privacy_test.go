@@ -71,6 +71,8 @@ func seedPerson(t *testing.T, store *db.Store, email, name string) person {
 	exec(`INSERT INTO escalations (handoff_id, lapse, manager_id, overdue_seconds) VALUES ($1, 1, 'max', 60)`, handoffID)
 	_, err = store.SaveAnswerNote(ctx, id, "Note about "+name+": call back after the trip")
 	require.NoError(t, err)
+	exec(`INSERT INTO held_sends (lead_id, sequence_id, step_id) VALUES ($1, 'analytics-series', 'deep-dive')`, id)
+	exec(`INSERT INTO conversions (lead_id, sequence_id, goal) VALUES ($1, 'analytics-series', 'event demo_request')`, id)
 	exec(`INSERT INTO qualifications (lead_id, rep_id, need, budget) VALUES ($1, 'ana', $2, '10k')`, id, name+" needs SSO")
 	exec(`INSERT INTO event_aggregates (lead_id, day, type, tags, count) VALUES ($1, '2025-01-02', 'page_view', '{pricing}', 3)`, id)
 	exec(`INSERT INTO opportunities (lead_id, rep_id, outcome, value, currency, lost_reason, closed_at)

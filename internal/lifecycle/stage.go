@@ -91,3 +91,14 @@ func CheckTransition(from, to Stage) error {
 	}
 	return fmt.Errorf("cannot move a lead from %s to %s", from, to)
 }
+
+// Reached reports whether a lead in stage has reached goal: it is goal, or a later funnel stage
+// when both are in the funnel.
+func Reached(stage, goal Stage) bool {
+	if stage == goal {
+		return true
+	}
+	si, sok := funnel[stage]
+	gi, gok := funnel[goal]
+	return sok && gok && si > gi
+}

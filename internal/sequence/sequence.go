@@ -6,6 +6,7 @@ package sequence
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +77,10 @@ type Segment struct {
 	Interests []string `json:"interests,omitempty"`
 	// InactiveAfter, when set, replaces reengagement.after for leads of this segment.
 	InactiveAfter time.Duration `json:"inactive_after,omitempty"`
-	Sequence      Sequence      `json:"sequence"`
+	// When, if set, must also hold for a lead to be in the segment (its band, score, stage,
+	// attributes); a segment without interests is then chosen by When alone.
+	When     *Condition `json:"when,omitempty"`
+	Sequence Sequence   `json:"sequence"`
 }
 
 // Sequence is a series of emails sent one after another.
@@ -86,6 +90,12 @@ type Sequence struct {
 	Window Window `json:"send_window"`
 	Steps  []Step `json:"steps"`
 	Exit   Exit   `json:"exit"`
+	// Goal, when set, is what the sequence is for: reaching it exits the lead at once (a pending
+	// send is cancelled) and counts as a conversion.
+	Goal *Goal `json:"goal,omitempty"`
+	// Holdout is the share of leads, 0 to 1, that receive none of the sequence's emails: a control
+	// group for measuring the sequence's lift. Which leads is decided by HeldOut.
+	Holdout float64 `json:"holdout,omitempty"`
 }
 
 // Step is one email of a sequence.
@@ -100,6 +110,39 @@ type Step struct {
 	// lead gets the next email sooner.
 	WaitIfClicked *time.Duration `json:"wait_if_clicked,omitempty"`
 	When          Condition      `json:"when"`
+	// Variants, when set, replace Template and Subject: each lead gets one, chosen by VariantFor
+	// in proportion to the weights.
+	Variants []Variant `json:"variants,omitempty"`
+}
+
+// Variant is one version of a step's email in an A/B test.
+type Variant struct {
+	ID       string `json:"id"`
+	Template string `json:"template"`
+	Subject  string `json:"subject"`
+	// Weight is the variant's share relative to the others' (at least 1).
+	Weight int `json:"weight"`
+}
+
+// Goal is reached by an event (of Type, carrying Tag when set) or by reaching Stage or a stage
+// after it in the funnel.
+type Goal struct {
+	Event string          `json:"event,omitempty"`
+	Tag   string          `json:"tag,omitempty"`
+	Stage lifecycle.Stage `json:"stage,omitempty"`
+}
+
+// ReachedByStage reports whether a lead in stage has reached the goal's stage.
+func (g *Goal) ReachedByStage(stage lifecycle.Stage) bool {
+	return g != nil && g.Stage != "" && lifecycle.Reached(stage, g.Stage)
+}
+
+// ReachedByEvent reports whether an event of type typ with tags reaches the goal.
+func (g *Goal) ReachedByEvent(typ string, tags []string) bool {
+	if g == nil || g.Event == "" || g.Event != typ {
+		return false
+	}
+	return g.Tag == "" || slices.ContainsFunc(tags, func(t string) bool { return strings.EqualFold(t, g.Tag) })
 }
 
 // Condition decides whether a step is sent or skipped.
@@ -109,6 +152,64 @@ type Condition struct {
 	// PreviousClicked, when set, sends the step only if the lead did (true) or did not (false)
 	// click the previous email of the sequence.
 	PreviousClicked *bool `json:"previous_clicked,omitempty"`
+	// BandIn lists the score bands (cold, warm, hot) in which the step is sent; empty means any.
+	BandIn []string `json:"band_in,omitempty"`
+	// Score, when set, is the range the lead's score must be in.
+	Score *Range `json:"score,omitempty"`
+	// Attributes are conditions on the lead's attributes (industry, company size …), all of which
+	// must hold. The workflow does not see attributes: the send checks them.
+	Attributes []AttributeCondition `json:"attributes,omitempty"`
+}
+
+// Range is a closed numeric interval; a nil bound is open.
+type Range struct {
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
+}
+
+// Contains reports whether v lies in the range.
+func (r *Range) Contains(v float64) bool {
+	return r == nil || ((r.Min == nil || v >= *r.Min) && (r.Max == nil || v <= *r.Max))
+}
+
+// AttributeCondition is one test of a lead attribute; exactly one of its tests is set.
+type AttributeCondition struct {
+	Name string `json:"name"`
+	// Equals: the value is this (ignoring case and surrounding space).
+	Equals *string `json:"equals,omitempty"`
+	// In: the value is one of these (ignoring case and surrounding space).
+	In []string `json:"in,omitempty"`
+	// Present: the attribute is set to a non-empty value (true), or is not (false).
+	Present *bool `json:"present,omitempty"`
+	// Range: the value is a number inside the range.
+	Range *Range `json:"range,omitempty"`
+}
+
+// Holds reports whether the attribute test holds for attrs.
+func (a AttributeCondition) Holds(attrs map[string]string) bool {
+	v := strings.TrimSpace(attrs[a.Name])
+	switch {
+	case a.Present != nil:
+		return (v != "") == *a.Present
+	case a.Equals != nil:
+		return v != "" && strings.EqualFold(v, strings.TrimSpace(*a.Equals))
+	case a.In != nil:
+		return v != "" && slices.ContainsFunc(a.In, func(w string) bool { return strings.EqualFold(v, strings.TrimSpace(w)) })
+	case a.Range != nil:
+		f, err := strconv.ParseFloat(v, 64)
+		return err == nil && a.Range.Contains(f)
+	}
+	return true
+}
+
+// Facts are what conditions are evaluated on. The workflow knows all but Attributes.
+type Facts struct {
+	Stage lifecycle.Stage
+	Band  string
+	Score float64
+	// PreviousClicked: the lead clicked the previous email of the sequence.
+	PreviousClicked bool
+	Attributes      map[string]string
 }
 
 // Holds reports whether a lead in stage should receive the step.
@@ -121,6 +222,26 @@ func (c Condition) Holds(stage lifecycle.Stage) bool {
 func (c Condition) HoldsAfter(stage lifecycle.Stage, previousClicked bool) bool {
 	return c.Holds(stage) && (c.PreviousClicked == nil || *c.PreviousClicked == previousClicked)
 }
+
+// HoldsFor reports whether every part of the condition but the attributes holds for f: what the
+// workflow decides before a send.
+func (c Condition) HoldsFor(f Facts) bool {
+	return c.HoldsAfter(f.Stage, f.PreviousClicked) &&
+		(len(c.BandIn) == 0 || slices.Contains(c.BandIn, f.Band)) && c.Score.Contains(f.Score)
+}
+
+// AttributesHold reports whether every attribute condition holds for attrs.
+func (c Condition) AttributesHold(attrs map[string]string) bool {
+	for _, a := range c.Attributes {
+		if !a.Holds(attrs) {
+			return false
+		}
+	}
+	return true
+}
+
+// Matches reports whether the whole condition holds for f.
+func (c Condition) Matches(f Facts) bool { return c.HoldsFor(f) && c.AttributesHold(f.Attributes) }
 
 // Exit says when a lead leaves a sequence early.
 type Exit struct {
