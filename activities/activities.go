@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/score"
@@ -45,6 +46,32 @@ type Leads struct {
 	// RecycleCoolOff is how long after a recycle a lead's score alone cannot hand it to sales
 	// again (a hand-raise still does): the team file's recycle.cool_off.
 	RecycleCoolOff time.Duration
+	// Live, when set, is the published content: its catalog, model and team replace Catalog,
+	// Model and RecycleCoolOff, so that a new version is used at once.
+	Live *content.Live
+}
+
+func (a *Leads) catalog() *sequence.Catalog {
+	if a.Live != nil {
+		return a.Live.Current().Catalog
+	}
+	return a.Catalog
+}
+
+func (a *Leads) model() *score.Model {
+	if a.Live != nil {
+		return a.Live.Current().Model
+	}
+	return a.Model
+}
+
+func (a *Leads) coolOff() time.Duration {
+	if a.Live != nil {
+		if t := a.Live.Current().Team; t != nil {
+			return t.Recycle.CoolOff
+		}
+	}
+	return a.RecycleCoolOff
 }
 
 // PlanInput asks for the sequence a lead should run.
@@ -89,7 +116,7 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
-	p := PlanFor(a.Catalog, segID, lifecycle.Stage(lead.Stage), lead.TimeZone)
+	p := PlanFor(a.catalog(), segID, lifecycle.Stage(lead.Stage), lead.TimeZone)
 	p.SalesEnabled = a.SalesEnabled
 	for _, s := range sends {
 		if s.SequenceID == p.Sequence.ID && s.Status != db.SendPending {

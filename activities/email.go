@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tendhq/tend/internal/bounce"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/render"
@@ -59,7 +60,10 @@ type Email struct {
 	Tracking *Tracking
 	// Consent, when set, may require a recorded consent before a lead is mailed.
 	Consent *sequence.ConsentPolicy
-	Log     *slog.Logger
+	// Live, when set, is the published content: its templates and consent policy replace
+	// Renderer and Consent.
+	Live *content.Live
+	Log  *slog.Logger
 	// BeforeSend, when set, runs when the activity starts, before the send is claimed. It exists
 	// for tests that race an unsubscribe against a send; production code leaves it nil.
 	BeforeSend func(ctx context.Context, in SendInput)
@@ -141,7 +145,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	if region == "" {
 		region = claim.Lead.Attributes["country"]
 	}
-	if claim.ConsentRefused || (!claim.ConsentGranted && a.Consent.Requires(region)) {
+	if claim.ConsentRefused || (!claim.ConsentGranted && a.consent().Requires(region)) {
 		res.Status, res.Reason = StatusSuppressed, "consent refused"
 		return res, claim.MarkSuppressed(ctx, "consent refused")
 	}
@@ -166,7 +170,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	}
 	data := render.NewData(render.Lead{Name: claim.Lead.Name, Company: claim.Lead.Company, Email: claim.Lead.Email,
 		Attributes: claim.Lead.Attributes}, render.Sender{Name: a.From.Name, PostalAddress: a.From.PostalAddress}, unsubscribeURL)
-	email, err := a.Renderer.Render(in.Template, in.Subject, data)
+	email, err := a.renderer().Render(in.Template, in.Subject, data)
 	if err != nil {
 		claim.Abort(ctx)
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render step %s: %v", in.StepID, err), ErrTypeBadTemplate, nil)
@@ -285,4 +289,18 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+func (a *Email) renderer() *render.Renderer {
+	if a.Live != nil {
+		return a.Live.Current().Renderer
+	}
+	return a.Renderer
+}
+
+func (a *Email) consent() *sequence.ConsentPolicy {
+	if a.Live != nil {
+		return a.Live.Current().Catalog.Consent
+	}
+	return a.Consent
 }

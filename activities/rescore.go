@@ -82,9 +82,9 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 		if e.SendID != "" && !slices.Contains(res.ClickedSends, e.SendID) {
 			res.ClickedSends = append(res.ClickedSends, e.SendID)
 		}
-		if e.ID > in.SinceEventID && res.SwitchSegment == "" && a.Catalog != nil {
+		if cat := a.catalog(); e.ID > in.SinceEventID && res.SwitchSegment == "" && cat != nil {
 			for _, tag := range e.Tags {
-				if seg := a.Catalog.SegmentFor([]string{tag}); seg.ID != a.Catalog.DefaultSegment && seg.ID != lead.Segment {
+				if seg := cat.SegmentFor([]string{tag}); seg.ID != cat.DefaultSegment && seg.ID != lead.Segment {
 					res.SwitchSegment = seg.ID
 					break
 				}
@@ -103,7 +103,7 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 				Machine: ag.Machine, Duplicate: ag.Duplicate})
 		}
 	}
-	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, se, now)
+	r := a.model().Score(score.Lead{Attributes: lead.Attributes}, se, now)
 	res.Score, res.Band, res.LastEngagement = r.Total, r.Band, r.LastEngagement
 	u := db.ScoreUpdate{Score: r.Total, Band: r.Band, Breakdown: r.Breakdown, HandoffReady: r.HandoffReady,
 		HandoffReason: r.HandoffReason, Segment: res.SwitchSegment,
@@ -170,11 +170,11 @@ func (a *Leads) readyAgain(ctx context.Context, leadID string, lead db.Lead, eve
 			since = append(since, e)
 		}
 	}
-	r := a.Model.Score(score.Lead{Attributes: lead.Attributes}, since, now)
+	r := a.model().Score(score.Lead{Attributes: lead.Attributes}, since, now)
 	if r.HandRaiseEventID != "" {
 		return true, r.HandoffReason, r.HandRaiseEventID, nil
 	}
-	if r.HandoffReady && !now.Before(at.Add(a.RecycleCoolOff)) {
+	if r.HandoffReady && !now.Before(at.Add(a.coolOff())) {
 		return true, r.HandoffReason + " since it was recycled", "", nil
 	}
 	return false, "", "", nil

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/mail"
@@ -25,8 +26,10 @@ import (
 // Sales hands leads to reps: assignment, handoff notices, SLA lapses and escalations, and the
 // rep's answer. Notices to sales are not marketing email: no tracking, no unsubscribe, no cap.
 type Sales struct {
-	Store  *db.Store
-	Team   *sales.Team
+	Store *db.Store
+	Team  *sales.Team
+	// Live, when set, is the published content: its team replaces Team.
+	Live   *content.Live
 	Mailer Mailer
 	Keys   *track.Keys
 	// BaseURL is where reps reach the accept and reject pages.
@@ -81,15 +84,15 @@ func (a *Sales) Assign(ctx context.Context, in AssignInput) (Assignment, error) 
 	if err != nil {
 		return Assignment{}, fmt.Errorf("assign lead %s: %w", in.LeadID, err)
 	}
-	rep, ok := a.Team.Rep(h.RepID)
+	rep, ok := a.team().Rep(h.RepID)
 	if !ok {
 		return Assignment{}, temporal.NewNonRetryableApplicationError("rep "+h.RepID+" is no longer in the team file", "UnknownRep", nil)
 	}
 	out := Assignment{HandoffID: h.ID, RepID: h.RepID, ManagerID: h.ManagerID, Policy: h.Policy, DueAt: h.DueAt,
-		ReassignAfter: max(a.Team.Escalation.ReassignAfter, 1), RecycleSegment: a.Team.Recycle.NotReadySegment}
-	if rb := a.Team.Escalation.RemindBefore; rb > 0 {
+		ReassignAfter: max(a.team().Escalation.ReassignAfter, 1), RecycleSegment: a.team().Recycle.NotReadySegment}
+	if rb := a.team().Escalation.RemindBefore; rb > 0 {
 		pol := a.policy(h.Policy)
-		cal, loc, err := a.Team.CalendarOf(rep)
+		cal, loc, err := a.team().CalendarOf(rep)
 		if err == nil && pol.Response > rb {
 			out.RemindAt = cal.Add(h.HandedOffAt, pol.Response-rb, loc)
 		}
@@ -101,31 +104,31 @@ func (a *Sales) Assign(ctx context.Context, in AssignInput) (Assignment, error) 
 }
 
 func (a *Sales) policy(id string) sales.Policy {
-	for _, p := range a.Team.Policies {
+	for _, p := range a.team().Policies {
 		if p.ID == id {
 			return p
 		}
 	}
-	return a.Team.Policy("")
+	return a.team().Policy("")
 }
 
 func (a *Sales) open(ctx context.Context, segment string, in AssignInput) (db.Handoff, error) {
-	counter, err := a.Store.NextCounter(ctx, a.Team.TerritoryKey(segment))
+	counter, err := a.Store.NextCounter(ctx, a.team().TerritoryKey(segment))
 	if err != nil {
 		return db.Handoff{}, err
 	}
 	var rep sales.Rep
 	if in.Current == "" {
-		rep, _ = a.Team.Pick(segment, counter)
+		rep, _ = a.team().Pick(segment, counter)
 	} else {
 		var ok bool
-		if rep, ok = a.Team.Next(segment, in.Current, counter); !ok {
-			cur, _ := a.Team.Rep(in.Current)
+		if rep, ok = a.team().Next(segment, in.Current, counter); !ok {
+			cur, _ := a.team().Rep(in.Current)
 			rep = cur // nobody else can take it: the same rep gets a new clock
 		}
 	}
-	pol := a.Team.Policy(in.HandRaiseEvent)
-	cal, loc, err := a.Team.CalendarOf(rep)
+	pol := a.team().Policy(in.HandRaiseEvent)
+	cal, loc, err := a.team().CalendarOf(rep)
 	if err != nil {
 		return db.Handoff{}, err
 	}
@@ -160,9 +163,9 @@ func (a *Sales) Lapse(ctx context.Context, in LapseInput) (LapseResult, error) {
 	if err != nil {
 		return LapseResult{}, fmt.Errorf("lapse of handoff %d: %w", in.HandoffID, err)
 	}
-	rep, _ := a.Team.Rep(h.RepID)
-	mgr, _ := a.Team.Manager(h.ManagerID)
-	cal, loc, err := a.Team.CalendarOf(rep)
+	rep, _ := a.team().Rep(h.RepID)
+	mgr, _ := a.team().Manager(h.ManagerID)
+	cal, loc, err := a.team().CalendarOf(rep)
 	if err != nil {
 		return LapseResult{}, err
 	}
@@ -194,7 +197,7 @@ func (a *Sales) Remind(ctx context.Context, handoffID int64) error {
 	if err != nil {
 		return err
 	}
-	rep, _ := a.Team.Rep(h.RepID)
+	rep, _ := a.team().Rep(h.RepID)
 	return a.notice(ctx, fmt.Sprintf("reminder:%d", h.ID), lead, "reminder", rep.ID, rep.Name, rep.Email, h, 0)
 }
 
@@ -269,7 +272,7 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 	}
 	res.Stage = lifecycle.Stage(lead.Stage)
 	if res.Stage == lifecycle.Recycled {
-		res.RecycleSegment = a.Team.Recycle.NotReadySegment
+		res.RecycleSegment = a.team().Recycle.NotReadySegment
 	}
 	return res, nil
 }
@@ -392,8 +395,8 @@ var noticeHTML = htmltemplate.Must(htmltemplate.New("h").Parse(`<!DOCTYPE html><
 </body></html>`))
 
 func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, personID, person string, h db.Handoff, overdue time.Duration) (string, string, string, error) {
-	rep, _ := a.Team.Rep(h.RepID)
-	_, loc, err := a.Team.CalendarOf(rep)
+	rep, _ := a.team().Rep(h.RepID)
+	_, loc, err := a.team().CalendarOf(rep)
 	if err != nil {
 		loc = time.UTC
 	}
@@ -438,4 +441,13 @@ func (a *Sales) renderNotice(ctx context.Context, kind string, lead db.Lead, per
 		return "", "", "", err
 	}
 	return strings.Join(strings.Fields(s.String()), " "), t.String(), hb.String(), nil
+}
+
+func (a *Sales) team() *sales.Team {
+	if a.Live != nil {
+		if t := a.Live.Current().Team; t != nil {
+			return t
+		}
+	}
+	return a.Team
 }

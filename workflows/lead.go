@@ -627,14 +627,16 @@ func (r *leadRun) advance() {
 }
 
 // previousClicked reports whether the lead clicked the last email sent in the current series.
-func (r *leadRun) previousClicked() bool {
-	for i := len(r.st.History) - 1; i >= 0; i-- {
-		h := r.st.History[i]
-		if h.SequenceID != r.st.Sequence.ID {
+func (r *leadRun) previousClicked() bool { return r.st.previousClicked() }
+
+func (st *LeadState) previousClicked() bool {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		h := st.History[i]
+		if h.SequenceID != st.Sequence.ID {
 			return false
 		}
 		if h.SendID != "" {
-			return slices.Contains(r.st.ClickedSends, h.SendID)
+			return slices.Contains(st.ClickedSends, h.SendID)
 		}
 	}
 	return false
