@@ -96,6 +96,8 @@ type Plan struct {
 	FrequencyCap *sequence.FrequencyCap `json:",omitempty"`
 	QuietHours   *sequence.QuietHours   `json:",omitempty"`
 	Reengagement *sequence.Reengagement `json:",omitempty"`
+	// Version is the published version of the sequences the plan was read from (0: from a file).
+	Version int `json:",omitempty"`
 }
 
 // Plan returns the lead's segment sequence. A segment that no longer exists in the catalog falls
@@ -116,7 +118,16 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan lead %s: list sends: %w", in.LeadID, err)
 	}
-	p := PlanFor(a.catalog(), segID, lifecycle.Stage(lead.Stage), lead.TimeZone)
+	cat, version := a.catalog(), 0
+	if a.Live != nil {
+		version = a.Live.Current().Version(content.Sequences)
+	}
+	if _, ok := cat.Segment(segID); !ok {
+		// The segment was removed: the lead follows the segment its interests and facts map to now.
+		segID = cat.SegmentForLead(lead.Interests, leadFacts(lead)).ID
+	}
+	p := PlanFor(cat, segID, lifecycle.Stage(lead.Stage), lead.TimeZone)
+	p.Version = version
 	p.SalesEnabled = a.SalesEnabled
 	for _, s := range sends {
 		if s.SequenceID == p.Sequence.ID && s.Status != db.SendPending {
@@ -143,4 +154,62 @@ func PlanFor(cat *sequence.Catalog, segID string, stage lifecycle.Stage, timeZon
 		p.Reengagement = &r
 	}
 	return p
+}
+
+func leadFacts(l db.Lead) sequence.Facts {
+	return sequence.Facts{Stage: lifecycle.Stage(l.Stage), Band: l.Band, Score: l.Score, Attributes: l.Attributes}
+}
+
+// FollowInput asks for a sequence as it is in a published version of the sequences.
+type FollowInput struct {
+	LeadID     string
+	SequenceID string
+	// Version is the version the lead was told of; an older live copy is an error to retry (it
+	// is in use within seconds).
+	Version int
+}
+
+// FollowResult is the sequence as published, or, when the version no longer has it (its segment
+// was removed), the segment the lead follows once it finishes where it is.
+type FollowResult struct {
+	Version int
+	Found   bool
+	// Sequence is the new version of the sequence, when Found.
+	Sequence sequence.Sequence `json:",omitzero"`
+	// Segment is the lead's segment in the new version: its current one if that still exists.
+	Segment string
+	// The catalog's policies in the new version, for the lead's segment.
+	FrequencyCap *sequence.FrequencyCap `json:",omitempty"`
+	QuietHours   *sequence.QuietHours   `json:",omitempty"`
+	Reengagement *sequence.Reengagement `json:",omitempty"`
+}
+
+// Follow reads the lead's sequence from the published content, for a lead told of a new version.
+func (a *Leads) Follow(ctx context.Context, in FollowInput) (FollowResult, error) {
+	cat, version := a.catalog(), in.Version
+	if a.Live != nil {
+		cur := a.Live.Current()
+		if version = cur.Version(content.Sequences); version < in.Version {
+			return FollowResult{}, fmt.Errorf("follow lead %s: sequences version %d is not loaded here yet (have %d)", in.LeadID, in.Version, version)
+		}
+	}
+	lead, err := a.Store.Lead(ctx, in.LeadID)
+	if errors.Is(err, db.ErrNotFound) {
+		return FollowResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+	}
+	if err != nil {
+		return FollowResult{}, fmt.Errorf("follow lead %s: %w", in.LeadID, err)
+	}
+	res := FollowResult{Version: version}
+	res.Sequence, res.Found = cat.Sequence(in.SequenceID)
+	seg := lead.Segment
+	if s, ok := cat.SegmentOf(in.SequenceID); ok {
+		seg = s.ID
+	}
+	if _, ok := cat.Segment(seg); !ok {
+		seg = cat.SegmentForLead(lead.Interests, leadFacts(lead)).ID
+	}
+	p := PlanFor(cat, seg, lifecycle.Stage(lead.Stage), lead.TimeZone)
+	res.Segment, res.FrequencyCap, res.QuietHours, res.Reengagement = p.Segment, p.FrequencyCap, p.QuietHours, p.Reengagement
+	return res, nil
 }

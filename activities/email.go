@@ -80,6 +80,20 @@ type SendInput struct {
 	StepID     string
 	Template   string
 	Subject    string
+	// Variant is the step's A/B variant the lead gets ("" for a step without variants), recorded
+	// with the send; ContentVersion the sequences version the step comes from.
+	Variant        string `json:",omitempty"`
+	ContentVersion int    `json:",omitempty"`
+	// Holdout: the lead is in the sequence's holdout group; the step is recorded, not mailed.
+	Holdout bool `json:",omitempty"`
+	// Attributes are the step's conditions on the lead's attributes, checked before the claim;
+	// a lead they do not hold for gets StatusSkipped.
+	Attributes []sequence.AttributeCondition `json:",omitempty"`
+	// Pausable: the workflow holds the lead when the step is paused (StatusPaused). Runs from
+	// before pauses existed do not set it, so they never see a status they do not know.
+	Pausable bool `json:",omitempty"`
+	// Released: the lead was held at this step and its pause was resumed.
+	Released bool `json:",omitempty"`
 }
 
 // Send outcomes.
@@ -88,6 +102,12 @@ const (
 	StatusAlreadySent  = "already_sent"
 	StatusSuppressed   = "suppressed"
 	StatusUnsubscribed = "unsubscribed"
+	// StatusPaused: the sequence or step is paused; nothing was claimed and the lead is held.
+	StatusPaused = "paused"
+	// StatusHeldOut: the lead is in the holdout group; the step is recorded as done, not mailed.
+	StatusHeldOut = "held_out"
+	// StatusSkipped: the step's attribute conditions do not hold for the lead.
+	StatusSkipped = "skipped"
 )
 
 // SendResult says what happened to the step.
@@ -115,6 +135,9 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	if a.BeforeSend != nil {
 		a.BeforeSend(ctx, in)
 	}
+	if res, done, err := a.beforeClaim(ctx, in); done || err != nil {
+		return res, err
+	}
 	claim, err := a.Store.ClaimSend(ctx, db.SendKey{LeadID: in.LeadID, SequenceID: in.SequenceID, StepID: in.StepID}, in.Template, a.From.Domain)
 	if errors.Is(err, db.ErrNotFound) {
 		return SendResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
@@ -140,6 +163,15 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	if claim.Lead.UnsubscribedAt != nil {
 		res.Status, res.Reason = StatusUnsubscribed, "unsubscribed"
 		return res, claim.MarkSuppressed(ctx, "unsubscribed")
+	}
+	if in.Variant != "" || in.ContentVersion != 0 {
+		if err := claim.SetVariant(ctx, in.Variant, in.ContentVersion); err != nil {
+			return res, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
+		}
+	}
+	if in.Holdout {
+		res.Status = StatusHeldOut
+		return res, claim.MarkHeldOut(ctx)
 	}
 	region := claim.Lead.Attributes["region"]
 	if region == "" {
@@ -303,4 +335,42 @@ func (a *Email) consent() *sequence.ConsentPolicy {
 		return a.Live.Current().Catalog.Consent
 	}
 	return a.Consent
+}
+
+// beforeClaim decides what needs no claim: a paused step holds the lead, attribute conditions
+// that do not hold skip the step. done is true when the send ends here with res.
+func (a *Email) beforeClaim(ctx context.Context, in SendInput) (res SendResult, done bool, err error) {
+	fail := func(err error) (SendResult, bool, error) {
+		return SendResult{}, true, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
+	}
+	if in.Pausable {
+		paused, err := a.Store.SendPaused(ctx, in.SequenceID, in.StepID)
+		if err != nil {
+			return fail(err)
+		}
+		if paused {
+			if err := a.Store.HoldSend(ctx, in.LeadID, in.SequenceID, in.StepID); err != nil {
+				return fail(err)
+			}
+			return SendResult{Status: StatusPaused}, true, nil
+		}
+		if in.Released {
+			if err := a.Store.ReleaseHeld(ctx, in.LeadID, in.SequenceID, in.StepID); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if len(in.Attributes) > 0 && !in.Holdout {
+		lead, err := a.Store.Lead(ctx, in.LeadID)
+		if errors.Is(err, db.ErrNotFound) {
+			return SendResult{}, true, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if !(sequence.Condition{Attributes: in.Attributes}).AttributesHold(lead.Attributes) {
+			return SendResult{Status: StatusSkipped, Reason: "attributes"}, true, nil
+		}
+	}
+	return SendResult{}, false, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/score"
+	"github.com/tendhq/tend/internal/sequence"
 )
 
 // RescoreInput asks for a lead's score to be computed again from its events.
@@ -20,6 +21,12 @@ type RescoreInput struct {
 	// SinceEventID is the last event the workflow has seen; tags of later human clicks may move
 	// the lead to another segment.
 	SinceEventID int64
+	// SequenceID and Goal are the sequence the lead runs and its goal: an event since
+	// SinceEventID, or the stage, reaching the goal records a conversion (HeldOut: the lead is in
+	// the sequence's holdout group).
+	SequenceID string         `json:",omitempty"`
+	Goal       *sequence.Goal `json:",omitempty"`
+	HeldOut    bool           `json:",omitempty"`
 }
 
 // Handoff says that a lead became hand-off ready: it crossed the MQL threshold or raised its hand.
@@ -48,6 +55,9 @@ type RescoreResult struct {
 	// LastEngagement is the time of the lead's latest engagement (click, site event, reply…),
 	// zero if none; it resets the inactivity clock.
 	LastEngagement time.Time `json:",omitzero"`
+	// GoalReached: the lead reached the goal of RescoreInput.SequenceID (now or in an earlier
+	// attempt); the conversion is recorded.
+	GoalReached bool `json:",omitempty"`
 }
 
 // Rescore computes the lead's score from all its events with the scoring model, stores the score
@@ -105,6 +115,9 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 	}
 	r := a.model().Score(score.Lead{Attributes: lead.Attributes}, se, now)
 	res.Score, res.Band, res.LastEngagement = r.Total, r.Band, r.LastEngagement
+	if res.SwitchSegment == "" {
+		res.SwitchSegment = a.segmentByFacts(lead, r)
+	}
 	u := db.ScoreUpdate{Score: r.Total, Band: r.Band, Breakdown: r.Breakdown, HandoffReady: r.HandoffReady,
 		HandoffReason: r.HandoffReason, Segment: res.SwitchSegment,
 		CheckStage: func(from, to string) error {
@@ -127,6 +140,11 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 		return RescoreResult{}, fmt.Errorf("store score of lead %s: %w", in.LeadID, err)
 	}
 	res.Stage = lifecycle.Stage(stage)
+	if in.Goal != nil {
+		if res.GoalReached, err = a.reachGoal(ctx, in, res.Stage, events); err != nil {
+			return RescoreResult{}, err
+		}
+	}
 	// Decided from the stored stage, not from whether this call moved it: a retry after the
 	// commit (or a run that restarted) still hands the MQL to sales.
 	if res.Stage == lifecycle.MQL {
@@ -178,4 +196,48 @@ func (a *Leads) readyAgain(ctx context.Context, leadID string, lead db.Lead, eve
 		return true, r.HandoffReason + " since it was recycled", "", nil
 	}
 	return false, "", "", nil
+}
+
+// segmentByFacts returns the segment the lead belongs in now that its score and band are known,
+// when that is decided by a segment's When (cold, warm and hot leads in different series), or
+// "" when its segment stays. Catalogs without When keep their segment by interests alone.
+func (a *Leads) segmentByFacts(lead db.Lead, r score.Result) string {
+	cat := a.catalog()
+	if cat == nil || !slices.ContainsFunc(cat.Segments, func(s sequence.Segment) bool { return s.When != nil }) {
+		return ""
+	}
+	f := sequence.Facts{Stage: lifecycle.Stage(lead.Stage), Band: r.Band, Score: r.Total, Attributes: lead.Attributes}
+	to := cat.SegmentForLead(lead.Interests, f)
+	cur, ok := cat.Segment(lead.Segment)
+	if to.ID == lead.Segment || (ok && to.When == nil && (cur.When == nil || cur.When.Matches(f))) {
+		return ""
+	}
+	return to.ID
+}
+
+// reachGoal reports whether the lead reached the goal of its sequence — a human event since the
+// last rescore, or its stored stage — and records the conversion once.
+func (a *Leads) reachGoal(ctx context.Context, in RescoreInput, stage lifecycle.Stage, events []db.Event) (bool, error) {
+	g := in.Goal
+	var eventID int64
+	reached := g.ReachedByStage(stage)
+	for _, e := range events {
+		if !reached && e.ID > in.SinceEventID && !e.Machine && g.ReachedByEvent(e.Type, e.Tags) {
+			reached, eventID = true, e.ID
+		}
+	}
+	if !reached {
+		return false, nil
+	}
+	what := "stage " + string(g.Stage)
+	if g.Event != "" {
+		what = "event " + g.Event
+		if g.Tag != "" {
+			what += " #" + g.Tag
+		}
+	}
+	if _, err := a.Store.RecordConversion(ctx, in.LeadID, in.SequenceID, what, eventID, in.HeldOut); err != nil {
+		return false, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)
+	}
+	return true, nil
 }

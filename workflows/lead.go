@@ -58,6 +58,8 @@ type StepRecord struct {
 	At      time.Time `json:"at"`
 	Detail  string    `json:"detail,omitempty"`
 	SendID  string    `json:"send_id,omitempty"`
+	// Variant is the A/B variant the step was sent in, if it has variants.
+	Variant string `json:"variant,omitempty"`
 }
 
 // LeadState is the workflow's small, PII-free state, returned by QueryState and carried across
@@ -126,6 +128,26 @@ type LeadState struct {
 	LastError string `json:"last_error,omitempty"`
 	// Enrollments are the latest captures' outbox rows, so that a capture delivered twice counts once.
 	Enrollments []int64 `json:"enrollments,omitempty"`
+	// ContentVersion is the published version of the sequences that Sequence comes from (0: a
+	// file); FollowVersion a newer one the lead was told of and has not read yet.
+	ContentVersion int `json:"content_version,omitempty"`
+	FollowVersion  int `json:"follow_version,omitempty"`
+	// Held is set while the lead's next send waits for its paused sequence or step to resume.
+	Held *HeldStep `json:"held,omitempty"`
+	// NotBefore is the lead's slot in a resume's ramp: its next send goes out no earlier.
+	// Released says that the next send was held and resumed.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Released  bool      `json:"released,omitempty"`
+	// ResumedAt is when the lead's last held send was resumed: its quiet spell counts from then,
+	// for the time a pause kept it waiting is not the lead's silence.
+	ResumedAt time.Time `json:"resumed_at,omitzero"`
+}
+
+// HeldStep is a step whose send fell due while it, or its sequence, was paused.
+type HeldStep struct {
+	SequenceID string    `json:"sequence_id"`
+	StepID     string    `json:"step_id"`
+	Since      time.Time `json:"since"`
 }
 
 // enrollmentsKept bounds LeadState.Enrollments: a redelivery comes within minutes of the first.
@@ -177,6 +199,12 @@ func retryBackoff(failures int) time.Duration {
 	return min(d, time.Hour)
 }
 
+// liveChange marks live sequences (issue 9): the lead follows a newly published version of its
+// sequence (SignalContent), is held at a paused step, exits on its sequence's goal, gets its A/B
+// variant or holdout, and step conditions look at band and score. Runs that started before it
+// keep the version they were enrolled with, so their histories replay.
+const liveChange = "live-sequences"
+
 // localActivitiesChange marks the change from regular to local activities for Plan and Rescore.
 // Runs that started before it keep scheduling regular activities, so their histories replay.
 const localActivitiesChange = "local-plan-rescore"
@@ -213,6 +241,8 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 	r := &leadRun{ctx: ctx, captures: workflow.GetSignalChannel(ctx, SignalCapture),
 		engaged: workflow.GetSignalChannel(ctx, SignalEngaged), cancelTimer: func() {}}
 	r.version = workflow.GetVersion(ctx, promisesChange, workflow.DefaultVersion, 1)
+	r.liveVersion = workflow.GetVersion(ctx, liveChange, workflow.DefaultVersion, 1)
+	r.content = workflow.GetSignalChannel(ctx, SignalContent)
 	if in.State != nil {
 		r.st = *in.State
 		if r.fixed() {
@@ -247,6 +277,12 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		}
 		if r.rescore && !r.st.RetryAt.After(workflow.Now(ctx)) {
 			if err := r.doRescore(); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.following() && !r.st.RetryAt.After(workflow.Now(ctx)) {
+			if err := r.follow(); err != nil {
 				return err
 			}
 			continue
@@ -299,6 +335,16 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		if r.exitIfReached() {
 			continue
 		}
+		if r.live() && r.st.Held != nil {
+			// Paused: the lead holds its place — no send, no skip, no re-engagement — until a
+			// resume (or a new version, an exit) arrives.
+			if r.rescore && r.st.RetryAt.After(workflow.Now(ctx)) {
+				r.waitUntil(r.st.RetryAt)
+			} else {
+				r.receive(ctx)
+			}
+			continue
+		}
 		step := r.st.Sequence.Steps[r.st.NextStep]
 		wait := step.Wait
 		if step.WaitIfClicked != nil && r.previousClicked() {
@@ -310,6 +356,9 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			// retry): the window is looked up from now, or a time-zone change could pick a slot
 			// in the past and send at once, outside the window.
 			due = now
+		}
+		if r.live() && due.Before(r.st.NotBefore) {
+			due = r.st.NotBefore // the lead's slot in a resume's ramp
 		}
 		r.st.NextSendAt = r.sendTime(due)
 		if at := r.inactiveAt(); !at.IsZero() && at.Before(r.st.NextSendAt) {
@@ -329,11 +378,13 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 
 type leadRun struct {
 	ctx workflow.Context
-	// version is promisesChange's version for this run.
-	version  workflow.Version
-	st       LeadState
-	captures workflow.ReceiveChannel
-	engaged  workflow.ReceiveChannel
+	// version is promisesChange's version for this run, liveVersion liveChange's.
+	version     workflow.Version
+	liveVersion workflow.Version
+	st          LeadState
+	captures    workflow.ReceiveChannel
+	engaged     workflow.ReceiveChannel
+	content     workflow.ReceiveChannel
 	// rescore is set when engagement arrived and the score must be computed again.
 	rescore bool
 
@@ -346,6 +397,12 @@ type leadRun struct {
 
 // fixed reports whether this run has the fixes of promisesChange.
 func (r *leadRun) fixed() bool { return r.version >= 1 }
+
+// live reports whether this run follows live sequences (liveChange).
+func (r *leadRun) live() bool { return r.liveVersion >= 1 }
+
+// following reports whether the lead was told of a version of the sequences it has not read.
+func (r *leadRun) following() bool { return r.live() && r.st.FollowVersion > r.st.ContentVersion }
 
 // salesOwned reports whether a handoff to sales needs the main loop: it is being assigned (or its
 // assignment is to be retried), its SLA clock runs, or an answer is being stored.
@@ -434,6 +491,24 @@ func (r *leadRun) drain() {
 		}
 		r.rescore = true
 	}
+	for r.live() {
+		var c ContentChange
+		if !r.content.ReceiveAsync(&c) {
+			break
+		}
+		r.applyContent(c)
+	}
+}
+
+// applyContent notes a content change: a version to follow, or the resume of the lead's held step.
+func (r *leadRun) applyContent(c ContentChange) {
+	if c.Version > r.st.FollowVersion {
+		r.st.FollowVersion = c.Version
+	}
+	if c.Resume && r.st.Held != nil {
+		r.st.Held, r.st.NotBefore, r.st.Released = nil, c.NotBefore, true
+		r.st.ResumedAt = workflow.Now(r.ctx)
+	}
 }
 
 // onSignals adds both signal channels to a selector; whichever fires, everything pending is drained.
@@ -450,6 +525,14 @@ func (r *leadRun) onSignals(sel workflow.Selector) {
 		r.rescore = true
 		r.drain()
 	})
+	if r.live() {
+		sel.AddReceive(r.content, func(c workflow.ReceiveChannel, _ bool) {
+			var cc ContentChange
+			c.Receive(r.ctx, &cc)
+			r.applyContent(cc)
+			r.drain()
+		})
+	}
 }
 
 // receive blocks until one capture arrives, then drains the rest.
@@ -482,6 +565,10 @@ func (r *leadRun) plan(segment string) error {
 		r.st.Replan, r.st.ReplanSegment, r.st.Failures, r.st.RetryAt = false, "", 0, time.Time{}
 	}
 	seq := p.Sequence
+	if r.live() {
+		r.st.ContentVersion = max(r.st.ContentVersion, p.Version)
+		r.st.Held, r.st.NotBefore, r.st.Released = nil, time.Time{}, false
+	}
 	r.st.SalesEnabled = p.SalesEnabled
 	r.st.FrequencyCap, r.st.QuietHours, r.st.Reengagement = p.FrequencyCap, p.QuietHours, p.Reengagement
 	if r.st.EnrolledAt.IsZero() {
@@ -542,6 +629,7 @@ func (r *leadRun) exitIfReached() bool {
 func (r *leadRun) exit(reason string) {
 	r.st.Status, r.st.ExitReason = StatusExited, reason
 	r.st.NextSendAt = time.Time{}
+	r.st.Held, r.st.NotBefore, r.st.Released = nil, time.Time{}, false
 	r.stopTimer()
 	r.detachSend()
 }
@@ -560,7 +648,7 @@ func (r *leadRun) waitUntil(t time.Time) (interrupted bool) {
 	if !t.After(workflow.Now(r.ctx)) {
 		return false
 	}
-	if r.fixed() && r.rescore && r.st.RetryAt.After(workflow.Now(r.ctx)) && r.st.RetryAt.Before(t) {
+	if r.fixed() && (r.rescore || r.following()) && r.st.RetryAt.After(workflow.Now(r.ctx)) && r.st.RetryAt.Before(t) {
 		// A failed rescore is due again before t: wake up for it, as if a signal had come.
 		r.waitUntil(r.st.RetryAt)
 		return true
@@ -617,6 +705,12 @@ func (r *leadRun) advance() {
 	r.st.NextStep++
 	r.st.StepBase = workflow.Now(r.ctx)
 	r.st.NextSendAt = time.Time{}
+	r.st.NotBefore, r.st.Released = time.Time{}, false
+	r.finishIfDone()
+}
+
+// finishIfDone completes the series when no step is left.
+func (r *leadRun) finishIfDone() {
 	if r.st.NextStep >= len(r.st.Sequence.Steps) {
 		r.st.Status = StatusCompleted
 		if r.st.Mode == ModeReengaging {
@@ -648,7 +742,11 @@ func (r *leadRun) doRescore() error {
 	r.rescore = false
 	var a *activities.Leads
 	var res activities.RescoreResult
-	err := r.runLocal(a.Rescore, activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}).Get(r.ctx, &res)
+	in := activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}
+	if r.live() && r.st.Status == StatusRunning && r.st.Sequence != nil && r.st.Sequence.Goal != nil {
+		in.SequenceID, in.Goal, in.HeldOut = r.st.Sequence.ID, r.st.Sequence.Goal, r.st.Sequence.HeldOut(r.st.LeadID)
+	}
+	err := r.runLocal(a.Rescore, in).Get(r.ctx, &res)
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
@@ -674,6 +772,10 @@ func (r *leadRun) doRescore() error {
 	r.st.ClickedSends = res.ClickedSends
 	if r.fixed() {
 		r.st.ClickedSends = r.recentClicks(res.ClickedSends)
+	}
+	if res.GoalReached && r.st.Status == StatusRunning && r.st.Sequence != nil && r.st.Sequence.ID == in.SequenceID {
+		// The sequence did its job: the lead leaves it at once, and a send under way is cancelled.
+		r.exit("goal reached")
 	}
 	if res.LastEngagement.After(r.st.LastEngagedAt) {
 		r.st.LastEngagedAt = res.LastEngagement
@@ -774,12 +876,24 @@ func (r *leadRun) sendWhileListening(in activities.SendInput) (activities.SendRe
 }
 
 func (r *leadRun) runStep(step sequence.Step) error {
-	if !step.When.HoldsAfter(r.st.Stage, r.previousClicked()) {
+	holds := step.When.HoldsAfter(r.st.Stage, r.previousClicked())
+	if r.live() {
+		holds = step.When.HoldsFor(sequence.Facts{Stage: r.st.Stage, Band: r.st.Band, Score: r.st.Score, PreviousClicked: r.previousClicked()})
+	}
+	if !holds {
 		r.record(step, "skipped", "stage "+string(r.st.Stage))
 		r.advance()
 		return r.maybeStartPendingIfDone()
 	}
 	in := activities.SendInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: step.Template, Subject: step.Subject}
+	if r.live() {
+		v := step.VariantFor(r.st.LeadID, r.st.Sequence.ID)
+		in.Template, in.Subject, in.Variant = v.Template, v.Subject, v.ID
+		in.ContentVersion = r.st.ContentVersion
+		in.Holdout = r.st.Sequence.HeldOut(r.st.LeadID)
+		in.Attributes = step.When.Attributes
+		in.Pausable, in.Released = true, r.st.Released
+	}
 	var res activities.SendResult
 	var err error
 	if r.fixed() {
@@ -828,6 +942,16 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		return r.maybeStartPendingIfDone()
 	}
 	switch res.Status {
+	case activities.StatusPaused:
+		// Nothing was sent or skipped: the lead holds its place until the step resumes.
+		r.st.Held = &HeldStep{SequenceID: in.SequenceID, StepID: step.ID, Since: workflow.Now(r.ctx)}
+		r.st.NextSendAt = time.Time{}
+		return nil
+	case activities.StatusHeldOut, activities.StatusSkipped:
+		r.record(step, res.Status, res.Reason)
+		r.st.History[len(r.st.History)-1].SendID = res.SendID
+		r.advance()
+		return r.maybeStartPendingIfDone()
 	case activities.StatusUnsubscribed:
 		r.record(step, "unsubscribed", "")
 		r.exit("unsubscribed")
@@ -843,6 +967,7 @@ func (r *leadRun) runStep(step sequence.Step) error {
 	}
 	r.record(step, res.Status, "")
 	r.st.History[len(r.st.History)-1].SendID = res.SendID
+	r.st.History[len(r.st.History)-1].Variant = in.Variant
 	if res.Status == activities.StatusSent || (r.fixed() && res.Status == activities.StatusAlreadySent) {
 		r.noteSent()
 	}
@@ -870,6 +995,8 @@ func (r *leadRun) detachedOutcome(in activities.SendInput, step sequence.Step, r
 	case res.Status == activities.StatusSuppressed:
 		rec("suppressed", res.Reason)
 		r.stopMarketing("suppressed")
+	case res.Status == activities.StatusPaused, res.Status == activities.StatusHeldOut, res.Status == activities.StatusSkipped:
+		// Nothing was mailed, and the lead has left the step.
 	default:
 		rec(res.Status, "sent while the lead left the series")
 		if res.Status == activities.StatusSent || res.Status == activities.StatusAlreadySent {
@@ -884,4 +1011,54 @@ func (r *leadRun) maybeStartPendingIfDone() error {
 		return r.maybeStartPending()
 	}
 	return nil
+}
+
+// follow reads the lead's sequence from the version of the sequences it was told of and moves it
+// there by Place: a changed wait counts from the start of the current wait, a removed step hands
+// the lead to the next remaining one, a step inserted after its position is picked up, steps
+// before it are never sent. Only a lead running the sequence moves; one whose sequence is gone
+// finishes where it is and then follows its segment in the new version.
+func (r *leadRun) follow() error {
+	want := r.st.FollowVersion
+	if r.st.Sequence == nil {
+		r.st.ContentVersion = want
+		return nil
+	}
+	var a *activities.Leads
+	var res activities.FollowResult
+	ctx := workflow.WithLocalActivityOptions(r.ctx, boundedLocalOptions)
+	err := workflow.ExecuteLocalActivity(ctx, a.Follow, activities.FollowInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, Version: want}).Get(r.ctx, &res)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+			r.st.ContentVersion = want
+			r.exit("lead deleted")
+			return nil
+		}
+		if fail, retry := r.carryOn("follow", err); !retry {
+			return fail
+		}
+		r.retryLater()
+		return nil
+	}
+	r.st.Failures, r.st.RetryAt = 0, time.Time{}
+	r.st.ContentVersion = max(res.Version, want)
+	r.st.FrequencyCap, r.st.QuietHours, r.st.Reengagement = res.FrequencyCap, res.QuietHours, res.Reengagement
+	if r.st.Status != StatusRunning {
+		return nil // a lead that finished or left its sequence is not moved back into it
+	}
+	if !res.Found {
+		if r.st.Mode == "" && res.Segment != r.st.Segment {
+			r.st.PendingSegment = res.Segment
+		}
+		return nil
+	}
+	p := Place(&r.st, res.Sequence)
+	seq := res.Sequence
+	if r.st.Held != nil && p.StepID != r.st.Held.StepID {
+		r.st.Held = nil // held at a step the lead no longer waits for: the new one is checked when due
+	}
+	r.st.Sequence, r.st.NextStep, r.st.NextSendAt = &seq, p.NextStep, time.Time{}
+	r.finishIfDone()
+	return r.maybeStartPendingIfDone()
 }

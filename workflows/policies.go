@@ -132,6 +132,9 @@ func (r *leadRun) inactiveAt() time.Time {
 	if r.st.LastEngagedAt.After(since) {
 		since = r.st.LastEngagedAt
 	}
+	if r.st.ResumedAt.After(since) {
+		since = r.st.ResumedAt
+	}
 	return since.Add(re.After)
 }
 
