@@ -232,7 +232,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 			log.Error("message accepted by SMTP but not recorded as sent", "err", err)
 			return res, fmt.Errorf("record sent step %s to lead %s: %w", in.StepID, in.LeadID, err)
 		}
-		log.Info("step sent", "message_id", claim.Send.MessageID, "attempt", activity.GetInfo(ctx).Attempt)
+		log.Info("step sent", "message_id", claim.Send.MessageID, "attempt", attempt(ctx))
 		res.Status = StatusSent
 		return res, a.afterAccepted(ctx, in)
 	}
@@ -373,4 +373,12 @@ func (a *Email) beforeClaim(ctx context.Context, in SendInput) (res SendResult, 
 		}
 	}
 	return SendResult{}, false, nil
+}
+
+// attempt is the activity's attempt number, 0 outside an activity (a test calling the method).
+func attempt(ctx context.Context) int32 {
+	if !activity.IsActivity(ctx) {
+		return 0
+	}
+	return activity.GetInfo(ctx).Attempt
 }
