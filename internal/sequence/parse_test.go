@@ -73,7 +73,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:6: send_window: invalid cron spec "* 25 * * *": end of range (25) above maximum (23): 25`,
 		`testdata/bad.yaml:7: send_window: unknown time zone "Mars/Base"`,
 		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone)`,
-		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, sequence)`,
+		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, when, sequence)`,
 		`testdata/bad.yaml:12: segment "analytics": interest "reporting" is listed twice`,
 		`testdata/bad.yaml:12: segment "analytics": empty interest`,
 		`testdata/bad.yaml:16: sequence "analytics-series": exit: stages: unknown stage "prospect" ` + stages,
@@ -85,7 +85,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:25: step "intro": subject uses unknown field .Frist (have .FirstName, .Name, .Company, .Email; use attr "key" "fallback" for other lead attributes)`,
 		`testdata/bad.yaml:26: step "intro": wait: invalid duration "3 days": unknown unit " days" (use s, m, h, d or w)`,
 		`testdata/bad.yaml:28: step "intro": when: stage_in: unknown stage "Lead" ` + stages,
-		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in, previous_clicked)`,
+		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in, previous_clicked, band_in, score, attributes)`,
 		`testdata/bad.yaml:34: step "late": never sent: every stage in when.stage_in is an exit stage of the sequence`,
 		`testdata/bad.yaml:35: duplicate segment id "analytics" (first on line 10)`,
 		`testdata/bad.yaml:36: segment "analytics": interest "REPORTING" is already claimed by segment "analytics" (line 12)`,
@@ -274,6 +274,8 @@ func TestSchemaMatchesParser(t *testing.T) {
 	for def, fields := range map[string][]string{
 		"window": windowFields, "segment": segmentFields, "sequence": sequenceFields,
 		"exit": exitFields, "step": stepFields, "condition": conditionFields,
+		"segment_condition": segmentConditionFields, "goal": goalFields, "variant": variantFields,
+		"range": rangeFields, "attribute_test": attributeTestFields,
 	} {
 		d := schema.Defs[def]
 		assert.Equal(t, slices.Sorted(slices.Values(fields)), keys(d.Properties), def)
