@@ -26,17 +26,21 @@ var exitStages = []lifecycle.Stage{
 func TestExamples(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		file    string
-		window  Window
-		maxWait time.Duration
+		file     string
+		window   Window
+		maxWait  time.Duration
+		segments []string
+		holdout  float64 // of automation-series
 	}{
-		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute},
-		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour},
+		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute,
+			[]string{"analytics", "automation", "security", "general"}, 0},
+		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour,
+			[]string{"analytics", "automation", "security-regulated", "security", "general"}, 0.1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			t.Parallel()
-			cat, err := Load(tt.file, Options{TemplateExists: templateExists})
+			cat, err := Load(tt.file, Options{TemplateExists: templateExists, EventTypes: []string{"demo_request", "page_view"}})
 			require.NoError(t, err)
 
 			assert.Equal(t, "general", cat.DefaultSegment)
@@ -50,14 +54,38 @@ func TestExamples(t *testing.T) {
 				require.Len(t, seq.Steps, 3, seg.ID)
 				assert.Zero(t, seq.Steps[0].Wait, "%s: the first email goes out at once", seg.ID)
 				for i, st := range seq.Steps {
-					assert.Equal(t, fmt.Sprintf("%s-%d", seg.ID, i+1), st.Template)
+					if seg.When == nil {
+						assert.Equal(t, fmt.Sprintf("%s-%d", seg.ID, i+1), st.Template)
+					}
 					assert.LessOrEqual(t, st.Wait, tt.maxWait)
 				}
 			}
-			assert.Equal(t, []string{"analytics", "automation", "security", "general"}, ids)
+			assert.Equal(t, tt.segments, ids)
 			general, ok := cat.Segment("general")
 			require.True(t, ok)
 			assert.Equal(t, []lifecycle.Stage{lifecycle.Subscriber, lifecycle.Lead}, general.Sequence.Steps[2].When.StageIn)
+			assert.Equal(t, &Goal{Stage: lifecycle.MQL}, general.Sequence.Goal)
+
+			analytics, _ := cat.Segment("analytics")
+			assert.Equal(t, &Goal{Event: "demo_request"}, analytics.Sequence.Goal)
+			deepDive := analytics.Sequence.Steps[1]
+			assert.Equal(t, []Variant{
+				{ID: "fix-it", Template: "analytics-2", Subject: deepDive.Subject, Weight: 1},
+				{ID: "question", Template: "analytics-2", Subject: "Does anyone read your weekly report?", Weight: 1},
+			}, deepDive.Variants)
+			automation, _ := cat.Segment("automation")
+			assert.Equal(t, tt.holdout, automation.Sequence.Holdout)
+
+			// A security lead from a regulated industry gets the regulated series where there is one.
+			want := "security"
+			if slices.Contains(tt.segments, "security-regulated") {
+				want = "security-regulated"
+			}
+			f := Facts{Stage: lifecycle.Lead, Band: "cold", Attributes: map[string]string{"industry": "Fintech"}}
+			assert.Equal(t, want, cat.SegmentForLead([]string{"sso"}, f).ID)
+			f.Attributes["industry"] = "retail"
+			assert.Equal(t, "security", cat.SegmentForLead([]string{"sso"}, f).ID)
+			assert.Equal(t, "security", cat.SegmentFor([]string{"sso"}).ID, "without facts, a conditional segment is not chosen")
 		})
 	}
 }
