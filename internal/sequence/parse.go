@@ -289,6 +289,10 @@ func (p *parser) segment(n *yaml.Node, i int, window Window) Segment {
 	}
 	if wn := f["when"]; wn != nil {
 		c, _ := p.condition(wn, ctx+": when", inSegment)
+		if m := yamlcheck.Resolve(wn); m.Kind == yaml.MappingNode && len(m.Content) == 0 {
+			// It would hold for every lead, yet mark the segment conditional: shadowing, not choosing.
+			p.Errorf(wn, ctx, "when: tests nothing (give stage_in, band_in, score or attributes, or leave when out)")
+		}
 		seg.When = &c
 	}
 	if an := f["inactive_after"]; an != nil {

@@ -354,6 +354,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(mustRead(f, file))
 	}
 	f.Add([]byte(minimal))
+	f.Add([]byte(features))
+	f.Add([]byte(bandSegments))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("segments: &s [{id: a, sequence: *s}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
