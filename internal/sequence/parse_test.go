@@ -26,17 +26,21 @@ var exitStages = []lifecycle.Stage{
 func TestExamples(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		file    string
-		window  Window
-		maxWait time.Duration
+		file     string
+		window   Window
+		maxWait  time.Duration
+		segments []string
+		holdout  float64 // of automation-series
 	}{
-		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute},
-		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour},
+		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute,
+			[]string{"analytics", "automation", "security", "general"}, 0},
+		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour,
+			[]string{"analytics", "automation", "security-regulated", "security", "general"}, 0.1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			t.Parallel()
-			cat, err := Load(tt.file, Options{TemplateExists: templateExists})
+			cat, err := Load(tt.file, Options{TemplateExists: templateExists, EventTypes: []string{"demo_request", "page_view"}})
 			require.NoError(t, err)
 
 			assert.Equal(t, "general", cat.DefaultSegment)
@@ -50,14 +54,38 @@ func TestExamples(t *testing.T) {
 				require.Len(t, seq.Steps, 3, seg.ID)
 				assert.Zero(t, seq.Steps[0].Wait, "%s: the first email goes out at once", seg.ID)
 				for i, st := range seq.Steps {
-					assert.Equal(t, fmt.Sprintf("%s-%d", seg.ID, i+1), st.Template)
+					if seg.When == nil {
+						assert.Equal(t, fmt.Sprintf("%s-%d", seg.ID, i+1), st.Template)
+					}
 					assert.LessOrEqual(t, st.Wait, tt.maxWait)
 				}
 			}
-			assert.Equal(t, []string{"analytics", "automation", "security", "general"}, ids)
+			assert.Equal(t, tt.segments, ids)
 			general, ok := cat.Segment("general")
 			require.True(t, ok)
 			assert.Equal(t, []lifecycle.Stage{lifecycle.Subscriber, lifecycle.Lead}, general.Sequence.Steps[2].When.StageIn)
+			assert.Equal(t, &Goal{Stage: lifecycle.MQL}, general.Sequence.Goal)
+
+			analytics, _ := cat.Segment("analytics")
+			assert.Equal(t, &Goal{Event: "demo_request"}, analytics.Sequence.Goal)
+			deepDive := analytics.Sequence.Steps[1]
+			assert.Equal(t, []Variant{
+				{ID: "fix-it", Template: "analytics-2", Subject: deepDive.Subject, Weight: 1},
+				{ID: "question", Template: "analytics-2", Subject: "Does anyone read your weekly report?", Weight: 1},
+			}, deepDive.Variants)
+			automation, _ := cat.Segment("automation")
+			assert.Equal(t, tt.holdout, automation.Sequence.Holdout)
+
+			// A security lead from a regulated industry gets the regulated series where there is one.
+			want := "security"
+			if slices.Contains(tt.segments, "security-regulated") {
+				want = "security-regulated"
+			}
+			f := Facts{Stage: lifecycle.Lead, Band: "cold", Attributes: map[string]string{"industry": "Fintech"}}
+			assert.Equal(t, want, cat.SegmentForLead([]string{"sso"}, f).ID)
+			f.Attributes["industry"] = "retail"
+			assert.Equal(t, "security", cat.SegmentForLead([]string{"sso"}, f).ID)
+			assert.Equal(t, "security", cat.SegmentFor([]string{"sso"}).ID, "without facts, a conditional segment is not chosen")
 		})
 	}
 }
@@ -73,7 +101,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:6: send_window: invalid cron spec "* 25 * * *": end of range (25) above maximum (23): 25`,
 		`testdata/bad.yaml:7: send_window: unknown time zone "Mars/Base"`,
 		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone)`,
-		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, sequence)`,
+		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, when, sequence)`,
 		`testdata/bad.yaml:12: segment "analytics": interest "reporting" is listed twice`,
 		`testdata/bad.yaml:12: segment "analytics": empty interest`,
 		`testdata/bad.yaml:16: sequence "analytics-series": exit: stages: unknown stage "prospect" ` + stages,
@@ -85,7 +113,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:25: step "intro": subject uses unknown field .Frist (have .FirstName, .Name, .Company, .Email; use attr "key" "fallback" for other lead attributes)`,
 		`testdata/bad.yaml:26: step "intro": wait: invalid duration "3 days": unknown unit " days" (use s, m, h, d or w)`,
 		`testdata/bad.yaml:28: step "intro": when: stage_in: unknown stage "Lead" ` + stages,
-		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in, previous_clicked)`,
+		`testdata/bad.yaml:29: step "intro": when: unknown field "stage" (valid: stage_in, previous_clicked, band_in, score, attributes)`,
 		`testdata/bad.yaml:34: step "late": never sent: every stage in when.stage_in is an exit stage of the sequence`,
 		`testdata/bad.yaml:35: duplicate segment id "analytics" (first on line 10)`,
 		`testdata/bad.yaml:36: segment "analytics": interest "REPORTING" is already claimed by segment "analytics" (line 12)`,
@@ -274,6 +302,8 @@ func TestSchemaMatchesParser(t *testing.T) {
 	for def, fields := range map[string][]string{
 		"window": windowFields, "segment": segmentFields, "sequence": sequenceFields,
 		"exit": exitFields, "step": stepFields, "condition": conditionFields,
+		"segment_condition": segmentConditionFields, "goal": goalFields, "variant": variantFields,
+		"range": rangeFields, "attribute_test": attributeTestFields,
 	} {
 		d := schema.Defs[def]
 		assert.Equal(t, slices.Sorted(slices.Values(fields)), keys(d.Properties), def)
@@ -324,6 +354,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(mustRead(f, file))
 	}
 	f.Add([]byte(minimal))
+	f.Add([]byte(features))
+	f.Add([]byte(bandSegments))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("segments: &s [{id: a, sequence: *s}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

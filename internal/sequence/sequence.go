@@ -275,9 +275,14 @@ func (c *Catalog) Segment(id string) (Segment, bool) {
 }
 
 // SegmentFor returns the first segment, in file order, that shares one of interests (ignoring case
-// and surrounding space), or the default segment when none does.
+// and surrounding space), or the default segment when none does. It knows nothing but interests,
+// so it passes over segments with a When, which may share their interests with a later segment:
+// SegmentForLead is the choice that takes them into account.
 func (c *Catalog) SegmentFor(interests []string) Segment {
 	for _, s := range c.Segments {
+		if s.When != nil {
+			continue
+		}
 		for _, want := range s.Interests {
 			for _, have := range interests {
 				if strings.EqualFold(strings.TrimSpace(have), want) {
