@@ -885,10 +885,12 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		r.advance()
 		return r.maybeStartPendingIfDone()
 	}
-	in := activities.SendInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: step.Template, Subject: step.Subject}
+	// A step without variants is its own only variant; the choice is an input, not a command, so
+	// runs from before variants existed take it too.
+	v := step.VariantFor(r.st.LeadID, r.st.Sequence.ID)
+	in := activities.SendInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: v.Template, Subject: v.Subject}
 	if r.live() {
-		v := step.VariantFor(r.st.LeadID, r.st.Sequence.ID)
-		in.Template, in.Subject, in.Variant = v.Template, v.Subject, v.ID
+		in.Variant = v.ID
 		in.ContentVersion = r.st.ContentVersion
 		in.Holdout = r.st.Sequence.HeldOut(r.st.LeadID)
 		in.Attributes = step.When.Attributes
