@@ -217,11 +217,13 @@ func (a *Activities) SignalBatch(ctx context.Context, in BatchInput) (BatchResul
 	if limit <= 0 {
 		limit = BatchSize
 	}
-	page, err := a.Store.RolloutCandidates(ctx, in.Filter, in.Cursor, limit)
+	// One lead more than the page tells whether another page follows, saving the empty last one.
+	page, err := a.Store.RolloutCandidates(ctx, in.Filter, in.Cursor, limit+1)
 	if err != nil {
 		return BatchResult{}, err
 	}
-	out := BatchResult{Next: in.Cursor, Done: len(page) < limit}
+	out := BatchResult{Next: in.Cursor, Done: len(page) <= limit}
+	page = page[:min(len(page), limit)]
 	if len(page) == 0 {
 		return out, nil
 	}
@@ -244,11 +246,13 @@ func (a *Activities) SignalBatch(ctx context.Context, in BatchInput) (BatchResul
 // slots follow from the position in the held_at order, which a retried page reads again from the
 // same cursor: nothing is deleted until ReleaseHeld, after the last page.
 func (a *Activities) ResumeBatch(ctx context.Context, in ResumeInput) (ResumeBatchResult, error) {
-	page, err := a.Store.HeldSends(ctx, in.SequenceID, in.StepID, in.ResumedAt, in.Cursor, BatchSize)
+	page, err := a.Store.HeldSends(ctx, in.SequenceID, in.StepID, in.ResumedAt, in.Cursor, BatchSize+1)
 	if err != nil {
 		return ResumeBatchResult{}, err
 	}
-	out := ResumeBatchResult{Next: in.Cursor, Read: len(page), Done: len(page) < BatchSize}
+	out := ResumeBatchResult{Next: in.Cursor, Done: len(page) <= BatchSize}
+	page = page[:min(len(page), BatchSize)]
+	out.Read = len(page)
 	if len(page) == 0 {
 		return out, nil
 	}
