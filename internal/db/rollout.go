@@ -27,10 +27,10 @@ type RolloutCandidate struct {
 // are never among them (no version mails them); erased leads have no row left.
 type CandidateFilter struct {
 	// Segments are the stored segments whose leads are candidates.
-	Segments []string
+	Segments []string `json:"segments"`
 	// All makes every lead a candidate, whatever its segment: the re-engagement series, which
 	// any lead may be in, changed.
-	All bool
+	All bool `json:"all,omitempty"`
 }
 
 func (f CandidateFilter) where() (string, []any) {
