@@ -93,6 +93,10 @@ type Record struct {
 // ErrNoSegment is returned for a segment the catalog does not have.
 var ErrNoSegment = errors.New("no such segment")
 
+// ErrVariantChoice is returned for a Choice that names no step, a step of several sequences, a
+// step without variants or a variant the step does not have.
+var ErrVariantChoice = errors.New("variant choice")
+
 // Run follows the lead through the catalog's sequences.
 func Run(cat *sequence.Catalog, lead Lead) (Result, error) {
 	if _, ok := cat.Segment(lead.Segment); !ok {
@@ -297,11 +301,11 @@ func resolveChoices(seqs []*sequence.Sequence, choices []Choice) (map[string]str
 		}
 		switch {
 		case len(found) == 0 && qualified:
-			return nil, fmt.Errorf("variant choice %q: no step %q in a sequence %q", ch.Step+"="+ch.Variant, stepID, seqID)
+			return nil, fmt.Errorf("%w %q: no step %q in a sequence %q", ErrVariantChoice, ch.Step+"="+ch.Variant, stepID, seqID)
 		case len(found) == 0:
-			return nil, fmt.Errorf("variant choice %q: no sequence has a step %q", ch.Step+"="+ch.Variant, stepID)
+			return nil, fmt.Errorf("%w %q: no sequence has a step %q", ErrVariantChoice, ch.Step+"="+ch.Variant, stepID)
 		case len(found) > 1:
-			return nil, fmt.Errorf("variant choice %q: step %q is in %s; name one as SEQUENCE/STEP", ch.Step+"="+ch.Variant, stepID,
+			return nil, fmt.Errorf("%w %q: step %q is in %s; name one as SEQUENCE/STEP", ErrVariantChoice, ch.Step+"="+ch.Variant, stepID,
 				strings.Join(found, " and "))
 		}
 		key := found[0]
@@ -311,13 +315,13 @@ func resolveChoices(seqs []*sequence.Sequence, choices []Choice) (map[string]str
 		}
 		switch {
 		case len(ids) == 0:
-			return nil, fmt.Errorf("variant choice %q: step %s has no variants", ch.Step+"="+ch.Variant, key)
+			return nil, fmt.Errorf("%w %q: step %s has no variants", ErrVariantChoice, ch.Step+"="+ch.Variant, key)
 		case !slices.Contains(ids, ch.Variant):
-			return nil, fmt.Errorf("variant choice %q: step %s has no variant %q (it has %s)", ch.Step+"="+ch.Variant, key, ch.Variant,
+			return nil, fmt.Errorf("%w %q: step %s has no variant %q (it has %s)", ErrVariantChoice, ch.Step+"="+ch.Variant, key, ch.Variant,
 				strings.Join(ids, ", "))
 		}
 		if prev, ok := out[key]; ok && prev != ch.Variant {
-			return nil, fmt.Errorf("variant choice %q: step %s is already given variant %q", ch.Step+"="+ch.Variant, key, prev)
+			return nil, fmt.Errorf("%w %q: step %s is already given variant %q", ErrVariantChoice, ch.Step+"="+ch.Variant, key, prev)
 		}
 		out[key] = ch.Variant
 	}

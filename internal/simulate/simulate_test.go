@@ -162,7 +162,7 @@ func TestVariantChoiceErrors(t *testing.T) {
 		{simulate.Choice{Step: "analytics-series/intro", Variant: "c"}, `step analytics-series/intro has no variant "c" (it has a, b)`},
 	} {
 		_, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", Start: time.Now(), For: time.Hour, Variants: []simulate.Choice{c.choice}})
-		require.Error(t, err, "%+v", c.choice)
+		require.ErrorIs(t, err, simulate.ErrVariantChoice, "%+v", c.choice)
 		assert.Contains(t, err.Error(), c.msg)
 	}
 	_, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", Start: time.Now(), For: time.Hour, Variants: []simulate.Choice{
