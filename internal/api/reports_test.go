@@ -400,3 +400,61 @@ func TestReportSequencesBadRequests(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+"/api/v1/reports/sequences", "", &got))
 	assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+"/api/v1/reports/sequences", "wrong", &got))
 }
+
+// The dashboard's sequences page shows the same report: per sequence its leads, conversions and
+// lift, then a row per step and variant; a bad period says so and shows the last 30 days.
+func TestDashboardSequencesPage(t *testing.T) {
+	t.Parallel()
+	store := dbtest.Store(t)
+	s := &Server{Store: store, APIKeys: []string{reportKey}}
+	mux := http.NewServeMux()
+	s.dashboardRoutes(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+
+	day := time.Now().UTC().AddDate(0, 0, -2)
+	a := reportLead(t, store, "web", "lead", day)
+	sa := reportSend(t, store, a, "nurture", "intro", "a", "sent", day)
+	reportExec(t, store, `INSERT INTO events (lead_id, type, send_id, machine, occurred_at) VALUES ($1, 'open', $2, false, $3)`, a, sa, day)
+	reportExec(t, store, `INSERT INTO conversions (lead_id, sequence_id, goal, at) VALUES ($1, 'nurture', 'demo_request', $2)`, a, day.Add(2*time.Hour))
+	b := reportLead(t, store, "web", "lead", day)
+	reportSend(t, store, b, "nurture", "intro", "b", "sent", day)
+	reportSend(t, store, reportLead(t, store, "web", "lead", day), "nurture", "intro", "a", "held_out", day)
+	reportSend(t, store, a, "nurture", "followup", "", "sent", day.Add(time.Minute))
+
+	get := func(path string, signedIn bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		require.NoError(t, err)
+		if signedIn {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sessionValue(reportKey, time.Now().Add(time.Hour))})
+		}
+		res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(body)
+	}
+	code, _ := get("/app/reports/sequences", false)
+	assert.Equal(t, http.StatusSeeOther, code, "signed-in only")
+
+	code, page := get("/app/reports/sequences", true)
+	require.Equal(t, http.StatusOK, code, page)
+	assert.Contains(t, page, "<h2>nurture</h2>")
+	assert.Contains(t, page, "<strong>1/2 converted (50%)</strong>", "treated")
+	assert.Contains(t, page, "<strong>0/1 converted (0%)</strong>", "held out")
+	assert.Contains(t, page, "<strong>&#43;50.0 points</strong>", "html/template writes + as &#43;")
+	assert.Contains(t, page, `<tr><td>intro</td><td>a</td><td class="num">1</td><td class="num">0</td><td class="num">0</td><td class="num">1</td><td class="num">0</td><td class="num">1 (100%)</td><td class="num">0 (0%)</td><td class="num">0 (0%)</td><td class="num">1 (100%)</td></tr>`)
+	assert.Contains(t, page, `<tr><td></td><td>b</td><td class="num">1</td>`)
+	assert.Contains(t, page, `<tr><td>followup</td><td>–</td><td class="num">1</td>`)
+
+	code, page = get("/app/reports/sequences?since=1h", true)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, page, "No sends or conversions in this period.")
+
+	code, page = get("/app/reports/sequences?since=lately", true)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, page, "showing the last 30d")
+	assert.Contains(t, page, "<h2>nurture</h2>")
+}
