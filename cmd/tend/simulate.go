@@ -21,8 +21,8 @@ const simulateUsage = "tend sequences simulate FILE --segment ID [--at 2006-01-0
 	"[--variant STEP=VARIANT]… [--holdout] [--lead ID]"
 
 // runSimulate prints when each email of a sequence file would reach one imaginary lead, and which
-// A/B variant it would be: see simulateUsage. The catalog comes from FILE; any catalog (a stored
-// version, say) simulates the same way through simulate.Run.
+// A/B variant it would be: see simulateUsage. The catalog comes from FILE by loadSimulationCatalog;
+// a catalog from anywhere else (a stored version) simulates the same way through simulate.Run.
 func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
 	fs := newFlags("sequences simulate", stderr)
 	segment := fs.String("segment", "", "the segment the lead is captured into (default: the file's default segment)")
@@ -70,18 +70,7 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, *clickAfter)
 	}
 
-	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
-	if err != nil {
-		return err
-	}
-	cat, err := sequence.Load(file, sequence.Options{TemplateExists: r.Has})
-	var diags sequence.Diagnostics
-	if errors.As(err, &diags) {
-		for _, d := range diags {
-			fmt.Fprintln(stderr, d.String())
-		}
-		return fmt.Errorf("%s has %d problem(s); tend sequences lint lists them", file, len(diags))
-	}
+	cat, err := loadSimulationCatalog(file, stderr, getenv)
 	if err != nil {
 		return err
 	}
@@ -126,6 +115,24 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	printSimulation(stdout, res, cat, seg, start, loc, clicked, delay, *days, *holdout)
 	return nil
+}
+
+// loadSimulationCatalog reads and checks a sequences file against the templates tend would use,
+// writing its problems to stderr as tend sequences lint does.
+func loadSimulationCatalog(file string, stderr io.Writer, getenv func(string) string) (*sequence.Catalog, error) {
+	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
+	if err != nil {
+		return nil, err
+	}
+	cat, err := sequence.Load(file, sequence.Options{TemplateExists: r.Has})
+	var diags sequence.Diagnostics
+	if errors.As(err, &diags) {
+		for _, d := range diags {
+			fmt.Fprintln(stderr, d.String())
+		}
+		return nil, fmt.Errorf("%s has %d problem(s); tend sequences lint lists them", file, len(diags))
+	}
+	return cat, err
 }
 
 func printSimulation(w io.Writer, res simulate.Result, cat *sequence.Catalog, seg sequence.Segment, start time.Time, loc *time.Location,

@@ -416,6 +416,8 @@ type StepStats struct {
 
 // VariantStats is what one variant of a step (or the step itself, Variant "") did.
 type VariantStats struct {
+	// SequenceID, StepID and FirstAt (when its first send row was made) place the row in the
+	// report; the JSON leaves them out, since the nesting says the same.
 	SequenceID string `json:"-" db:"sequence_id"`
 	StepID     string `json:"-" db:"step_id"`
 	Variant    string `json:"variant" db:"variant"`
