@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,9 +39,13 @@ func TestReportsSequences(t *testing.T) {
 	}
 	send := func(lead, step, variant, status string) string {
 		id := uuid.NewString()
+		created := day
+		if step == "followup" {
+			created = day.Add(time.Hour)
+		}
 		exec(`INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id, status, variant, created_at, sent_at)
 			VALUES ($1, $2, 'nurture', $3, 't', $4, $5, $6, $7, CASE WHEN $5 = 'sent' THEN $7::timestamptz END)`,
-			id, lead, step, "<"+id+"@test>", status, variant, day)
+			id, lead, step, "<"+id+"@test>", status, variant, created)
 		return id
 	}
 	// Four treated leads, two per intro variant: both a's opened (one also clicked) and one of them
@@ -74,6 +79,7 @@ func TestReportsSequences(t *testing.T) {
 	assert.Regexp(t, `(?m)^  intro +a +2 +0 +0 +2 +0 +2 100% +1 50% +0 0% +1 50%$`, out)
 	assert.Regexp(t, `(?m)^ +b +1 +1 +0 +0 +0 +0 0% +0 0% +0 0% +0 0%$`, out, "the proxy's open is not a person's")
 	assert.Regexp(t, `(?m)^  followup +- +1 +0 +0 +0 +0 +0 0% +0 0% +0 0% +1 100%$`, out)
+	assert.Less(t, strings.Index(out, "  intro"), strings.Index(out, "  followup"), "steps in the order they were first sent")
 
 	r = tend(t, env, "reports", "sequences", "--output", "json")
 	require.NoError(t, r.err, r.stderr)
