@@ -39,6 +39,7 @@ var commands = []command{
 	{"scoring lint", "FILE...", "validate scoring models the same way"},
 	{"sales lint", "FILE...", "validate sales team files the same way"},
 	{"leads import", "[--batch NAME] [--quiet] FILE.csv", "import leads from a CSV file (needs DATABASE_URL)"},
+	{"reports sequences", "[--since 30d] [--output json]", "how sequences, steps and A/B variants perform, with conversions and holdout lift (needs DATABASE_URL)"},
 	{"bench", "[flags]", "measure a private stack: captures, first emails, events, Temporal cost, memory"},
 	{"temporal", "--db FILE [--port N]", "run only the embedded Temporal server (SQLite) until SIGTERM"},
 	{"version", "", "print the version"},
@@ -116,7 +117,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return runWorker(ctx, rest, stderr, getenv)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
-	case "sequences", "scoring", "sales", "leads":
+	case "sequences", "scoring", "sales", "leads", "reports":
 		sub, err := subcommand(cmd, rest, stderr)
 		if err != nil {
 			return err
@@ -143,6 +144,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 				return err
 			}
 			return runSalesLint(files, stdout, getenv)
+		case "reports sequences":
+			return runReportSequences(ctx, rest, stdout, stderr, getenv)
 		default: // "leads import", the only one left
 			return runImport(ctx, rest, stdout, stderr, getenv)
 		}

@@ -379,6 +379,8 @@ func TestHelpOfEveryCommandDoesNothingElse(t *testing.T) {
 		{[]string{"sales", "lint", "--help"}, "tend sales lint"},
 		{[]string{"leads", "--help"}, "tend leads import"},
 		{[]string{"leads", "import", "--help"}, "tend leads import"},
+		{[]string{"reports", "--help"}, "tend reports sequences"},
+		{[]string{"reports", "sequences", "--help"}, "tend reports sequences"},
 		{[]string{"bench", "--help"}, "tend bench"},
 		{[]string{"bench", "-h"}, "tend bench"},
 		{[]string{"temporal", "--help"}, "tend temporal --db FILE"},

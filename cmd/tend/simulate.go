@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/simulate"
@@ -14,8 +16,13 @@ import (
 	"github.com/tendhq/tend/workflows"
 )
 
-// runSimulate prints when each email of a sequence file would reach one imaginary lead: tend
-// sequences simulate FILE --segment ID [--at TIME] [--tz ZONE] [--clicks STEP,…] [--days N].
+// simulateUsage is how tend sequences simulate is called.
+const simulateUsage = "tend sequences simulate FILE --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N] " +
+	"[--variant STEP=VARIANT]… [--holdout] [--lead ID]"
+
+// runSimulate prints when each email of a sequence file would reach one imaginary lead, and which
+// A/B variant it would be: see simulateUsage. The catalog comes from FILE by loadSimulationCatalog;
+// a catalog from anywhere else (a stored version) simulates the same way through simulate.Run.
 func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
 	fs := newFlags("sequences simulate", stderr)
 	segment := fs.String("segment", "", "the segment the lead is captured into (default: the file's default segment)")
@@ -24,6 +31,19 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	clicks := fs.String("clicks", "", "comma-separated step ids whose email the lead clicks")
 	clickAfter := fs.String("click-after", "1h", "how long after an email arrives the lead clicks it")
 	days := fs.Int("days", 120, "how many days to follow the lead")
+	var choices []simulate.Choice
+	fs.Func("variant", "the A/B variant the lead receives at a step, as STEP=VARIANT (SEQUENCE/STEP=VARIANT when several sequences have the step); repeatable",
+		func(v string) error {
+			step, variant, ok := strings.Cut(v, "=")
+			step, variant = strings.TrimSpace(step), strings.TrimSpace(variant)
+			if !ok || step == "" || variant == "" {
+				return fmt.Errorf("%q is not STEP=VARIANT, e.g. intro=b", v)
+			}
+			choices = append(choices, simulate.Choice{Step: step, Variant: variant})
+			return nil
+		})
+	holdout := fs.Bool("holdout", false, "put the lead in the holdout of its segment's sequence: it receives none of its emails")
+	leadID := fs.String("lead", "", "the lead's id, on which its variants and holdout depend (default "+simulate.DefaultLeadID+")")
 	// The file comes first (tend sequences simulate FILE --flags); flags may also precede it.
 	var file string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -35,7 +55,12 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if file == "" && fs.NArg() == 1 {
 		file = fs.Arg(0)
 	} else if fs.NArg() > 0 || file == "" {
-		return fmt.Errorf("%w: tend sequences simulate FILE --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N]", errUsage)
+		return fmt.Errorf("%w: %s", errUsage, simulateUsage)
+	}
+	if *leadID != "" {
+		if _, err := uuid.Parse(*leadID); err != nil {
+			return fmt.Errorf("%w: --lead: %q is not a lead id (a UUID)", errUsage, *leadID)
+		}
 	}
 	if *days < 1 || *days > 3650 {
 		return fmt.Errorf("%w: --days must be between 1 and 3650", errUsage)
@@ -45,18 +70,7 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, *clickAfter)
 	}
 
-	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
-	if err != nil {
-		return err
-	}
-	cat, err := sequence.Load(file, sequence.Options{TemplateExists: r.Has})
-	var diags sequence.Diagnostics
-	if errors.As(err, &diags) {
-		for _, d := range diags {
-			fmt.Fprintln(stderr, d.String())
-		}
-		return fmt.Errorf("%s has %d problem(s); tend sequences lint lists them", file, len(diags))
-	}
+	cat, err := loadSimulationCatalog(file, stderr, getenv)
 	if err != nil {
 		return err
 	}
@@ -92,23 +106,53 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 		}
 	}
 	res, err := simulate.Run(cat, simulate.Lead{Segment: seg.ID, TimeZone: *tz, Start: start, Clicks: clicked, ClickDelay: delay,
-		For: time.Duration(*days) * 24 * time.Hour})
+		For: time.Duration(*days) * 24 * time.Hour, ID: *leadID, Variants: choices, HeldOut: *holdout})
+	if errors.Is(err, simulate.ErrVariantChoice) {
+		return fmt.Errorf("%w: --variant: %v", errUsage, err)
+	}
 	if err != nil {
 		return err
 	}
-	printSimulation(stdout, res, seg, start, loc, clicked, delay, *days)
+	printSimulation(stdout, res, cat, seg, start, loc, clicked, delay, *days, *holdout)
 	return nil
 }
 
-func printSimulation(w io.Writer, res simulate.Result, seg sequence.Segment, start time.Time, loc *time.Location, clicks []string,
-	delay time.Duration, days int) {
+// loadSimulationCatalog reads and checks a sequences file against the templates tend would use,
+// writing its problems to stderr as tend sequences lint does.
+func loadSimulationCatalog(file string, stderr io.Writer, getenv func(string) string) (*sequence.Catalog, error) {
+	r, err := app.NewRenderer(getenv("TEND_TEMPLATES_DIR"))
+	if err != nil {
+		return nil, err
+	}
+	cat, err := sequence.Load(file, sequence.Options{TemplateExists: r.Has})
+	var diags sequence.Diagnostics
+	if errors.As(err, &diags) {
+		for _, d := range diags {
+			fmt.Fprintln(stderr, d.String())
+		}
+		return nil, fmt.Errorf("%s has %d problem(s); tend sequences lint lists them", file, len(diags))
+	}
+	return cat, err
+}
+
+func printSimulation(w io.Writer, res simulate.Result, cat *sequence.Catalog, seg sequence.Segment, start time.Time, loc *time.Location,
+	clicks []string, delay time.Duration, days int, forcedHoldout bool) {
 	const layout = "Mon 02 Jan 2006 15:04"
 	behaviour := "never clicks or engages"
 	if len(clicks) > 0 {
 		behaviour = fmt.Sprintf("clicks %s, %s after it arrives", strings.Join(clicks, ", "), human(delay))
 	}
-	fmt.Fprintf(w, "segment %s (%s), captured %s %s; the lead %s; followed for %d day(s)\n\n", seg.ID, seg.Sequence.ID,
+	fmt.Fprintf(w, "segment %s (%s), captured %s %s; the lead %s; followed for %d day(s)\n", seg.ID, seg.Sequence.ID,
 		start.Format(layout), loc, behaviour, days)
+	fmt.Fprintf(w, "lead %s\n", res.LeadID)
+	for _, id := range res.HeldOut {
+		why := "--holdout"
+		if q, _ := cat.Sequence(id); !forcedHoldout || id != seg.Sequence.ID {
+			why = fmt.Sprintf("its id falls in the sequence's %s%% holdout", strings.TrimSuffix(fmt.Sprintf("%.1f", q.Holdout*100), ".0"))
+		}
+		fmt.Fprintf(w, "holdout: this lead would receive no email from %s (%s)\n", id, why)
+	}
+	fmt.Fprintln(w)
 	prev := start
 	sent := 0
 	for _, r := range res.Records {
@@ -117,7 +161,14 @@ func printSimulation(w io.Writer, res simulate.Result, seg sequence.Segment, sta
 		if r.Detail != "" {
 			detail += " (" + r.Detail + ")"
 		}
-		fmt.Fprintf(w, "  %s  %-9s  %-40s %s\n", t.Format(layout), "+"+human(t.Sub(prev)), r.SequenceID+"/"+r.StepID, detail)
+		email := ""
+		switch {
+		case r.Variant != "":
+			email = fmt.Sprintf("  variant %s: %q", r.Variant, r.Subject)
+		case r.Subject != "":
+			email = fmt.Sprintf("  %q", r.Subject)
+		}
+		fmt.Fprintf(w, "  %s  %-9s  %-40s %s%s\n", t.Format(layout), "+"+human(t.Sub(prev)), r.SequenceID+"/"+r.StepID, detail, email)
 		prev = t
 		if r.Outcome == "sent" {
 			sent++

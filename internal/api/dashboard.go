@@ -72,6 +72,7 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /app/leads", s.signedIn(s.dashLeads))
 	mux.Handle("GET /app/leads/{id}", s.signedIn(s.dashLead))
 	mux.Handle("GET /app/reports", s.signedIn(s.dashReports))
+	mux.Handle("GET /app/reports/sequences", s.signedIn(s.dashSequences))
 }
 
 // signedIn sends a visitor without a valid session to the sign-in page.
@@ -368,6 +369,7 @@ input,select,button{font:inherit}.card{display:inline-block;border:1px solid #e4
 {{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 <form class="filters" method="get" action="/app/reports"><label>Captured from<input type="date" name="from" value="{{.From}}"></label>
 <label>until (not including)<input type="date" name="to" value="{{.To}}"></label><button type="submit">Show</button></form>
+<p><a href="/app/reports/sequences">Sequences, steps and A/B variants →</a></p>
 {{with .Funnel}}<h2>Funnel</h2><table><thead><tr>{{range .Stages}}<th class="num">{{.Stage}}</th>{{end}}<th class="num">SQL→won (days)</th><th class="num">Revenue from SQLs</th></tr></thead>
 <tbody><tr>{{range .Stages}}<td class="num">{{.Leads}}</td>{{end}}<td class="num">{{days .SQLToWonDays}}</td><td class="num">{{.RevenueFromSQLs}}</td></tr>
 <tr class="small">{{range .Conversions}}<td class="num">{{.From}}→{{.To}} {{pct .Rate}}</td>{{end}}<td></td><td></td><td></td></tr></tbody></table>{{end}}

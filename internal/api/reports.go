@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/sales"
+	"github.com/tendhq/tend/internal/yamlcheck"
 )
 
 // reportRoutes registers the admin reports:
@@ -15,12 +17,58 @@ import (
 //	GET /api/v1/reports/funnel?from=&to=&source=  the lifecycle funnel, overall and per lead source
 //	GET /api/v1/reports/sla?from=&to=             handoff response times (wall-clock and business
 //	                                              time) and rejection reasons
+//	GET /api/v1/reports/sequences?since=30d       each sequence, step and A/B variant: sends,
+//	                                              human opens and clicks, unsubscribes,
+//	                                              conversions and the holdout lift
 //
 // from and to bound the period half-open, [from, to); either may be left out. Each is a date
 // (YYYY-MM-DD, midnight UTC) or an RFC 3339 time, so from=2026-11-01&to=2026-12-01 is November.
+// since is a look-back such as 30d, 2w or 12h, or a date or RFC 3339 time; it defaults to 30d.
 func (s *Server) reportRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/reports/funnel", s.admin(s.funnelReport))
 	mux.Handle("GET /api/v1/reports/sla", s.admin(s.slaReport))
+	mux.Handle("GET /api/v1/reports/sequences", s.admin(s.sequenceReport))
+}
+
+// defaultSince is the look-back of the sequences report when none is asked for.
+const defaultSince = "30d"
+
+func (s *Server) sequenceReport(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		v = defaultSince
+	}
+	since, err := ParseSince(v, time.Now())
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid report period",
+			[]capture.FieldError{{Field: "since", Message: err.Error()}})
+		return
+	}
+	rep, err := s.Store.SequenceReport(r.Context(), since)
+	if err != nil {
+		s.fail(w, "sequence report", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// ParseSince reads the start of a report period: a look-back from now ("30d", "2w", "12h", as
+// sequence waits are written) or a date (YYYY-MM-DD, midnight UTC) or RFC 3339 time. The CLI
+// reads --since with it too, so both accept the same values.
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if d, err := yamlcheck.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("must be a positive look-back such as 30d, not %s", quoteShort(v))
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("must be a look-back such as 30d or 12h, a date (YYYY-MM-DD) or an RFC 3339 time, not %s", quoteShort(v))
 }
 
 type funnelResponse struct {

@@ -300,3 +300,161 @@ func TestReportSLABusinessTimeHTTP(t *testing.T) {
 	assert.Contains(t, page, "Median (business hours)")
 	assert.Contains(t, page, `<td>ana</td><td class="num">1</td><td class="num">1</td><td class="num">64h0m0s</td><td class="num">64h0m0s</td><td class="num">1h0m0s</td><td class="num">1h0m0s</td><td class="num">0</td><td class="num">0%</td>`)
 }
+
+// reportSend inserts a send row created at created (sent an hour later when status is sent) and
+// returns its id.
+func reportSend(t *testing.T, store *db.Store, lead, sequenceID, stepID, variant, status string, created time.Time) string {
+	t.Helper()
+	id := uuid.NewString()
+	var sentAt *time.Time
+	if status == "sent" {
+		s := created.Add(time.Hour)
+		sentAt = &s
+	}
+	reportExec(t, store, `INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id, status, variant, created_at, sent_at)
+		VALUES ($1, $2, $3, $4, 't', $5, $6, $7, $8, $9)`, id, lead, sequenceID, stepID, "<"+id+"@test>", status, variant, created, sentAt)
+	return id
+}
+
+// The sequences report: per sequence its leads and the holdout lift, per step and variant the
+// sends and what people (not machines) did with them; since is a look-back or a date.
+func TestReportSequencesHTTP(t *testing.T) {
+	t.Parallel()
+	url, store := reportServer(t)
+	now := time.Now().UTC()
+	day := func(ago int) time.Time { return now.AddDate(0, 0, -ago) }
+
+	// Two treated leads in the last week: a got variant a, opened and clicked it, and converted;
+	// b got variant b, which only a link scanner clicked. One held-out lead, which converted.
+	a := reportLead(t, store, "web", "lead", day(10))
+	s := reportSend(t, store, a, "nurture", "intro", "a", "sent", day(5))
+	reportExec(t, store, `INSERT INTO events (lead_id, type, send_id, machine, occurred_at) VALUES
+		($1, 'open', $2, false, $3), ($1, 'click', $2, false, $3)`, a, s, day(4))
+	reportExec(t, store, `INSERT INTO conversions (lead_id, sequence_id, goal, held_out, at) VALUES ($1, 'nurture', 'demo_request', false, $2)`, a, day(3))
+	b := reportLead(t, store, "web", "lead", day(10))
+	s = reportSend(t, store, b, "nurture", "intro", "b", "sent", day(5))
+	reportExec(t, store, `INSERT INTO events (lead_id, type, send_id, machine, machine_reason, occurred_at) VALUES ($1, 'click', $2, true, 'scanner', $3)`, b, s, day(5))
+	h := reportLead(t, store, "web", "lead", day(10))
+	reportSend(t, store, h, "nurture", "intro", "a", "held_out", day(5))
+	reportExec(t, store, `INSERT INTO conversions (lead_id, sequence_id, goal, held_out, at) VALUES ($1, 'nurture', 'demo_request', true, $2)`, h, day(2))
+	// Forty days ago: outside the default 30 days.
+	old := reportLead(t, store, "web", "lead", day(50))
+	reportSend(t, store, old, "nurture", "intro", "a", "sent", day(40))
+
+	var raw map[string]json.RawMessage
+	require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/sequences", reportKey, &raw))
+	assert.ElementsMatch(t, []string{"since", "sequences"}, reportKeys(raw))
+	var got db.SequenceReport
+	require.NoError(t, json.Unmarshal(reportJSON(t, raw), &got))
+	assert.WithinDuration(t, now.AddDate(0, 0, -30), got.Since, time.Minute, "30 days by default")
+	require.Len(t, got.Sequences, 1)
+	q := got.Sequences[0]
+	assert.Equal(t, "nurture", q.SequenceID)
+	assert.Equal(t, []int{3, 2, 1, 1, 1}, []int{q.Leads, q.TreatedLeads, q.HeldOutLeads, q.TreatedConversions, q.HeldOutConversions})
+	require.NotNil(t, q.Lift)
+	assert.InDelta(t, -0.5, *q.Lift, 1e-9, "half the treated leads converted, all the held-out ones")
+	require.NotNil(t, q.RelativeLift)
+	assert.InDelta(t, -0.5, *q.RelativeLift, 1e-9)
+	require.Len(t, q.Steps, 1)
+	assert.Equal(t, "intro", q.Steps[0].StepID)
+	require.Len(t, q.Steps[0].Variants, 2)
+	va, vb := q.Steps[0].Variants[0], q.Steps[0].Variants[1]
+	assert.Equal(t, []any{"a", 1, 1, 1, 1, 1, 1.0}, []any{va.Variant, va.Sent, va.HeldOut, va.Opens, va.Clicks, va.Conversions, va.ClickRate})
+	assert.Equal(t, []any{"b", 1, 0, 0, 0, 0.0}, []any{vb.Variant, vb.Sent, vb.Opens, vb.Clicks, vb.Conversions, vb.ClickRate},
+		"the scanner's click is not a person's")
+
+	// The variant row's JSON names what a marketer reads, and leaves the grouping keys out.
+	var shape struct {
+		Sequences []struct {
+			Steps []struct {
+				Variants []map[string]json.RawMessage `json:"variants"`
+			} `json:"steps"`
+		} `json:"sequences"`
+	}
+	require.NoError(t, json.Unmarshal(reportJSON(t, raw), &shape))
+	assert.ElementsMatch(t, []string{"variant", "sent", "failed", "suppressed", "held_out", "pending", "opens", "clicks",
+		"unsubscribes", "conversions", "open_rate", "click_rate", "unsubscribe_rate", "conversion_rate"},
+		reportKeys(shape.Sequences[0].Steps[0].Variants[0]))
+
+	// 60 days back takes in the old send; a date works too.
+	require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/sequences?since=60d", reportKey, &got))
+	assert.Equal(t, 4, got.Sequences[0].Leads)
+	require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/sequences?since="+day(45).Format(time.DateOnly), reportKey, &got))
+	assert.Equal(t, 4, got.Sequences[0].Leads)
+	require.Equal(t, http.StatusOK, reportGet(t, url+"/api/v1/reports/sequences?since=1d", reportKey, &raw))
+	assert.JSONEq(t, `[]`, string(raw["sequences"]), "nothing in the last day")
+}
+
+func TestReportSequencesBadRequests(t *testing.T) {
+	t.Parallel()
+	url, _ := reportServer(t)
+	for _, since := range []string{"yesterday", "-3d", "0", "2026-13-01", "30"} {
+		var got errorBody
+		code := reportGet(t, url+"/api/v1/reports/sequences?since="+since, reportKey, &got)
+		assert.Equal(t, http.StatusUnprocessableEntity, code, since)
+		require.Len(t, got.Fields, 1, since)
+		assert.Equal(t, "since", got.Fields[0].Field)
+		assert.Contains(t, got.Fields[0].Message, since)
+	}
+	var got errorBody
+	assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+"/api/v1/reports/sequences", "", &got))
+	assert.Equal(t, http.StatusUnauthorized, reportGet(t, url+"/api/v1/reports/sequences", "wrong", &got))
+}
+
+// The dashboard's sequences page shows the same report: per sequence its leads, conversions and
+// lift, then a row per step and variant; a bad period says so and shows the last 30 days.
+func TestDashboardSequencesPage(t *testing.T) {
+	t.Parallel()
+	store := dbtest.Store(t)
+	s := &Server{Store: store, APIKeys: []string{reportKey}}
+	mux := http.NewServeMux()
+	s.dashboardRoutes(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+
+	day := time.Now().UTC().AddDate(0, 0, -2)
+	a := reportLead(t, store, "web", "lead", day)
+	sa := reportSend(t, store, a, "nurture", "intro", "a", "sent", day)
+	reportExec(t, store, `INSERT INTO events (lead_id, type, send_id, machine, occurred_at) VALUES ($1, 'open', $2, false, $3)`, a, sa, day)
+	reportExec(t, store, `INSERT INTO conversions (lead_id, sequence_id, goal, at) VALUES ($1, 'nurture', 'demo_request', $2)`, a, day.Add(2*time.Hour))
+	b := reportLead(t, store, "web", "lead", day)
+	reportSend(t, store, b, "nurture", "intro", "b", "sent", day)
+	reportSend(t, store, reportLead(t, store, "web", "lead", day), "nurture", "intro", "a", "held_out", day)
+	reportSend(t, store, a, "nurture", "followup", "", "sent", day.Add(time.Minute))
+
+	get := func(path string, signedIn bool) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		require.NoError(t, err)
+		if signedIn {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sessionValue(reportKey, time.Now().Add(time.Hour))})
+		}
+		res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(body)
+	}
+	code, _ := get("/app/reports/sequences", false)
+	assert.Equal(t, http.StatusSeeOther, code, "signed-in only")
+
+	code, page := get("/app/reports/sequences", true)
+	require.Equal(t, http.StatusOK, code, page)
+	assert.Contains(t, page, "<h2>nurture</h2>")
+	assert.Contains(t, page, "<strong>1/2 converted (50%)</strong>", "treated")
+	assert.Contains(t, page, "<strong>0/1 converted (0%)</strong>", "held out")
+	assert.Contains(t, page, "<strong>&#43;50.0 points</strong>", "html/template writes + as &#43;")
+	assert.Contains(t, page, `<tr><td>intro</td><td>a</td><td class="num">1</td><td class="num">0</td><td class="num">0</td><td class="num">1</td><td class="num">0</td><td class="num">1 (100%)</td><td class="num">0 (0%)</td><td class="num">0 (0%)</td><td class="num">1 (100%)</td></tr>`)
+	assert.Contains(t, page, `<tr><td></td><td>b</td><td class="num">1</td>`)
+	assert.Contains(t, page, `<tr><td>followup</td><td>–</td><td class="num">1</td>`)
+
+	code, page = get("/app/reports/sequences?since=1h", true)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, page, "No sends or conversions in this period.")
+
+	code, page = get("/app/reports/sequences?since=lately", true)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, page, "showing the last 30d")
+	assert.Contains(t, page, "<h2>nurture</h2>")
+}

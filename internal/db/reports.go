@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tendhq/tend/internal/lifecycle"
 )
 
@@ -367,4 +369,195 @@ func openBound(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// SequenceReport is how each sequence, each of its steps and each A/B variant of a step performed
+// over a period, with the sequence's conversions for treated and held-out leads.
+//
+// The period is activity-based: a send counts when its row was created at or after Since (its
+// opens, clicks and unsubscribes whenever they came), a conversion when it was made at or after
+// Since, and a lead belongs to a sequence's figures when it has either in the sequence.
+type SequenceReport struct {
+	Since     time.Time       `json:"since"`
+	Sequences []SequenceStats `json:"sequences"`
+}
+
+// SequenceStats is one sequence's figures; its steps are in the order they were first sent.
+type SequenceStats struct {
+	SequenceID string `json:"sequence_id" db:"sequence_id"`
+	// Leads is the number of distinct leads with a send row (of any status, held_out included) or a
+	// conversion in the sequence in the period: the leads enrolled that reached a step or the goal.
+	Leads int `json:"leads" db:"leads"`
+	// TreatedLeads and HeldOutLeads split Leads by the sequence's holdout: a lead with any
+	// held-out row (a held_out send, or a conversion marked held_out) is held out.
+	TreatedLeads int `json:"treated_leads" db:"treated_leads"`
+	HeldOutLeads int `json:"held_out_leads" db:"held_out_leads"`
+	// TreatedConversions and HeldOutConversions count the leads of each group that reached the
+	// sequence's goal in the period.
+	TreatedConversions int `json:"treated_conversions" db:"treated_conversions"`
+	HeldOutConversions int `json:"held_out_conversions" db:"held_out_conversions"`
+	// TreatedRate and HeldOutRate are conversions / leads of each group, 0 for an empty group.
+	TreatedRate float64 `json:"treated_rate" db:"-"`
+	HeldOutRate float64 `json:"held_out_rate" db:"-"`
+	// Lift is TreatedRate − HeldOutRate (in rate points, 0.05 is five points); nil when either
+	// group is empty, since there is then nothing to compare.
+	Lift *float64 `json:"lift" db:"-"`
+	// RelativeLift is Lift / HeldOutRate (0.5 means half again as many conversions as without the
+	// emails); nil when Lift is nil or the held-out leads did not convert at all.
+	RelativeLift *float64    `json:"relative_lift" db:"-"`
+	Steps        []StepStats `json:"steps" db:"-"`
+}
+
+// StepStats is one step of a sequence, one row per variant ("" for a step without variants).
+type StepStats struct {
+	StepID   string         `json:"step_id"`
+	Variants []VariantStats `json:"variants"`
+}
+
+// VariantStats is what one variant of a step (or the step itself, Variant "") did.
+type VariantStats struct {
+	// SequenceID, StepID and FirstAt (when its first send row was made) place the row in the
+	// report; the JSON leaves them out, since the nesting says the same.
+	SequenceID string `json:"-" db:"sequence_id"`
+	StepID     string `json:"-" db:"step_id"`
+	Variant    string `json:"variant" db:"variant"`
+	// Sent, Failed, Suppressed, HeldOut and Pending count the send rows by status. A held-out row is
+	// a holdout lead's step: nothing was mailed.
+	Sent       int `json:"sent" db:"sent"`
+	Failed     int `json:"failed" db:"failed"`
+	Suppressed int `json:"suppressed" db:"suppressed"`
+	HeldOut    int `json:"held_out" db:"held_out"`
+	Pending    int `json:"pending" db:"pending"`
+	// Opens and Clicks count the sent emails opened or clicked at least once by a person: events
+	// marked machine (privacy proxies, link scanners) do not count, and a second open of the
+	// same email does not count again.
+	Opens  int `json:"opens" db:"opens"`
+	Clicks int `json:"clicks" db:"clicks"`
+	// Unsubscribes counts the sent emails whose unsubscribe link (or a complaint about which)
+	// unsubscribed the lead: the unsubscribe event names the send.
+	Unsubscribes int `json:"unsubscribes" db:"unsubscribes"`
+	// Conversions counts the treated leads that were sent this variant and reached the
+	// sequence's goal after it was sent; one conversion counts for each variant the lead had
+	// received by then.
+	Conversions int `json:"conversions" db:"conversions"`
+	// OpenRate, ClickRate, UnsubscribeRate and ConversionRate are per email sent, 0 when none was.
+	OpenRate        float64   `json:"open_rate" db:"-"`
+	ClickRate       float64   `json:"click_rate" db:"-"`
+	UnsubscribeRate float64   `json:"unsubscribe_rate" db:"-"`
+	ConversionRate  float64   `json:"conversion_rate" db:"-"`
+	FirstAt         time.Time `json:"-" db:"first_at"`
+}
+
+// sequenceVariantsSQL is one row per sequence, step and variant with sends in the period. The
+// EXISTS tests make every engagement figure "sends with at least one", so repeats never count
+// twice; ordering by the step's first send puts steps in their sequence's order.
+const sequenceVariantsSQL = `
+SELECT s.sequence_id, s.step_id, s.variant,
+       count(*) FILTER (WHERE s.status = 'sent') AS sent,
+       count(*) FILTER (WHERE s.status = 'failed') AS failed,
+       count(*) FILTER (WHERE s.status = 'suppressed') AS suppressed,
+       count(*) FILTER (WHERE s.status = 'held_out') AS held_out,
+       count(*) FILTER (WHERE s.status = 'pending') AS pending,
+       count(*) FILTER (WHERE s.status = 'sent' AND EXISTS (
+           SELECT 1 FROM events e WHERE e.send_id = s.id AND e.type = 'open' AND NOT e.machine)) AS opens,
+       count(*) FILTER (WHERE s.status = 'sent' AND EXISTS (
+           SELECT 1 FROM events e WHERE e.send_id = s.id AND e.type = 'click' AND NOT e.machine)) AS clicks,
+       count(*) FILTER (WHERE s.status = 'sent' AND EXISTS (
+           SELECT 1 FROM events e WHERE e.send_id = s.id AND e.type = 'unsubscribe')) AS unsubscribes,
+       count(*) FILTER (WHERE s.status = 'sent' AND EXISTS (
+           SELECT 1 FROM conversions c
+           WHERE c.lead_id = s.lead_id AND c.sequence_id = s.sequence_id AND NOT c.held_out
+             AND c.at >= COALESCE(s.sent_at, s.created_at))) AS conversions,
+       min(s.created_at) AS first_at
+FROM sends s
+WHERE s.created_at >= $1
+GROUP BY s.sequence_id, s.step_id, s.variant
+ORDER BY s.sequence_id, min(min(s.created_at)) OVER (PARTITION BY s.sequence_id, s.step_id), s.step_id, s.variant`
+
+// sequenceTotalsSQL is one row per sequence with sends or conversions in the period: its leads,
+// split by holdout, and their conversions.
+const sequenceTotalsSQL = `
+WITH member AS (
+    SELECT lead_id, sequence_id, status = 'held_out' AS held_out FROM sends WHERE created_at >= $1
+    UNION ALL
+    SELECT lead_id, sequence_id, held_out FROM conversions WHERE at >= $1
+), side AS (
+    SELECT lead_id, sequence_id, bool_or(held_out) AS held_out FROM member GROUP BY lead_id, sequence_id
+)
+SELECT m.sequence_id,
+       count(*) AS leads,
+       count(*) FILTER (WHERE NOT m.held_out) AS treated_leads,
+       count(*) FILTER (WHERE m.held_out) AS held_out_leads,
+       count(c.lead_id) FILTER (WHERE NOT m.held_out) AS treated_conversions,
+       count(c.lead_id) FILTER (WHERE m.held_out) AS held_out_conversions
+FROM side m
+LEFT JOIN conversions c ON c.lead_id = m.lead_id AND c.sequence_id = m.sequence_id AND c.at >= $1
+GROUP BY m.sequence_id
+ORDER BY m.sequence_id`
+
+// SequenceReport reports every sequence with sends or conversions since since (see
+// SequenceReport, the type, for what counts); a zero since covers all time.
+func (s *Store) SequenceReport(ctx context.Context, since time.Time) (SequenceReport, error) {
+	from := since
+	if from.IsZero() {
+		from = time.Unix(0, 0) // before any row
+	}
+	totals, err := collectReport[SequenceStats](ctx, s, sequenceTotalsSQL, from)
+	if err != nil {
+		return SequenceReport{}, fmt.Errorf("sequence report: %w", err)
+	}
+	variants, err := collectReport[VariantStats](ctx, s, sequenceVariantsSQL, from)
+	if err != nil {
+		return SequenceReport{}, fmt.Errorf("sequence report by variant: %w", err)
+	}
+	byID := make(map[string]*SequenceStats, len(totals))
+	for i := range totals {
+		q := &totals[i]
+		q.Steps = []StepStats{}
+		q.TreatedRate, q.HeldOutRate = share(q.TreatedConversions, q.TreatedLeads), share(q.HeldOutConversions, q.HeldOutLeads)
+		if q.TreatedLeads > 0 && q.HeldOutLeads > 0 {
+			lift := q.TreatedRate - q.HeldOutRate
+			q.Lift = &lift
+			if q.HeldOutRate > 0 {
+				rel := lift / q.HeldOutRate
+				q.RelativeLift = &rel
+			}
+		}
+		byID[q.SequenceID] = q
+	}
+	for _, v := range variants {
+		q := byID[v.SequenceID] // every sequence with a send in the period has a totals row
+		if q == nil {
+			return SequenceReport{}, fmt.Errorf("sequence report: sends of %s but no totals", v.SequenceID)
+		}
+		v.OpenRate, v.ClickRate = share(v.Opens, v.Sent), share(v.Clicks, v.Sent)
+		v.UnsubscribeRate, v.ConversionRate = share(v.Unsubscribes, v.Sent), share(v.Conversions, v.Sent)
+		if n := len(q.Steps); n == 0 || q.Steps[n-1].StepID != v.StepID {
+			q.Steps = append(q.Steps, StepStats{StepID: v.StepID, Variants: []VariantStats{}})
+		}
+		last := &q.Steps[len(q.Steps)-1]
+		last.Variants = append(last.Variants, v)
+	}
+	return SequenceReport{Since: since, Sequences: totals}, nil
+}
+
+// collectReport runs a report query and scans its rows by column name into T.
+func collectReport[T any](ctx context.Context, s *Store, sql string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[T])
+	if err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+// share is n/of, 0 when of is 0.
+func share(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
 }

@@ -422,3 +422,185 @@ func TestReportSLABusinessTime(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, rep.ByRep[0].MedianBusinessSeconds)
 }
+
+// send inserts a send row of the lead, created at created and, when sent, sent an hour later;
+// it returns the send's id.
+func (f reportFixtures) send(lead, sequenceID, stepID, variant, status string, created time.Time) string {
+	f.t.Helper()
+	id := uuid.NewString()
+	var sentAt *time.Time
+	if status == "sent" {
+		sentAt = at(created.Add(time.Hour))
+	}
+	f.exec(`INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id, status, variant, created_at, sent_at)
+		VALUES ($1, $2, $3, $4, 't', $5, $6, $7, $8, $9)`, id, lead, sequenceID, stepID, "<"+id+"@test>", status, variant, created, sentAt)
+	return id
+}
+
+// event records a tracking event of a send; machine marks a proxy's or a scanner's hit.
+func (f reportFixtures) event(lead, sendID, typ string, machine bool, when time.Time) {
+	f.t.Helper()
+	f.exec(`INSERT INTO events (lead_id, type, send_id, machine, occurred_at) VALUES ($1, $2, $3, $4, $5)`,
+		lead, typ, sendID, machine, when)
+}
+
+func (f reportFixtures) conversion(lead, sequenceID string, heldOut bool, when time.Time) {
+	f.t.Helper()
+	f.exec(`INSERT INTO conversions (lead_id, sequence_id, goal, held_out, at) VALUES ($1, $2, 'demo_request', $3, $4)`,
+		lead, sequenceID, heldOut, when)
+}
+
+// seedSequences builds November activity of the nurture sequence (an A/B test on intro, then
+// followup, with a holdout) and of webinar-follow, plus October activity before the period.
+func seedSequences(t *testing.T, store *db.Store) {
+	f := reportFixtures{t: t, store: store}
+	lead := func() string { return f.lead("web", "lead", nov(1)) }
+
+	// Treated leads. l1 got intro a, opened it (and a privacy proxy fetched it), clicked twice,
+	// got followup, opened it (a scanner clicked it), and converted after both.
+	l1 := lead()
+	s := f.send(l1, "nurture", "intro", "a", "sent", nov(2))
+	f.event(l1, s, "open", true, nov(2, 1))
+	f.event(l1, s, "open", false, nov(2, 3))
+	f.event(l1, s, "click", false, nov(2, 4))
+	f.event(l1, s, "click", false, nov(2, 5))
+	s = f.send(l1, "nurture", "followup", "", "sent", nov(5))
+	f.event(l1, s, "open", false, nov(5, 2))
+	f.event(l1, s, "click", true, nov(5, 1))
+	f.conversion(l1, "nurture", false, nov(6))
+	// l2 got intro b, which only machines opened and clicked, and unsubscribed from it; followup
+	// was then suppressed.
+	l2 := lead()
+	s = f.send(l2, "nurture", "intro", "b", "sent", nov(2, 6))
+	f.event(l2, s, "open", true, nov(2, 7))
+	f.event(l2, s, "click", true, nov(2, 7))
+	f.event(l2, s, "unsubscribe", false, nov(2, 9))
+	f.send(l2, "nurture", "followup", "", "suppressed", nov(5, 6))
+	// l3 clicked intro a without loading images, but had reached the goal before it was sent:
+	// a conversion for the sequence, not for the variant.
+	l3 := lead()
+	s = f.send(l3, "nurture", "intro", "a", "sent", nov(3, 10))
+	f.event(l3, s, "click", false, nov(3, 12))
+	f.conversion(l3, "nurture", false, nov(3))
+	// l4's intro b failed; l8's intro a is still pending.
+	l4 := lead()
+	f.send(l4, "nurture", "intro", "b", "failed", nov(3))
+	l8 := lead()
+	f.send(l8, "nurture", "intro", "a", "pending", nov(20))
+
+	// Held-out leads: l5 and l6 walked the steps with nothing mailed; l7 reached the goal before
+	// its first step fell due, so only its conversion shows it was enrolled.
+	l5 := lead()
+	f.send(l5, "nurture", "intro", "b", "held_out", nov(2))
+	f.send(l5, "nurture", "followup", "", "held_out", nov(5))
+	l6 := lead()
+	f.send(l6, "nurture", "intro", "a", "held_out", nov(3))
+	l7 := lead()
+	f.conversion(l7, "nurture", true, nov(4))
+
+	// l1 also had the webinar invite, and clicked it.
+	s = f.send(l1, "webinar-follow", "invite", "", "sent", nov(4))
+	f.event(l1, s, "click", false, nov(4, 3))
+
+	// October, before the period: a sent, opened intro a and a conversion.
+	l9 := f.lead("web", "lead", nov(1).AddDate(0, -1, 0))
+	s = f.send(l9, "nurture", "intro", "a", "sent", nov(20).AddDate(0, -1, 0))
+	f.event(l9, s, "open", false, nov(20, 2).AddDate(0, -1, 0))
+	f.conversion(l9, "nurture", false, nov(21).AddDate(0, -1, 0))
+}
+
+func TestReportSequences(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	seedSequences(t, store)
+	ctx := context.Background()
+
+	rep, err := store.SequenceReport(ctx, nov(1))
+	require.NoError(t, err)
+	assert.True(t, nov(1).Equal(rep.Since))
+	require.Len(t, rep.Sequences, 2)
+
+	nurture := rep.Sequences[0]
+	assert.Equal(t, "nurture", nurture.SequenceID)
+	assert.Equal(t, 8, nurture.Leads, "l1–l8: sends of any status, or a conversion")
+	assert.Equal(t, 5, nurture.TreatedLeads)
+	assert.Equal(t, 3, nurture.HeldOutLeads)
+	assert.Equal(t, 2, nurture.TreatedConversions, "l1 and l3")
+	assert.Equal(t, 1, nurture.HeldOutConversions, "l7")
+	assert.InDelta(t, 0.4, nurture.TreatedRate, 1e-9)
+	assert.InDelta(t, 1.0/3, nurture.HeldOutRate, 1e-9)
+	require.NotNil(t, nurture.Lift)
+	assert.InDelta(t, 0.4-1.0/3, *nurture.Lift, 1e-9)
+	require.NotNil(t, nurture.RelativeLift)
+	assert.InDelta(t, 0.2, *nurture.RelativeLift, 1e-9, "a fifth more conversions than without the emails")
+
+	require.Len(t, nurture.Steps, 2)
+	assert.Equal(t, "intro", nurture.Steps[0].StepID, "steps in the order they were first sent")
+	assert.Equal(t, "followup", nurture.Steps[1].StepID)
+	strip := func(vs []db.VariantStats) []db.VariantStats {
+		out := make([]db.VariantStats, len(vs))
+		for i, v := range vs {
+			v.SequenceID, v.StepID, v.FirstAt = "", "", time.Time{}
+			out[i] = v
+		}
+		return out
+	}
+	assert.Equal(t, []db.VariantStats{
+		{Variant: "a", Sent: 2, HeldOut: 1, Pending: 1, Opens: 1, Clicks: 2, Conversions: 1,
+			OpenRate: 0.5, ClickRate: 1, ConversionRate: 0.5},
+		{Variant: "b", Sent: 1, Failed: 1, HeldOut: 1, Unsubscribes: 1, UnsubscribeRate: 1},
+	}, strip(nurture.Steps[0].Variants), "intro: machine opens and clicks do not count; l3 converted before its intro")
+	assert.Equal(t, []db.VariantStats{
+		{Variant: "", Sent: 1, Suppressed: 1, HeldOut: 1, Opens: 1, Conversions: 1, OpenRate: 1, ConversionRate: 1},
+	}, strip(nurture.Steps[1].Variants))
+
+	webinar := rep.Sequences[1]
+	assert.Equal(t, "webinar-follow", webinar.SequenceID)
+	assert.Equal(t, 1, webinar.Leads)
+	assert.Equal(t, 1, webinar.TreatedLeads)
+	assert.Zero(t, webinar.HeldOutLeads)
+	assert.Nil(t, webinar.Lift, "no holdout, no lift")
+	assert.Nil(t, webinar.RelativeLift)
+	require.Len(t, webinar.Steps, 1)
+	assert.Equal(t, []db.VariantStats{{Variant: "", Sent: 1, Clicks: 1, ClickRate: 1}}, strip(webinar.Steps[0].Variants))
+
+	// All time takes in October's lead, its send and its conversion.
+	all, err := store.SequenceReport(ctx, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, all.Sequences, 2)
+	assert.Equal(t, 9, all.Sequences[0].Leads)
+	assert.Equal(t, 3, all.Sequences[0].TreatedConversions)
+	intro := all.Sequences[0].Steps[0]
+	assert.Equal(t, "intro", intro.StepID)
+	assert.Equal(t, 3, intro.Variants[0].Sent)
+	assert.Equal(t, 2, intro.Variants[0].Opens)
+	assert.Equal(t, 2, intro.Variants[0].Conversions)
+}
+
+// A held-out conversion never counts for a variant, a sequence with only held-out leads has no
+// lift to report, and a period with nothing in it is an empty list.
+func TestReportSequencesEdges(t *testing.T) {
+	t.Parallel()
+	store := setupReportDB(t)
+	f := reportFixtures{t: t, store: store}
+	l := f.lead("web", "lead", nov(1))
+	f.send(l, "solo", "only", "x", "held_out", nov(2))
+	f.conversion(l, "solo", true, nov(3))
+
+	rep, err := store.SequenceReport(context.Background(), nov(1))
+	require.NoError(t, err)
+	require.Len(t, rep.Sequences, 1)
+	solo := rep.Sequences[0]
+	assert.Equal(t, 1, solo.HeldOutLeads)
+	assert.Equal(t, 1, solo.HeldOutConversions)
+	assert.Equal(t, 1.0, solo.HeldOutRate)
+	assert.Nil(t, solo.Lift, "no treated leads to compare with")
+	require.Len(t, solo.Steps, 1)
+	assert.Zero(t, solo.Steps[0].Variants[0].Conversions, "nothing was mailed to a held-out lead")
+	assert.Equal(t, 1, solo.Steps[0].Variants[0].HeldOut)
+
+	empty, err := store.SequenceReport(context.Background(), nov(1).AddDate(1, 0, 0))
+	require.NoError(t, err)
+	assert.NotNil(t, empty.Sequences, "an empty list, not null, in JSON")
+	assert.Empty(t, empty.Sequences)
+}
