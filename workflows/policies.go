@@ -128,6 +128,10 @@ func (r *leadRun) inactiveAt() time.Time {
 	if r.st.Sales != nil && (r.st.Sales.Phase == PhaseAwaiting || r.st.Sales.Phase == PhaseAccepted) {
 		return time.Time{}
 	}
+	if r.live() && r.st.Mode == "" && r.st.Sequence.HeldOut(r.st.LeadID) {
+		// A control group is mailed nothing: its silence is the sequence's doing, not the lead's.
+		return time.Time{}
+	}
 	since := r.st.EnrolledAt
 	if r.st.LastEngagedAt.After(since) {
 		since = r.st.LastEngagedAt

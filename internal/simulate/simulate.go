@@ -165,7 +165,11 @@ func Run(cat *sequence.Catalog, lead Lead) (Result, error) {
 					env.SignalWorkflow(workflows.SignalEngaged, workflows.Engaged{Events: 1})
 				}, lead.ClickDelay)
 			}
-			return activities.SendResult{Status: activities.StatusSent, SendID: sendID, MessageID: "<" + sendID + "@simulate>"}, nil
+			status := activities.StatusSent
+			if in.Holdout {
+				status = activities.StatusHeldOut // as SendStep records it: nothing mailed
+			}
+			return activities.SendResult{Status: status, SendID: sendID, MessageID: "<" + sendID + "@simulate>"}, nil
 		})
 
 	var st workflows.LeadState
@@ -206,8 +210,8 @@ func Run(cat *sequence.Catalog, lead Lead) (Result, error) {
 		if in, ok := mailed[h.SequenceID+"/"+h.StepID]; ok {
 			r.Template, r.Subject = in.Template, in.Subject
 		}
-		if heldOut[h.SequenceID] && h.Outcome == activities.StatusSent {
-			r.Outcome, r.Detail = OutcomeHeldOut, "holdout: nothing mailed"
+		if h.Outcome == activities.StatusHeldOut {
+			r.Detail = "holdout: nothing mailed"
 		}
 		res.Records = append(res.Records, r)
 	}

@@ -126,8 +126,8 @@ func TestVariantChoice(t *testing.T) {
 	r, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", Start: start, For: 30 * 24 * time.Hour})
 	require.NoError(t, err)
 	assert.Equal(t, own, record(t, r, "analytics-series/intro").Variant, "the lead's own variant")
-	assert.Equal(t, "", record(t, r, "analytics-series/deep-dive").Variant, "a step without variants")
-	assert.Equal(t, seg.Sequence.Steps[1].Subject, record(t, r, "analytics-series/deep-dive").Subject)
+	assert.Equal(t, "", record(t, r, "analytics-series/case-study").Variant, "a step without variants")
+	assert.Equal(t, seg.Sequence.Steps[2].Subject, record(t, r, "analytics-series/case-study").Subject)
 
 	// The step's id alone names it only when one sequence has it (intro is in three).
 	chosen, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", Start: start, For: 30 * 24 * time.Hour,
