@@ -67,7 +67,7 @@ func TestPausedStepHoldsTheSendAndResumeReleasesIt(t *testing.T) {
 	assert.Zero(t, countRows(t, store, `SELECT count(*) FROM held_sends WHERE lead_id = $1`, id))
 }
 
-// A pause of the whole sequence (step '') holds every step of it.
+// A pause of the whole sequence (step ”) holds every step of it.
 func TestPausedSequenceHoldsEveryStep(t *testing.T) {
 	ctx := context.Background()
 	a, m, store, id := emailSetup(t, nil)
