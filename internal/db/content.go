@@ -54,10 +54,16 @@ func ContentChecksum(files map[string]string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// lockContentKind serialises the writers of one kind, so that two publishes (or two seeds)
-// never take the same number: the lock lasts until the transaction ends.
-func lockContentKind(ctx context.Context, tx pgx.Tx, kind string) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('tend_content:' || $1))`, kind)
+// ErrContentChanged is returned when a publish was checked against versions that are no longer
+// the newest: another publish came first. Check again against the new ones.
+var ErrContentChanged = errors.New("the published content changed since this change was checked")
+
+// lockContent serialises the writers of content, so that two publishes (or two seeds) never take
+// the same number and a publish checked against the newest versions stays checked against them
+// until it commits: the lock lasts until the transaction ends. Publishes are rare; one lock for
+// every kind keeps a change to one kind from slipping past the check of another.
+func lockContent(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('tend_content'))`)
 	return err
 }
 
@@ -82,18 +88,30 @@ func insertContent(ctx context.Context, tx pgx.Tx, v NewContentVersion) (Content
 }
 
 // InsertContentVersions publishes the versions together, each numbered after the newest of its
-// kind: all of them or, on an error, none. They are returned in kind order.
-func (s *Store) InsertContentVersions(ctx context.Context, vs []NewContentVersion) ([]ContentVersion, error) {
-	// Locks are taken in kind order, so that two publishes of several kinds never deadlock.
+// kind: all of them or, on an error, none. They are returned in kind order. expect, when not nil,
+// is the newest version of each kind the change was checked against (0: none); if any kind has
+// moved on since, nothing is published and the error is ErrContentChanged.
+func (s *Store) InsertContentVersions(ctx context.Context, vs []NewContentVersion, expect map[string]int) ([]ContentVersion, error) {
 	vs = slices.Clone(vs)
 	slices.SortStableFunc(vs, func(a, b NewContentVersion) int { return strings.Compare(a.Kind, b.Kind) })
 	var out []ContentVersion
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
-		for _, v := range vs {
-			if err := lockContentKind(ctx, tx, v.Kind); err != nil {
+		if err := lockContent(ctx, tx); err != nil {
+			return err
+		}
+		if expect != nil {
+			latest, err := latestVersions(ctx, tx)
+			if err != nil {
 				return err
 			}
+			for k, n := range expect {
+				if latest[k] != n {
+					return fmt.Errorf("%w: %s is at version %d, not %d", ErrContentChanged, k, latest[k], n)
+				}
+			}
+		}
+		for _, v := range vs {
 			cv, err := insertContent(ctx, tx, v)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", v.Kind, err)
@@ -107,7 +125,7 @@ func (s *Store) InsertContentVersions(ctx context.Context, vs []NewContentVersio
 
 // InsertContentVersion publishes one version, numbered after the newest of its kind.
 func (s *Store) InsertContentVersion(ctx context.Context, v NewContentVersion) (ContentVersion, error) {
-	out, err := s.InsertContentVersions(ctx, []NewContentVersion{v})
+	out, err := s.InsertContentVersions(ctx, []NewContentVersion{v}, nil)
 	if err != nil {
 		return ContentVersion{}, err
 	}
@@ -120,7 +138,7 @@ func (s *Store) InsertContentVersion(ctx context.Context, v NewContentVersion) (
 func (s *Store) SeedContentVersion(ctx context.Context, v NewContentVersion) (bool, error) {
 	seeded := false
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockContentKind(ctx, tx, v.Kind); err != nil {
+		if err := lockContent(ctx, tx); err != nil {
 			return err
 		}
 		var exists bool
@@ -178,9 +196,16 @@ func (s *Store) ContentVersions(ctx context.Context, kind string) ([]ContentVers
 // LatestContentVersions returns the newest version number of every kind that has one: what a
 // watcher polls, cheaply, to learn of a version it missed.
 func (s *Store) LatestContentVersions(ctx context.Context) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT kind, max(version) FROM content_versions GROUP BY kind`)
+	out, err := latestVersions(ctx, s.pool)
+	return out, translate(err)
+}
+
+func latestVersions(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) (map[string]int, error) {
+	rows, err := q.Query(ctx, `SELECT kind, max(version) FROM content_versions GROUP BY kind`)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -188,11 +213,11 @@ func (s *Store) LatestContentVersions(ctx context.Context) (map[string]int, erro
 		var k string
 		var n int
 		if err := rows.Scan(&k, &n); err != nil {
-			return nil, translate(err)
+			return nil, err
 		}
 		out[k] = n
 	}
-	return out, translate(rows.Err())
+	return out, rows.Err()
 }
 
 // ContentListener holds a connection of its own that listens on ContentChannel.

@@ -99,7 +99,7 @@ func TestConcurrentPublishesAndSeedsNeverCollide(t *testing.T) {
 			_, err := store.InsertContentVersions(ctx, []db.NewContentVersion{
 				{Kind: "templates", Files: map[string]string{}, AppliedBy: "a"},
 				{Kind: "sales", Files: map[string]string{"t.yaml": "x"}, AppliedBy: "a"},
-			})
+			}, nil)
 			require.NoError(t, err)
 		})
 	}
@@ -107,6 +107,17 @@ func TestConcurrentPublishesAndSeedsNeverCollide(t *testing.T) {
 	latest, err := store.LatestContentVersions(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"sales": 11, "templates": 10}, latest)
+
+	// A publish checked against versions another one has moved past publishes nothing.
+	_, err = store.InsertContentVersions(ctx, []db.NewContentVersion{{Kind: "templates", Files: map[string]string{}, AppliedBy: "late"}},
+		map[string]int{"sales": 10, "templates": 10})
+	require.ErrorIs(t, err, db.ErrContentChanged)
+	_, err = store.InsertContentVersions(ctx, []db.NewContentVersion{{Kind: "templates", Files: map[string]string{}, AppliedBy: "on-time"}},
+		map[string]int{"sales": 11, "templates": 10, "scoring": 0})
+	require.NoError(t, err)
+	latest, err = store.LatestContentVersions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 11, latest["templates"])
 }
 
 // A paused sequence holds every step; a paused step only itself. Resuming the sequence leaves a
