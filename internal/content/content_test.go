@@ -152,6 +152,10 @@ func TestDiffIsUnified(t *testing.T) {
 `
 	require.Equal(t, want, got)
 	require.Empty(t, content.Diff("sequences", 4, old, old))
+
+	// One file for another: a rename, its lines diffed.
+	got = content.Diff("sequences", 2, content.Files{"sequences.yaml": "a\nb\n"}, content.Files{"sequences-production.yaml": "a\nc\n"})
+	require.Equal(t, "--- sequences/sequences.yaml (version 2)\n+++ sequences/sequences-production.yaml (proposed)\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n", got)
 }
 
 // seed reads the example files, as a server started with the TEND_* files does.

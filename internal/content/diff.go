@@ -15,8 +15,22 @@ const maxDiffCells = 4 << 20
 
 // Diff returns a unified line diff of one kind's files, from the published version (numbered
 // version, 0 for none) to the proposed files: a file added, removed or changed each gets its own
-// ---/+++ header; unchanged files are left out. "" means no change.
+// ---/+++ header; unchanged files are left out. "" means no change. A kind of one file applied
+// from a file of another name (sequences-production.yaml over sequences.yaml) is diffed as one
+// file renamed, not as one removed and one added.
 func Diff(kind string, version int, old, proposed Files) string {
+	if len(old) == 1 && len(proposed) == 1 {
+		for on, o := range old {
+			for pn, p := range proposed {
+				if on != pn {
+					if o == p {
+						return fmt.Sprintf("renamed %s/%s (version %d) to %s/%s, text unchanged\n", kind, on, version, kind, pn)
+					}
+					return fmt.Sprintf("--- %s/%s (version %d)\n+++ %s/%s (proposed)\n", kind, on, version, kind, pn) + unified(lines(o), lines(p))
+				}
+			}
+		}
+	}
 	names := map[string]bool{}
 	for n := range old {
 		names[n] = true
