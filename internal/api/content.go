@@ -170,7 +170,10 @@ func (s *Server) finishApply(w http.ResponseWriter, r *http.Request, plan *conte
 	if s.DryRun != nil && len(plan.Changed) > 0 {
 		res, err := s.DryRun.DryRun(ctx, plan.Current, plan.Proposed)
 		if err != nil {
-			s.failContent(w, "dry run", err)
+			// A change is never published blind: without its dry run it waits.
+			s.log().Warn("dry run", "err", err)
+			w.Header().Set("Retry-After", "10")
+			writeError(w, http.StatusServiceUnavailable, "the dry run could not be computed ("+err.Error()+"); nothing was published, try again shortly", nil)
 			return
 		}
 		out.DryRun = res

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,13 +30,24 @@ type recorder struct {
 	follows  []int
 	resumes  []string
 	rollout  error
+	dryErr   error
 	released int
+}
+
+// fail makes the dry run and the rollout fail with these errors (nil: succeed).
+func (r *recorder) fail(dryRun, rollout error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dryErr, r.rollout = dryRun, rollout
 }
 
 func (r *recorder) DryRun(_ context.Context, cur, next *content.Set) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dryRuns++
+	if r.dryErr != nil {
+		return nil, r.dryErr
+	}
 	return map[string]any{"from": cur.Version(content.Sequences), "waiting": 3}, nil
 }
 
@@ -227,6 +239,27 @@ func TestApplyRefusesContentThatDoesNotBuild(t *testing.T) {
 	assert.Len(t, list, 4, "only the seeded versions")
 	assert.Empty(t, b.Rec.follows)
 	assert.Zero(t, b.Rec.dryRuns, "nothing to dry-run for content that does not build")
+}
+
+// A change whose dry run cannot be computed is not published blind; a rollout that fails leaves
+// the version published and says so.
+func TestApplyWithoutItsDryRunWaits(t *testing.T) {
+	t.Parallel()
+	b := setupContent(t)
+	b.Rec.fail(errors.New("temporal unreachable"), nil)
+	seqs := readExample(t, "sequences.yaml") + "\n# edited\n"
+	req := map[string]any{"files": map[string]any{"sequences": map[string]string{"sequences.yaml": seqs}}}
+	r := b.call(t, http.MethodPost, "/api/content/apply", req)
+	require.Equal(t, http.StatusServiceUnavailable, r.Code, r.Raw)
+	assert.Contains(t, r.Body["error"], "nothing was published")
+	assert.Equal(t, 1, b.Live.Current().Version(content.Sequences))
+
+	b.Rec.fail(nil, errors.New("3 leads not moved"))
+	r = b.call(t, http.MethodPost, "/api/content/apply", req)
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	assert.Equal(t, true, r.Body["published"])
+	assert.Equal(t, "failed: 3 leads not moved", r.Body["rollout"])
+	assert.Equal(t, 2, b.Live.Current().Version(content.Sequences))
 }
 
 // Pausing names a sequence and step of the published content; the pause is recorded under the
