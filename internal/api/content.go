@@ -167,8 +167,14 @@ func (s *Server) finishApply(w http.ResponseWriter, r *http.Request, plan *conte
 	if out.Unchanged == nil {
 		out.Unchanged = []content.Kind{}
 	}
+	// What runs now: the published content, or, when that does not build, what this server runs
+	// instead (content.Open).
+	current := plan.Current
+	if current.Catalog == nil {
+		current = s.Live.Current()
+	}
 	if s.DryRun != nil && len(plan.Changed) > 0 {
-		res, err := s.DryRun.DryRun(ctx, plan.Current, plan.Proposed)
+		res, err := s.DryRun.DryRun(ctx, current, plan.Proposed)
 		if err != nil {
 			// A change is never published blind: without its dry run it waits.
 			s.log().Warn("dry run", "err", err)
@@ -204,7 +210,7 @@ func (s *Server) finishApply(w http.ResponseWriter, r *http.Request, plan *conte
 	case s.Rollout != nil:
 		// The publish stands whatever happens here: leads that were not moved keep the version
 		// they run and are moved by the next rollout, and the answer says so.
-		if err := s.Rollout.Follow(context.WithoutCancel(ctx), plan.Proposed.Version(content.Sequences), plan.Current, plan.Proposed); err != nil {
+		if err := s.Rollout.Follow(context.WithoutCancel(ctx), plan.Proposed.Version(content.Sequences), current, plan.Proposed); err != nil {
 			s.log().Error("content rollout", "err", err, "versions", plan.Proposed.Versions)
 			out.Rollout = "failed: " + err.Error()
 			break

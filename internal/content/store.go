@@ -113,6 +113,19 @@ func Open(ctx context.Context, store *db.Store, seed func(Kind) (Files, error), 
 		}
 	}
 	set, err := Load(ctx, store)
+	var diags Diagnostics
+	if errors.As(err, &diags) {
+		// The published content does not build (written past apply, or checked by an older tend).
+		// Refusing to start would leave no server to publish a fix through; the files run instead,
+		// loudly, until a version that builds is published (the watcher takes it at once).
+		fallback, ferr := seedSet(seed)
+		if ferr != nil {
+			return nil, err
+		}
+		log.Error("the published content does not build; running on the TEND_* files until a version that builds is published",
+			"err", err)
+		return Static(fallback), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +139,20 @@ func Open(ctx context.Context, store *db.Store, seed func(Kind) (Files, error), 
 		}
 	}
 	return Static(set), nil
+}
+
+// seedSet builds the Set of the files alone; its Versions are 0, so that a watcher replaces it
+// with the first published version that builds.
+func seedSet(seed func(Kind) (Files, error)) (*Set, error) {
+	src := Source{}
+	for _, k := range Kinds {
+		files, err := seed(k)
+		if err != nil {
+			return nil, err
+		}
+		src[k] = files
+	}
+	return Build(src)
 }
 
 // Load builds the Set of the newest version of every kind.
@@ -178,7 +205,8 @@ func loadSource(ctx context.Context, store *db.Store, at map[Kind]int, skip []Ki
 // Plan is a proposed change checked against the published content: every kind rebuilt with the
 // proposed kinds in place of the published ones.
 type Plan struct {
-	// Current is the published content the change was checked against.
+	// Current is the published content the change was checked against. When that content does
+	// not build, Current holds its Source and Versions only (Catalog and the rest are nil).
 	Current *Set
 	// Proposed is the content once published; its Versions are the new numbers after Publish.
 	Proposed *Set
@@ -204,10 +232,17 @@ func NewPlan(ctx context.Context, store *db.Store, proposed Source) (*Plan, erro
 	if len(diags) > 0 {
 		return nil, diags
 	}
-	cur, err := Load(ctx, store)
+	curSrc, versions, err := loadSource(ctx, store, nil, nil)
 	if err != nil {
 		return nil, err
 	}
+	cur, err := Build(curSrc)
+	if err != nil {
+		// The published content does not build (see Open): a fix must still be publishable. The
+		// plan's Current then carries the published text and versions only.
+		cur = &Set{Source: curSrc}
+	}
+	cur.Versions = versions
 	src := cur.Source.Clone()
 	maps.Copy(src, proposed.Clone())
 	next, err := Build(src)

@@ -126,3 +126,24 @@ func TestWatcherKeepsTheContentWhenAVersionDoesNotBuild(t *testing.T) {
 	require.NoError(t, err)
 	waitFor(t, live, 3)
 }
+
+// A tend whose published content does not build still starts, on its files, so that a fix can be
+// published through it; the fix is then used.
+func TestOpenRunsOnTheFilesWhenThePublishedContentDoesNotBuild(t *testing.T) {
+	t.Parallel()
+	url := sharedDB(t)
+	admin := process(t, url)
+	ctx := context.Background()
+	_, err := content.Open(ctx, admin, seed(t), nil)
+	require.NoError(t, err)
+	_, err = admin.InsertContentVersion(ctx, db.NewContentVersion{Kind: "sequences", Files: map[string]string{"s.yaml": "version: 1\n"}, AppliedBy: "vandal"})
+	require.NoError(t, err)
+
+	live := watch(t, process(t, url), 200*time.Millisecond, 0)
+	require.NotNil(t, live.Current().Catalog, "running on the files")
+	require.Equal(t, 0, live.Current().Version(content.Sequences))
+
+	_, _, err = content.Publish(ctx, admin, content.Source{content.Sequences: {"sequences.yaml": example(t, "sequences.yaml")}}, "fix", false)
+	require.NoError(t, err)
+	waitFor(t, live, 3)
+}
