@@ -344,18 +344,20 @@ func (a *Email) beforeClaim(ctx context.Context, in SendInput) (res SendResult, 
 		return SendResult{}, true, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
 	}
 	if in.Pausable {
-		paused, err := a.Store.SendPaused(ctx, in.SequenceID, in.StepID)
+		paused, err := a.Store.Paused(ctx, in.SequenceID, in.StepID)
 		if err != nil {
 			return fail(err)
 		}
 		if paused {
-			if err := a.Store.HoldSend(ctx, in.LeadID, in.SequenceID, in.StepID); err != nil {
+			if err := a.Store.HoldSend(ctx, in.LeadID, in.SequenceID, in.StepID); errors.Is(err, db.ErrNotFound) {
+				return SendResult{}, true, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+			} else if err != nil {
 				return fail(err)
 			}
 			return SendResult{Status: StatusPaused}, true, nil
 		}
 		if in.Released {
-			if err := a.Store.ReleaseHeld(ctx, in.LeadID, in.SequenceID, in.StepID); err != nil {
+			if _, err := a.Store.ReleaseHeld(ctx, in.LeadID, in.SequenceID, in.StepID); err != nil {
 				return fail(err)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/tendhq/tend/examples"
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/devstack"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgcluster"
@@ -171,7 +172,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return err
 	}
 	cleanups = append(cleanups, tc.Close)
-	c, err := loadContent(cfg)
+	c, err := loadContent(ctx, cfg, store, log)
 	if err != nil {
 		return err
 	}
@@ -197,8 +198,10 @@ tend dev is running.
   Temporal UI    %s
   Temporal gRPC  %s   (namespace %s)
   Postgres       %s
-  Sequences      %s
-`, api, cfg.APIKeys[0], api, orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL), cfg.Sequences)
+  Sequences      version %d, first read from %s
+                 (after an edit: tend apply %s — TEND_URL=%s TEND_API_KEY=%s)
+`, api, cfg.APIKeys[0], api, orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL),
+		c.live.Current().Version(content.Sequences), cfg.Sequences, cfg.Sequences, api, cfg.APIKeys[0])
 	if inboxURL != "" {
 		fmt.Fprintf(stdout, "  Inbox          %s   (JSON: %s/api/messages)\n", inboxURL, inboxURL)
 	} else {

@@ -33,9 +33,14 @@ var commands = []command{
 	{"server", "", "run the HTTP API (needs DATABASE_URL, TEMPORAL_ADDRESS)"},
 	{"worker", "", "run workflows and activities (needs DATABASE_URL, TEMPORAL_ADDRESS, SMTP_URL)"},
 	{"migrate", "", "apply database migrations (needs DATABASE_URL)"},
+	{"apply", "[--dry-run] [--pin] [--kind K] FILE|DIR... | --rollback N --kind K",
+		"lint, diff, dry-run and publish content to a running tend (TEND_URL, TEND_API_KEY)"},
+	{"versions", "[--kind K] [--output json]", "list the published content versions (TEND_URL, TEND_API_KEY)"},
 	{"sequences lint", "FILE...", "validate sequence files; errors as file:line: message"},
 	{"sequences simulate", "FILE --segment ID [--at TIME] [--tz ZONE] [--clicks STEP,…]",
 		"when each email would reach a lead: the real workflow, time-skipped"},
+	{"sequences pause", "SEQUENCE [--step S]", "hold a running sequence (or one step): leads keep their place"},
+	{"sequences resume", "SEQUENCE [--step S] [--ramp 1h]", "let it go on; sends that fell due are spread over the ramp"},
 	{"scoring lint", "FILE...", "validate scoring models the same way"},
 	{"sales lint", "FILE...", "validate sales team files the same way"},
 	{"leads import", "[--batch NAME] [--quiet] FILE.csv", "import leads from a CSV file (needs DATABASE_URL)"},
@@ -117,6 +122,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return runWorker(ctx, rest, stderr, getenv)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
+	case "apply":
+		return runApply(ctx, rest, stdout, stderr, getenv)
+	case "versions":
+		return runVersions(ctx, rest, stdout, stderr, getenv)
 	case "sequences", "scoring", "sales", "leads", "reports":
 		sub, err := subcommand(cmd, rest, stderr)
 		if err != nil {
@@ -132,6 +141,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			return runLint(files, stdout, getenv)
 		case "sequences simulate":
 			return runSimulate(rest, stdout, stderr, getenv, time.Now())
+		case "sequences pause", "sequences resume":
+			return runPause(ctx, sub == "sequences resume", rest, stdout, stderr, getenv)
 		case "scoring lint":
 			files, err := fileArgs(sub, rest, stderr)
 			if err != nil {

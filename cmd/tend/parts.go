@@ -18,12 +18,12 @@ import (
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/leader"
 	"github.com/tendhq/tend/internal/mail"
-	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
@@ -168,36 +168,29 @@ func lintFiles(what string, files []string, stdout io.Writer, load func(string) 
 	return nil
 }
 
-// content is the configuration both the worker and the server read: the templates, the sequences,
-// the sales team (nil when TEND_SALES=off) and the tracking keys.
-type content struct {
-	renderer *render.Renderer
-	catalog  *sequence.Catalog
-	team     *sales.Team
-	keys     *track.Keys
+// parts is what both the worker and the server read: the published content, kept current, and
+// the tracking keys.
+type parts struct {
+	live *content.Live
+	keys *track.Keys
 }
 
-// loadContent reads and validates the content once, for every part started in this process.
-func loadContent(cfg config.Config) (content, error) {
-	var c content
+// loadContent opens the published content for every part started in this process — the kinds the
+// store has none of yet are published first from the TEND_* files — and keeps it current until
+// ctx ends.
+func loadContent(ctx context.Context, cfg config.Config, store *db.Store, log *slog.Logger) (parts, error) {
+	var p parts
 	var err error
-	if c.renderer, err = app.NewRenderer(cfg.TemplatesDir); err != nil {
-		return c, err
+	if p.keys, err = trackingKeys(cfg); err != nil {
+		return p, err
 	}
-	if c.catalog, err = app.LoadCatalog(cfg.Sequences, c.renderer); err != nil {
-		return c, err
-	}
-	if cfg.Sales != "off" {
-		if c.team, err = app.LoadTeam(cfg.Sales, c.catalog); err != nil {
-			return c, err
-		}
-	}
-	c.keys, err = trackingKeys(cfg)
-	return c, err
+	seed := content.FileSeed{Sequences: cfg.Sequences, Scoring: cfg.Scoring, Sales: cfg.Sales, TemplatesDir: cfg.TemplatesDir}
+	p.live, err = app.OpenContent(ctx, store, seed, cfg.ContentPoll, log.With("component", "content"))
+	return p, err
 }
 
 // startWorker starts what `tend worker` and `tend dev` run: the workflows and activities.
-func startWorker(ctx context.Context, cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (stop func(), err error) {
+func startWorker(ctx context.Context, cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (stop func(), err error) {
 	if cfg.SMTPURL == "" {
 		return nil, errors.New("SMTP_URL is not set (e.g. smtp://user:pass@smtp.example.com:587)")
 	}
@@ -205,16 +198,11 @@ func startWorker(ctx context.Context, cfg config.Config, c content, store *db.St
 	if err != nil {
 		return nil, err
 	}
-	model, err := app.LoadScoring(cfg.Scoring)
-	if err != nil {
-		return nil, err
-	}
 	mailer, err := mail.New(mcfg, log.With("component", "mail"))
 	if err != nil {
 		return nil, err
 	}
-	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Catalog: c.catalog, Model: model, Renderer: c.renderer, Mailer: mailer,
-		Team: c.team, PublicURL: cfg.PublicURL,
+	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Live: c.live, Mailer: mailer, PublicURL: cfg.PublicURL,
 		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
 		Tracking: &activities.Tracking{Keys: c.keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto, BounceDomain: cfg.BounceDomain}})
 	if err := w.Start(); err != nil {
@@ -226,7 +214,7 @@ func startWorker(ctx context.Context, cfg config.Config, c content, store *db.St
 
 // startServer starts the HTTP API and its background loops, which run while this server leads;
 // stop shuts both down.
-func startServer(ctx context.Context, cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
+func startServer(ctx context.Context, cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger, listening *string) (svc *capture.Service, stop func(), err error) {
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("TEND_API_KEYS is empty: every admin API call will be refused")
 	}
@@ -234,10 +222,11 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 	if cfg.CRMWebhookURL != "" {
 		crm = &crmhook.Deliverer{Store: store, URL: cfg.CRMWebhookURL, Secret: cfg.CRMWebhookSecret, Log: log.With("component", "crm")}
 	}
-	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Catalog: c.catalog, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
-		Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies, Team: c.team, WebhookSecret: cfg.WebhookSecret,
-		Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
-		Log:       log.With("component", "api")})
+	a := app.NewAPI(app.APIDeps{CRM: crm, Store: store, Live: c.live, Temporal: tc, TaskQueue: cfg.TaskQueue, APIKeys: cfg.APIKeys,
+		KeyNames: cfg.APIKeyNames, Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies,
+		WebhookSecret: cfg.WebhookSecret,
+		Retention:     time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+		Log:           log.With("component", "api")})
 	svc = a.Capture
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler)
@@ -282,7 +271,7 @@ func startServer(ctx context.Context, cfg config.Config, c content, store *db.St
 
 func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	return runPart(ctx, "server", args, stderr, getenv,
-		func(cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
+		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			_, stop, err := startServer(ctx, cfg, c, store, tc, log, nil)
 			if err == nil {
 				log.Info("tend server listening", "addr", cfg.HTTPAddr)
@@ -293,7 +282,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 
 func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	return runPart(ctx, "worker", args, stderr, getenv,
-		func(cfg config.Config, c content, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
+		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			stop, err := startWorker(ctx, cfg, c, store, tc, log)
 			if err == nil {
 				log.Info("tend worker running", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
@@ -305,7 +294,7 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 // runPart connects to Postgres and Temporal as configured, starts one part of tend and runs it
 // until ctx ends.
 func runPart(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
-	start func(config.Config, content, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
+	start func(config.Config, parts, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
 	fs := newFlags(name, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -323,7 +312,7 @@ func runPart(ctx context.Context, name string, args []string, stderr io.Writer, 
 	if err := useSuppressionKey(ctx, cfg, store); err != nil {
 		return err
 	}
-	c, err := loadContent(cfg)
+	c, err := loadContent(ctx, cfg, store, log)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/lifecycle"
@@ -43,6 +44,9 @@ type Server struct {
 	States StateQuerier
 	// APIKeys are the accepted admin keys; an empty list rejects every admin call.
 	APIKeys []string
+	// KeyNames names each key (config.ParseAPIKeys): who applied a version or paused a sequence.
+	// A key without a name is "admin".
+	KeyNames map[string]string
 	// Engage records tracking hits, unsubscribes and site events; nil leaves those routes out.
 	Engage *engage.Service
 	// Limiter bounds the public tracking endpoints per client address; nil means no limit.
@@ -52,6 +56,15 @@ type Server struct {
 	Keys    *track.Keys
 	// Team is the sales team, served read-only at /api/v1/team.
 	Team *sales.Team
+	// Live, when set, is the published content: its team replaces Team, and the content routes
+	// (apply, versions, rollback, pause, resume) are served.
+	Live *content.Live
+	// DryRun, when set, adds what a change would do to the leads in flight to every apply.
+	DryRun content.DryRunner
+	// Rollout, when set, moves the leads in flight onto a published, unpinned version.
+	Rollout content.Rollout
+	// Resumer, when set, releases the sends held by a pause when it is lifted.
+	Resumer content.Resumer
 	// Canceller stops a lead's workflow before its erasure.
 	Canceller Canceller
 	// WebhookSecret signs bounce and complaint webhooks; empty refuses them all.
@@ -83,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	s.reportRoutes(mux)
 	s.privacyRoutes(mux)
 	s.dashboardRoutes(mux)
+	s.contentRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	})
@@ -110,10 +124,10 @@ func (s *Server) admin(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>", nil)
 			return
 		}
-		ok := false
+		ok, name := false, ""
 		for _, k := range s.APIKeys {
 			if k != "" && subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-				ok = true
+				ok, name = true, s.KeyNames[k]
 			}
 		}
 		if !ok {
@@ -121,8 +135,22 @@ func (s *Server) admin(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "invalid API key", nil)
 			return
 		}
-		h(w, r)
+		if name == "" {
+			name = "admin"
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyNameKey{}, name)))
 	})
+}
+
+// keyNameKey is the context key of the name of the API key a request came with.
+type keyNameKey struct{}
+
+// keyName is the name of the API key the admin request came with.
+func keyName(r *http.Request) string {
+	if n, ok := r.Context().Value(keyNameKey{}).(string); ok {
+		return n
+	}
+	return "admin"
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -56,21 +56,22 @@ type deskView struct {
 func (s *Server) desk(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	a, err := s.Keys.VerifyAction(r.PathValue("token"), now)
-	if err != nil || a.Kind != track.ActionDesk || s.Team == nil {
+	team := s.salesTeam()
+	if err != nil || a.Kind != track.ActionDesk || team == nil {
 		renderAction(w, http.StatusNotFound, actionView{Title: "Link not valid", Message: "This link is not valid or has expired. The next handoff email brings a new one."})
 		return
 	}
 	v := deskView{Expires: a.Expires.UTC().Format("2 Jan 2006")}
 	var reps []string
 	loc := time.UTC
-	if rep, ok := s.Team.Rep(a.Rep); ok {
+	if rep, ok := team.Rep(a.Rep); ok {
 		reps = []string{rep.ID}
 		v.Title, v.Intro = rep.Name+"'s leads", "Leads handed to you, with the time your answer is due."
-		if _, l, err := s.Team.CalendarOf(rep); err == nil && l != nil {
+		if _, l, err := team.CalendarOf(rep); err == nil && l != nil {
 			loc = l
 		}
-	} else if m, ok := s.Team.Manager(a.Rep); ok {
-		for _, rep := range s.Team.Reps {
+	} else if m, ok := team.Manager(a.Rep); ok {
+		for _, rep := range team.Reps {
 			if rep.Manager == m.ID {
 				reps = append(reps, rep.ID)
 			}
@@ -94,7 +95,7 @@ func (s *Server) desk(w http.ResponseWriter, r *http.Request) {
 		if row.Name == "" {
 			row.Name = it.Email
 		}
-		if rep, ok := s.Team.Rep(it.RepID); ok {
+		if rep, ok := team.Rep(it.RepID); ok {
 			row.Rep = rep.Name
 		}
 		if it.Outcome == "open" {

@@ -122,7 +122,8 @@ func (s *Server) slaReport(w http.ResponseWriter, r *http.Request) {
 // time its deadline counts in, from the team file; nil when the server has no team. A rep no
 // longer in the file has no known calendar.
 func (s *Server) businessTime() db.BusinessTime {
-	if s.Team == nil {
+	team := s.salesTeam()
+	if team == nil {
 		return nil
 	}
 	type clock struct {
@@ -134,8 +135,8 @@ func (s *Server) businessTime() db.BusinessTime {
 	return func(repID string, from, to time.Time) (time.Duration, bool) {
 		c, seen := clocks[repID]
 		if !seen {
-			if rep, ok := s.Team.Rep(repID); ok {
-				cal, loc, err := s.Team.CalendarOf(rep)
+			if rep, ok := team.Rep(repID); ok {
+				cal, loc, err := team.CalendarOf(rep)
 				c = clock{cal: cal, loc: loc, ok: err == nil}
 			}
 			clocks[repID] = c

@@ -15,6 +15,7 @@ import (
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
 )
@@ -299,13 +300,28 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	renderAction(w, s.decisionCode(out), actionView{Title: strings.ReplaceAll(out.Outcome, "_", " "), Message: msg})
 }
 
-// team returns the sales team as configured (reps, managers, policies, calendars, escalation).
+// team returns the sales team as published (reps, managers, policies, calendars, escalation).
 func (s *Server) team(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.Team)
+	t := s.salesTeam()
+	if t == nil {
+		writeError(w, http.StatusNotFound, "sales handoff is off: no sales team is published", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// salesTeam is the team in use: the published one when the content is live.
+func (s *Server) salesTeam() *sales.Team {
+	if s.Live != nil {
+		if t := s.Live.Current().Team; t != nil {
+			return t
+		}
+	}
+	return s.Team
 }
 
 func (s *Server) salesRoutes(mux *http.ServeMux) {
-	if s.Team != nil {
+	if s.Team != nil || s.Live != nil {
 		mux.Handle("GET /api/v1/team", s.admin(s.team))
 	}
 	if s.Decider == nil {

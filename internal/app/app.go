@@ -26,11 +26,13 @@ import (
 	"github.com/tendhq/tend/internal/api"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/config"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/crmhook"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/render"
+	"github.com/tendhq/tend/internal/rollout"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
@@ -145,6 +147,23 @@ func (t TemporalDecider) CancelLead(ctx context.Context, leadID string) error {
 	return err
 }
 
+// OpenContent returns the published content — the kinds the store has none of yet first published
+// from the TEND_* files (seed) — and keeps it current until ctx ends: a version published by
+// `tend apply` on any server is in use here within poll, without a restart.
+func OpenContent(ctx context.Context, store *db.Store, seed content.FileSeed, poll time.Duration, log *slog.Logger) (*content.Live, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	live, err := content.Open(ctx, store, seed.Read, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("content in use", "versions", live.Current().Versions)
+	w := &content.Watcher{Store: store, Live: live, Poll: poll, Log: log}
+	go w.Watch(ctx)
+	return live, nil
+}
+
 // WorkerDeps are what the activities need.
 type WorkerDeps struct {
 	// Team, when set, hands hand-off ready leads to reps with an SLA clock.
@@ -162,6 +181,29 @@ type WorkerDeps struct {
 	// AfterAccepted and BeforeSend are fault-injection hooks for tests; nil in production.
 	AfterAccepted func(ctx context.Context, in activities.SendInput) error
 	BeforeSend    func(ctx context.Context, in activities.SendInput)
+	// Live, when set, is the published content the activities read at every call; Catalog,
+	// Model, Renderer and Team left nil are taken from it as it is now.
+	Live *content.Live
+}
+
+// fromLive fills the content fields left nil from the live content.
+func (d *WorkerDeps) fromLive() {
+	if d.Live == nil {
+		return
+	}
+	cur := d.Live.Current()
+	if d.Catalog == nil {
+		d.Catalog = cur.Catalog
+	}
+	if d.Model == nil {
+		d.Model = cur.Model
+	}
+	if d.Renderer == nil {
+		d.Renderer = cur.Renderer
+	}
+	if d.Team == nil {
+		d.Team = cur.Team
+	}
 }
 
 // NewWorker returns a worker with tend's workflows and activities registered (not started).
@@ -169,9 +211,12 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 	if taskQueue == "" {
 		taskQueue = workflows.TaskQueue
 	}
+	d.fromLive()
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
-	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil}
+	// Whether leads are handed to sales is decided at start: a team published later, where none
+	// was, takes a restart of the workers.
+	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil, Live: d.Live}
 	if d.Team != nil {
 		leads.RecycleCoolOff = d.Team.Recycle.CoolOff
 	}
@@ -182,11 +227,20 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 			keys = d.Tracking.Keys
 		}
 		w.RegisterActivity(&activities.Sales{Store: d.Store, Team: d.Team, Mailer: d.Mailer, Keys: keys, BaseURL: d.PublicURL,
-			From: d.From, Log: d.Log})
+			From: d.From, Log: d.Log, Live: d.Live})
 	}
 	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From, Consent: d.Catalog.Consent,
-		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend})
+		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend, Live: d.Live})
+	// The rollout of a published version and the resume of a pause run as workflows here too.
+	rollout.Register(w, &rollout.Activities{Store: d.Store, Signal: c, Log: d.Log})
 	return w
+}
+
+// dryRun adapts the rollout's dry run to the content API.
+type dryRun struct{ r *rollout.DryRunner }
+
+func (d dryRun) DryRun(ctx context.Context, current, proposed *content.Set) (any, error) {
+	return d.r.DryRun(ctx, current, proposed)
 }
 
 // TemporalStates reads lead workflow state through a query.
@@ -207,11 +261,13 @@ func (t TemporalStates) LeadState(ctx context.Context, leadID string) (*workflow
 
 // APIDeps are what the HTTP server needs.
 type APIDeps struct {
-	Store      *db.Store
-	Catalog    *sequence.Catalog
-	Temporal   client.Client
-	TaskQueue  string
-	APIKeys    []string
+	Store     *db.Store
+	Catalog   *sequence.Catalog
+	Temporal  client.Client
+	TaskQueue string
+	APIKeys   []string
+	// KeyNames names each API key (config.APIKeyNames).
+	KeyNames   map[string]string
 	Keys       *track.Keys
 	Heuristics track.Heuristics
 	// NotifyEvery is how often the events of a lead are signalled to its workflow (coalescing).
@@ -229,7 +285,16 @@ type APIDeps struct {
 	Retention time.Duration
 	// CRM, when set, receives every stage change.
 	CRM *crmhook.Deliverer
-	Log *slog.Logger
+	// Live, when set, is the published content: capture, engagement and the sales routes read
+	// it at every request, and the content routes (apply, versions, pause …) are served.
+	// Catalog and Team left nil are taken from it.
+	Live *content.Live
+	// DryRun, Rollout and Resumer, when set, tell an apply what it does to the leads in flight,
+	// move them onto a published version, and release the sends a pause held.
+	DryRun  content.DryRunner
+	Rollout content.Rollout
+	Resumer content.Resumer
+	Log     *slog.Logger
 }
 
 // API is the HTTP server's handler and the services behind it.
@@ -252,13 +317,34 @@ func NewAPI(d APIDeps) *API {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	svc := &capture.Service{Store: d.Store, Catalog: d.Catalog, Log: d.Log,
+	if d.Live != nil && d.Temporal != nil {
+		// What an apply does to the leads in flight: read from their workflows, and told to them.
+		starter := &rollout.Starter{Client: d.Temporal, Store: d.Store, TaskQueue: d.TaskQueue}
+		if d.DryRun == nil {
+			d.DryRun = dryRun{&rollout.DryRunner{Leads: d.Store, States: rollout.QueryStates{Client: d.Temporal}, Log: d.Log}}
+		}
+		if d.Rollout == nil {
+			d.Rollout = starter
+		}
+		if d.Resumer == nil {
+			d.Resumer = starter
+		}
+	}
+	if d.Live != nil {
+		if d.Catalog == nil {
+			d.Catalog = d.Live.Current().Catalog
+		}
+		if d.Team == nil {
+			d.Team = d.Live.Current().Team
+		}
+	}
+	svc := &capture.Service{Store: d.Store, Catalog: d.Catalog, Log: d.Log, Live: d.Live,
 		Enroller: capture.TemporalEnroller{Client: d.Temporal, TaskQueue: d.TaskQueue}}
 	co := &engage.Coalescer{Interval: d.NotifyEvery, Log: d.Log, Send: EngagedSignaler(d.Temporal, d.TaskQueue)}
-	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log}
+	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log, Live: d.Live}
 	eng.Start()
-	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys,
-		Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
+	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys, KeyNames: d.KeyNames,
+		Live: d.Live, DryRun: d.DryRun, Rollout: d.Rollout, Resumer: d.Resumer, Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
 		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, TrustedProxies: d.TrustedProxies, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)

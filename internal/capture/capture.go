@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/sequence"
@@ -67,6 +68,16 @@ type Service struct {
 	Catalog  *sequence.Catalog
 	Enroller Enroller
 	Log      *slog.Logger
+	// Live, when set, is the published content: its catalog replaces Catalog, so that a new
+	// version's segments take the next capture.
+	Live *content.Live
+}
+
+func (s *Service) catalog() *sequence.Catalog {
+	if s.Live != nil {
+		return s.Live.Current().Catalog
+	}
+	return s.Catalog
 }
 
 // Capture validates req, records it and enrols the lead. A *ValidationError means nothing was
@@ -76,12 +87,13 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 	if err != nil {
 		return Result{}, err
 	}
-	seg := s.Catalog.SegmentFor(n.Interests)
+	cat := s.catalog()
+	seg := cat.SegmentFor(n.Interests)
 	c := db.Capture{
 		Email: n.Email, Name: n.Name, Company: n.Company, Interests: n.Interests, Attributes: n.Attributes,
 		TimeZone: n.TimeZone, Source: n.Source, Segment: seg.ID, Stage: string(stageFor(n.Source)), ImportBatch: meta.ImportBatch,
 		EventType: eventFor(n.Source),
-		Resegment: func(stored db.Lead) string { return SegmentAfter(s.Catalog, stored, n.Interests) },
+		Resegment: func(stored db.Lead) string { return SegmentAfter(cat, stored, n.Interests) },
 	}
 	if n.Consent != nil {
 		c.Consent = &db.Consent{Granted: n.Consent.Granted, WordingID: n.Consent.WordingID, IP: meta.IP}

@@ -31,7 +31,9 @@ type Config struct {
 
 	SMTPURL string // SMTP_URL: smtp://user:pass@host:587?tls=starttls; tend dev uses its capture server when empty
 
-	APIKeys []string // TEND_API_KEYS: comma-separated admin API keys
+	APIKeys []string // TEND_API_KEYS: comma-separated admin API keys, each "name:key" or a bare key (named "admin")
+	// APIKeyNames names each key of APIKeys: who applied a content version, who paused a sequence.
+	APIKeyNames map[string]string
 
 	Sequences string // TEND_SEQUENCES: the sequences YAML file; default examples/sequences.yaml
 	Scoring   string // TEND_SCORING: the scoring model YAML file; default examples/scoring.yaml
@@ -57,6 +59,9 @@ type Config struct {
 	// front of tend, whose X-Forwarded-For names the client; default none: the TCP peer is the client
 	TrustedProxies []netip.Prefix
 
+	// TEND_CONTENT_POLL: how often servers and workers check for a content version they were not
+	// notified of; default 2s
+	ContentPoll    time.Duration
 	ReconcileEvery time.Duration // TEND_RECONCILE_EVERY: how often undelivered enrolments are retried; default 10s
 	LogLevel       string        // TEND_LOG_LEVEL: debug, info, warn, error; default info
 }
@@ -100,6 +105,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.PublicURL = strings.TrimRight(get("TEND_PUBLIC_URL", "http://"+c.HTTPAddr), "/")
 	var errs []error
+	var err error
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("TEND_PUBLIC_URL: %q is not an http(s) URL", c.PublicURL))
 	}
@@ -110,10 +116,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.TemporalTLS = b
 	}
-	for _, k := range strings.Split(get("TEND_API_KEYS", ""), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.APIKeys = append(c.APIKeys, k)
-		}
+	c.APIKeys, c.APIKeyNames, err = ParseAPIKeys(get("TEND_API_KEYS", ""))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("TEND_API_KEYS: %w", err))
 	}
 	if v := get("TEND_RETENTION_DAYS", "0"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -122,6 +127,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RetentionDays = n
 	}
+	poll, err := time.ParseDuration(get("TEND_CONTENT_POLL", "2s"))
+	if err != nil || poll <= 0 {
+		errs = append(errs, fmt.Errorf("TEND_CONTENT_POLL: %q is not a positive duration like 2s", get("TEND_CONTENT_POLL", "")))
+	}
+	c.ContentPoll = poll
 	proxies, err := ParseTrustedProxies(get("TEND_TRUSTED_PROXIES", ""))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("TEND_TRUSTED_PROXIES: %w", err))
@@ -157,6 +167,41 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// ParseAPIKeys reads a comma-separated list of admin keys, each "name:key" or a bare key, which is
+// named "admin". The name is recorded with what the key does (content versions, pauses); a name
+// may serve several keys (rotation), a key has one name.
+func ParseAPIKeys(list string) (keys []string, names map[string]string, err error) {
+	names = map[string]string{}
+	for _, entry := range strings.Split(list, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, key, named := strings.Cut(entry, ":")
+		if !named {
+			name, key = "admin", entry
+		}
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		if name == "" || key == "" {
+			return nil, nil, fmt.Errorf("%q: write name:key, or the key alone", redactKey(entry))
+		}
+		if _, dup := names[key]; dup {
+			return nil, nil, fmt.Errorf("key %s is listed twice", redactKey(key))
+		}
+		keys = append(keys, key)
+		names[key] = name
+	}
+	return keys, names, nil
+}
+
+// redactKey shows enough of a key to find it in the list, not enough to use it.
+func redactKey(k string) string {
+	if len(k) <= 4 {
+		return "…"
+	}
+	return k[:4] + "…"
 }
 
 // ParseTrustedProxies reads a comma-separated list of CIDR ranges ("10.0.0.0/8, 2001:db8::/32") or

@@ -37,3 +37,27 @@ func TestBadTrustedProxyIsNamed(t *testing.T) {
 		assert.NotContains(t, err.Error(), `"10.0.0.0/8"`, "only the bad entry is named")
 	}
 }
+
+// Keys may carry a name (name:key), recorded with what they publish; a bare key is "admin", so
+// an existing TEND_API_KEYS keeps working.
+func TestAPIKeysHaveNames(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{"TEND_API_KEYS": "ci:k-ci-123, plainkey ,marketing:k-m-456"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"k-ci-123", "plainkey", "k-m-456"}, c.APIKeys)
+	assert.Equal(t, map[string]string{"k-ci-123": "ci", "plainkey": "admin", "k-m-456": "marketing"}, c.APIKeyNames)
+
+	for _, bad := range []string{"ci:", ":secretkey", "a:dup1,b:dup1"} {
+		_, err := config.FromEnv(env(map[string]string{"TEND_API_KEYS": bad}))
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "TEND_API_KEYS")
+		assert.NotContains(t, err.Error(), "secretkey", "a key is never printed whole")
+	}
+}
+
+func TestContentPoll(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "2s", c.ContentPoll.String())
+	_, err = config.FromEnv(env(map[string]string{"TEND_CONTENT_POLL": "soon"}))
+	require.ErrorContains(t, err, "TEND_CONTENT_POLL")
+}

@@ -36,6 +36,9 @@ type Set struct {
 	// Versions are the published version of each kind the Set was built from; 0 for content that
 	// did not come from the store (a test's fixed content).
 	Versions map[Kind]int
+	// Source is the text the Set was built from (nil for a Set assembled in code): what a new
+	// version is compared with.
+	Source Source
 }
 
 // Version returns the set's version of kind.

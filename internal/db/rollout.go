@@ -102,10 +102,10 @@ func (s *Store) CountRolloutCandidates(ctx context.Context, f CandidateFilter) (
 
 // HeldSend is a lead whose send fell due while its sequence or step was paused.
 type HeldSend struct {
-	LeadID     string    `json:"lead_id"`
-	SequenceID string    `json:"sequence_id"`
-	StepID     string    `json:"step_id"`
-	HeldAt     time.Time `json:"held_at"`
+	LeadID     string    `json:"lead_id" db:"lead_id"`
+	SequenceID string    `json:"sequence_id" db:"sequence_id"`
+	StepID     string    `json:"step_id" db:"step_id"`
+	HeldAt     time.Time `json:"held_at" db:"held_at"`
 }
 
 // HeldCursor is where a pass over held sends stands: the last row read, in (held_at, lead_id,

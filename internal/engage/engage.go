@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
@@ -37,6 +38,8 @@ type Service struct {
 	Catalog    *sequence.Catalog
 	Notifier   Notifier
 	Log        *slog.Logger
+	// Live, when set, is the published content: its catalog replaces Catalog.
+	Live *content.Live
 
 	// How opens are recorded (see QueueOpen); zero values take the defaults.
 	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
@@ -203,10 +206,18 @@ func (s *Service) Preferences(ctx context.Context, token string) (Preferences, e
 	return Preferences{Interests: s.interests(), OptedOut: lead.OptedOutInterests, Unsubscribed: lead.UnsubscribedAt != nil}, nil
 }
 
+func (s *Service) catalog() *sequence.Catalog {
+	if s.Live != nil {
+		return s.Live.Current().Catalog
+	}
+	return s.Catalog
+}
+
 func (s *Service) interests() []string {
 	var out []string
-	for _, seg := range s.Catalog.Segments {
-		if seg.ID == s.Catalog.DefaultSegment {
+	cat := s.catalog()
+	for _, seg := range cat.Segments {
+		if seg.ID == cat.DefaultSegment {
 			continue
 		}
 		out = append(out, seg.Interests...)
@@ -240,7 +251,7 @@ func (s *Service) SetPreferences(ctx context.Context, token string, optOut []str
 			remaining = append(remaining, in)
 		}
 	}
-	seg := s.Catalog.SegmentFor(remaining)
+	seg := s.catalog().SegmentFor(remaining)
 	if err := s.Store.SetOptedOutInterests(ctx, sent.LeadID, clean, seg.ID); err != nil {
 		return err
 	}
