@@ -24,6 +24,7 @@ import (
 	"github.com/tendhq/tend/activities"
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/mail"
@@ -57,6 +58,26 @@ type stack struct {
 	app      *app.API
 	keys     *track.Keys
 	log      *slog.Logger
+	seed     content.FileSeed
+}
+
+func teamFile(team string) string {
+	if team == "" {
+		return "off"
+	}
+	return team
+}
+
+// openContent opens the published content (seeding it from the files the first time) and keeps
+// it current with a watcher of its own until the test ends.
+func (s *stack) openContent(seqFile, team string) *content.Live {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	live, err := app.OpenContent(ctx, s.store, content.FileSeed{Sequences: seqFile, Scoring: "../examples/scoring.yaml", Sales: teamFile(team)},
+		300*time.Millisecond, s.log)
+	require.NoError(s.t, err)
+	return live
 }
 
 type options struct {
@@ -67,6 +88,9 @@ type options struct {
 	team string
 	// sequences replaces testdata/sequences.yaml.
 	sequences string
+	// live runs the API and the worker on content published in the store (seeded from the
+	// files), each with its own watcher, as servers and workers do.
+	live bool
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -111,7 +135,12 @@ func setup(t *testing.T, opts options) *stack {
 		team, err = app.LoadTeam(opts.team, catalog)
 		require.NoError(t, err)
 	}
-	s.app = app.NewAPI(app.APIDeps{Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
+	var apiLive *content.Live
+	if opts.live {
+		apiLive = s.openContent(seqFile, opts.team)
+		catalog = apiLive.Current().Catalog
+	}
+	s.app = app.NewAPI(app.APIDeps{Live: apiLive, Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
 		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Team: team, WebhookSecret: webhookSecret, Log: log})
 	s.capture = s.app.Capture
 	s.api = httptest.NewServer(s.app.Handler)
@@ -125,6 +154,11 @@ func setup(t *testing.T, opts options) *stack {
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
 		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test", BounceDomain: "acme.test"},
 		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend}
+	if opts.live {
+		s.seed = content.FileSeed{Sequences: seqFile, Scoring: "../examples/scoring.yaml", Sales: teamFile(opts.team)}
+		s.deps.Live = s.openContent(seqFile, opts.team)
+		s.deps.Catalog, s.deps.Model, s.deps.Renderer, s.deps.Team = nil, nil, nil, nil
+	}
 	s.startWorker()
 	return s
 }

@@ -216,7 +216,7 @@ func TestApplyRefusesContentThatDoesNotBuild(t *testing.T) {
 	for _, d := range body.Diagnostics {
 		files[d.File] = true
 		if strings.Contains(d.Message, "analytics-9") {
-			assert.Equal(t, 41, d.Line)
+			assert.Equal(t, 43, d.Line)
 		}
 	}
 	assert.Equal(t, map[string]bool{"sequences.yaml": true, "scoring.yaml": true}, files)

@@ -78,7 +78,7 @@ func TestBuildChecksEachKindAgainstTheOthers(t *testing.T) {
 	src[content.Scoring] = content.Files{"scoring.yaml": "version: 1\nbands: {warm: x}\n"}
 	_, err = content.Build(src)
 	ds := strings.Join(diagnostics(t, err), "\n")
-	assert.Contains(t, ds, "sequences.yaml:41:")
+	assert.Contains(t, ds, "sequences.yaml:43:")
 	assert.Contains(t, ds, "analytics-9")
 	assert.Contains(t, ds, "scoring.yaml:")
 	// A sales team naming a segment that the sequences do not have.
