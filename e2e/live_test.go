@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/activities"
+	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/content"
+	"github.com/tendhq/tend/internal/rollout"
+	"github.com/tendhq/tend/workflows"
+)
+
+// liveWait is the wait between the steps of testdata/live-v1.yaml.
+const liveWait = 12 * time.Second
+
+// liveSend is one email a lead received, as the sends table records it.
+type liveSend struct {
+	step, subject string
+	at            time.Time
+	version       int
+}
+
+func (s *stack) liveSends(leadID string) []liveSend {
+	s.t.Helper()
+	rows, err := s.store.Pool().Query(context.Background(), `SELECT step_id, subject, sent_at, content_version FROM sends
+		WHERE lead_id = $1 AND status = 'sent' ORDER BY sent_at`, leadID)
+	require.NoError(s.t, err)
+	defer rows.Close()
+	var out []liveSend
+	for rows.Next() {
+		var l liveSend
+		require.NoError(s.t, rows.Scan(&l.step, &l.subject, &l.at, &l.version))
+		out = append(out, l)
+	}
+	require.NoError(s.t, rows.Err())
+	return out
+}
+
+func stepIDs(sends []liveSend) []string {
+	out := []string{}
+	for _, l := range sends {
+		out = append(out, l.step)
+	}
+	return out
+}
+
+// 200 leads spread over a 4-step sequence; a version is applied that removes a step, changes a
+// wait and a subject, and adds a step. Every lead then receives exactly what the README's rules
+// say for where it stood, at the time they say, and the dry run the apply showed predicted the
+// groups that then happened. Two workers, each with its own copy of the content, pick the new
+// version up without a restart.
+func TestLiveEditOfARunningSequence(t *testing.T) {
+	t.Parallel()
+	perWorker := [2]map[int]int{{}, {}} // worker → content version → sends
+	var mu sync.Mutex
+	count := func(w int) func(ctx context.Context, in activities.SendInput) {
+		return func(_ context.Context, in activities.SendInput) {
+			mu.Lock()
+			defer mu.Unlock()
+			perWorker[w][in.ContentVersion]++
+		}
+	}
+	s := setup(t, options{live: true, sequences: "testdata/live-v1.yaml", beforeSend: count(0)})
+	second := s.deps
+	second.Live = s.openContent("testdata/live-v1.yaml", "")
+	second.BeforeSend = count(1)
+	w2 := app.NewWorker(s.client, s.queue, second)
+	require.NoError(t, w2.Start())
+	t.Cleanup(w2.Stop)
+
+	capture := func(wave, n int) []string {
+		var ids []string
+		for i := range n {
+			code, body := s.post("/api/v1/leads", map[string]any{
+				"email": fmt.Sprintf("live-%d-%d@example.com", wave, i), "name": "Live Lead", "interests": []string{"analytics"},
+				"source": "api", "consent": map[string]any{"granted": true, "wording_id": "live-v1"}})
+			require.Equal(t, 201, code, "%v", body)
+			ids = append(ids, body["id"].(string))
+		}
+		return ids
+	}
+	t0 := time.Now()
+	sleepUntil := func(at time.Duration) { time.Sleep(time.Until(t0.Add(at))) }
+	var waves [4][]string
+	waves[0] = capture(0, 50)
+	sleepUntil(liveWait)
+	waves[1] = capture(1, 50)
+	sleepUntil(2 * liveWait)
+	waves[2] = capture(2, 50)
+	sleepUntil(2*liveWait + liveWait/2) // halfway between sends: nothing is being sent
+
+	v2, err := os.ReadFile("testdata/live-v2.yaml")
+	require.NoError(t, err)
+	applyAt := time.Now()
+	code, out := s.post("/api/content/apply", map[string]any{"files": map[string]any{"sequences": map[string]string{"live.yaml": string(v2)}}})
+	require.Equal(t, 200, code, "%v", out)
+	require.Equal(t, true, out["published"], "%v", out)
+	raw, err := json.Marshal(out["dry_run"])
+	require.NoError(t, err)
+	var report rollout.Report
+	require.NoError(t, json.Unmarshal(raw, &report))
+	t.Logf("dry run:\n%s", report.Text())
+
+	// Where each lead stood when the version was applied: the steps it had been sent.
+	passed := map[string][]string{}
+	for _, wave := range waves[:3] {
+		for _, id := range wave {
+			for _, l := range s.liveSends(id) {
+				if l.at.Before(applyAt) {
+					passed[id] = append(passed[id], l.step)
+				}
+			}
+		}
+	}
+	waves[3] = capture(3, 50)
+
+	// Both workers use the new version within seconds, without a restart.
+	for i, live := range []*content.Live{s.deps.Live, second.Live} {
+		eventually(t, 5*time.Second, func() bool { return live.Current().Version(content.Sequences) == 2 }, "worker %d on version 2", i+1)
+	}
+
+	// The rules, for each place a lead can stand in version 1.
+	expect := map[string][]string{
+		"s1,s2,s3": {"s1", "s2", "s3", "s4", "s5"}, // waits for s4: unchanged, with its new subject; then the new s5
+		"s1,s2":    {"s1", "s2", "s3", "s4", "s5"}, // waits for s3: rescheduled, 24s from s2
+		"s1":       {"s1", "s3", "s4", "s5"},       // waits for the removed s2: moved to s3, 24s from s1
+		"":         {"s1", "s3", "s4", "s5"},       // enrolled on version 2
+	}
+	groups := map[string]int{}
+	total := 0
+	for _, wave := range waves {
+		for _, id := range wave {
+			p := strings.Join(passed[id], ",")
+			require.Contains(t, expect, p, "lead %s had been sent %q when the version was applied", id, p)
+			groups[p]++
+			total += len(expect[p])
+		}
+	}
+	t.Logf("positions when applied: %v", groups)
+	for _, p := range []string{"s1,s2,s3", "s1,s2", "s1"} {
+		require.Positive(t, groups[p], "no lead stood after %s: the waves did not spread as planned", p)
+	}
+	// Exactly the emails owed, no more: waitMessages fails on one too many.
+	s.waitMessages(total, 150*time.Second, 3*time.Second)
+
+	slack := 8 * time.Second // a send's lateness on a busy machine, at most
+	within := func(id, what string, from, to time.Time, want time.Duration) {
+		t.Helper()
+		got := to.Sub(from)
+		assert.True(t, got >= want-500*time.Millisecond && got <= want+slack, "lead %s: %s %s after, want %s", id, what, got, want)
+	}
+	for _, wave := range waves {
+		for _, id := range wave {
+			p := strings.Join(passed[id], ",")
+			got := s.liveSends(id)
+			require.Equal(t, expect[p], stepIDs(got), "lead %s, at %q when applied", id, p)
+			at := map[string]liveSend{}
+			for _, l := range got {
+				at[l.step] = l
+			}
+			assert.Equal(t, "L4, revised", at["s4"].subject, "lead %s: a changed subject applies to the next send", id)
+			switch p {
+			case "s1,s2,s3":
+				within(id, "s4", at["s3"].at, at["s4"].at, liveWait)
+			case "s1,s2":
+				within(id, "s3 (rescheduled)", at["s2"].at, at["s3"].at, 2*liveWait)
+			case "s1":
+				within(id, "s3 (moved from s2)", at["s1"].at, at["s3"].at, 2*liveWait)
+			case "":
+				within(id, "s3", at["s1"].at, at["s3"].at, 2*liveWait)
+			}
+			within(id, "s5", at["s4"].at, at["s5"].at, liveWait/2)
+			for _, l := range got {
+				if !l.at.Before(applyAt) {
+					assert.Equal(t, 2, l.version, "lead %s: %s was sent after the apply under version %d", id, l.step, l.version)
+				}
+			}
+		}
+	}
+
+	// The dry run shown before publishing predicted the groups that then happened.
+	require.Len(t, report.Sequences, 1)
+	predicted := map[string]rollout.Group{}
+	waiting := map[string]int{}
+	for _, st := range report.Sequences[0].Steps {
+		waiting[st.Step] = st.Waiting
+		for _, g := range st.Groups {
+			predicted[st.Step] = g
+			assert.Len(t, st.Groups, 1, "one group per step here")
+		}
+	}
+	assert.Equal(t, map[string]int{"s4": groups["s1,s2,s3"], "s3": groups["s1,s2"], "s2": groups["s1"]}, waiting)
+	assert.Equal(t, workflows.Unchanged, predicted["s4"].Kind)
+	assert.Equal(t, groups["s1,s2,s3"], predicted["s4"].EmailChanged, "the dry run says s4's email changed")
+	assert.Equal(t, workflows.Rescheduled, predicted["s3"].Kind)
+	assert.Equal(t, "s3", predicted["s3"].To)
+	assert.Equal(t, workflows.Moved, predicted["s2"].Kind)
+	assert.Equal(t, "s3", predicted["s2"].To)
+	assert.Zero(t, report.Unreadable.Count)
+
+	// Both workers sent under the new version.
+	mu.Lock()
+	defer mu.Unlock()
+	for i, sent := range perWorker {
+		assert.Positive(t, sent[2], "worker %d sent nothing under version 2: %v", i+1, sent)
+	}
+}
