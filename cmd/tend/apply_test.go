@@ -80,7 +80,7 @@ func TestApplyFromTheCommandLine(t *testing.T) {
 	out, err = tendWith(t, env, "apply", bad)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "nothing was published")
-	assert.Contains(t, out, "broken.yaml:41: ")
+	assert.Contains(t, out, "broken.yaml:43: ")
 	assert.Contains(t, out, "analytics-9")
 
 	tpl := filepath.Join(dir, "templates")

@@ -39,7 +39,7 @@ func TestSimulationShowsVariants(t *testing.T) {
 		printSimulation(&out, res, cat, seg, start, berlin, nil, 0, 20, false)
 		subject := map[string]string{"short": "Three numbers that matter", "long": "A field guide to your analytics"}[variant]
 		assert.Contains(t, out.String(), `  Mon 30 Nov 2026 09:00  +2d15h     analytics-series/intro                   sent  variant `+variant+`: "`+subject+`"`)
-		assert.Regexp(t, `(?m)^  Thu 03 Dec 2026 09:00  \+3d +analytics-series/deep-dive +sent  "[^"]+"$`, out.String(), "a step without variants shows its subject")
+		assert.Regexp(t, `(?m)^  Thu 10 Dec 2026 09:00  \+7d +analytics-series/case-study +sent  "[^"]+"$`, out.String(), "a step without variants shows its subject")
 		assert.Contains(t, out.String(), "lead "+simulate.DefaultLeadID+"\n")
 	}
 }
