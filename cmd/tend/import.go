@@ -13,6 +13,7 @@ import (
 
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/workflows"
 )
@@ -52,20 +53,18 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		*batch = filepath.Base(path) + "@" + time.Now().UTC().Format(time.RFC3339)
 	}
 
-	renderer, err := app.NewRenderer(cfg.TemplatesDir)
-	if err != nil {
-		return err
-	}
-	catalog, err := app.LoadCatalog(cfg.Sequences, renderer)
-	if err != nil {
-		return err
-	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc := &capture.Service{Store: store, Catalog: catalog, Log: log}
+	// Leads are placed in segments by the published sequences, as the server places captures.
+	seed := content.FileSeed{Sequences: cfg.Sequences, Scoring: cfg.Scoring, Sales: cfg.Sales, TemplatesDir: cfg.TemplatesDir}
+	live, err := content.Open(ctx, store, seed.Read, log)
+	if err != nil {
+		return err
+	}
+	svc := &capture.Service{Store: store, Catalog: live.Current().Catalog, Log: log}
 	if tc, err := app.DialTemporal(ctx, cfg, log); err != nil {
 		fmt.Fprintf(stderr, "warning: %v\n  leads are saved and will be enrolled by `tend server` once Temporal is reachable\n", err)
 		svc.Enroller = unreachable{err: err}
