@@ -39,6 +39,8 @@ type Send struct {
 	Error      string     `json:"error,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	SentAt     *time.Time `json:"sent_at,omitempty"`
+	// Variant is the A/B variant of the step the send carried ("" for a step without variants).
+	Variant string `json:"variant,omitempty"`
 }
 
 // Claim is an exclusive hold on one send row for the duration of one SMTP attempt. It holds a
@@ -58,13 +60,13 @@ type Claim struct {
 	key            []byte
 }
 
-const sendColumns = `id, sequence_id, step_id, template, message_id, status, subject, attempts, smtp_code, error, created_at, sent_at`
+const sendColumns = `id, sequence_id, step_id, template, message_id, status, subject, attempts, smtp_code, error, created_at, sent_at, variant`
 
 func scanSend(row pgx.Row) (Send, error) {
 	var s Send
 	var id uuid.UUID
 	err := row.Scan(&id, &s.SequenceID, &s.StepID, &s.Template, &s.MessageID, &s.Status, &s.Subject, &s.Attempts,
-		&s.SMTPCode, &s.Error, &s.CreatedAt, &s.SentAt)
+		&s.SMTPCode, &s.Error, &s.CreatedAt, &s.SentAt, &s.Variant)
 	s.ID = id.String()
 	return s, err
 }
