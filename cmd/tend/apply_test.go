@@ -17,6 +17,7 @@ import (
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
+	"github.com/tendhq/tend/internal/pgtest"
 )
 
 // contentServer is the admin API of a tend whose content was seeded from the example files, over
@@ -165,4 +166,38 @@ func TestPauseAndResumeFromTheCommandLine(t *testing.T) {
 	paused, err = store.Paused(ctx, "analytics-series", "deep-dive")
 	require.NoError(t, err)
 	assert.False(t, paused)
+}
+
+// A published version is simulated straight from the store: the calendar of version 1 and of
+// version 2, whose deep-dive waits 3 minutes instead of 1, differ by exactly that.
+func TestSimulateAPublishedVersion(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDB(t)
+	store, err := db.Open(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	_, err = store.Migrate(context.Background())
+	require.NoError(t, err)
+	seed := content.FileSeed{Sequences: "../../examples/sequences.yaml", Scoring: "../../examples/scoring.yaml", Sales: "../../examples/sales.yaml"}
+	_, err = content.Open(context.Background(), store, seed.Read, nil)
+	require.NoError(t, err)
+	orig, err := os.ReadFile("../../examples/sequences.yaml")
+	require.NoError(t, err)
+	src := content.Source{content.Sequences: content.Files{"sequences.yaml": strings.Replace(string(orig), "wait: 1m", "wait: 3m", 1)}}
+	_, _, err = content.Publish(context.Background(), store, src, "test", false)
+	require.NoError(t, err)
+
+	env := func(k string) string { return map[string]string{"DATABASE_URL": url}[k] }
+	calendar := func(version string) string {
+		out, err := tendWith(t, env, "sequences", "simulate", "--version", version, "--segment", "analytics", "--at", "2026-11-30T10:00", "--days", "1")
+		require.NoError(t, err, out)
+		return out
+	}
+	assert.Regexp(t, `Mon 30 Nov 2026 10:01 +\+1m +analytics-series/deep-dive`, calendar("1"))
+	assert.Regexp(t, `Mon 30 Nov 2026 10:03 +\+3m +analytics-series/deep-dive`, calendar("2"))
+	_, err = tendWith(t, env, "sequences", "simulate", "--version", "9", "--segment", "analytics")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--version 9")
+	_, err = tendWith(t, env, "sequences", "simulate", "../../examples/sequences.yaml", "--version", "1")
+	require.ErrorIs(t, err, errUsage, "a file and a version at once")
 }

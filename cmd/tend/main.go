@@ -37,7 +37,7 @@ var commands = []command{
 		"lint, diff, dry-run and publish content to a running tend (TEND_URL, TEND_API_KEY)"},
 	{"versions", "[--kind K] [--output json]", "list the published content versions (TEND_URL, TEND_API_KEY)"},
 	{"sequences lint", "FILE...", "validate sequence files; errors as file:line: message"},
-	{"sequences simulate", "FILE --segment ID [--at TIME] [--tz ZONE] [--clicks STEP,…]",
+	{"sequences simulate", "FILE|--version N --segment ID [--at TIME] [--variant STEP=V] [--holdout] [--lead ID] …",
 		"when each email would reach a lead: the real workflow, time-skipped"},
 	{"sequences pause", "SEQUENCE [--step S]", "hold a running sequence (or one step): leads keep their place"},
 	{"sequences resume", "SEQUENCE [--step S] [--ramp 1h]", "let it go on; sends that fell due are spread over the ramp"},
@@ -140,7 +140,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			}
 			return runLint(files, stdout, getenv)
 		case "sequences simulate":
-			return runSimulate(rest, stdout, stderr, getenv, time.Now())
+			return runSimulate(ctx, rest, stdout, stderr, getenv, time.Now())
 		case "sequences pause", "sequences resume":
 			return runPause(ctx, sub == "sequences resume", rest, stdout, stderr, getenv)
 		case "scoring lint":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tendhq/tend/internal/app"
+	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/simulate"
 	"github.com/tendhq/tend/internal/yamlcheck"
@@ -17,13 +19,13 @@ import (
 )
 
 // simulateUsage is how tend sequences simulate is called.
-const simulateUsage = "tend sequences simulate FILE --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N] " +
+const simulateUsage = "tend sequences simulate FILE|--version N --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N] " +
 	"[--variant STEP=VARIANT]… [--holdout] [--lead ID]"
 
 // runSimulate prints when each email of a sequence file would reach one imaginary lead, and which
 // A/B variant it would be: see simulateUsage. The catalog comes from FILE by loadSimulationCatalog;
 // a catalog from anywhere else (a stored version) simulates the same way through simulate.Run.
-func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
 	fs := newFlags("sequences simulate", stderr)
 	segment := fs.String("segment", "", "the segment the lead is captured into (default: the file's default segment)")
 	at := fs.String("at", "", "when the lead is captured, as 2006-01-02T15:04 in the lead's time zone (default: now)")
@@ -43,6 +45,7 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 			return nil
 		})
 	holdout := fs.Bool("holdout", false, "put the lead in the holdout of its segment's sequence: it receives none of its emails")
+	version := fs.Int("version", 0, "simulate published version N of the sequences (read from DATABASE_URL) instead of a FILE")
 	leadID := fs.String("lead", "", "the lead's id, on which its variants and holdout depend (default "+simulate.DefaultLeadID+")")
 	// The file comes first (tend sequences simulate FILE --flags); flags may also precede it.
 	var file string
@@ -54,8 +57,11 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	if file == "" && fs.NArg() == 1 {
 		file = fs.Arg(0)
-	} else if fs.NArg() > 0 || file == "" {
+	} else if fs.NArg() > 0 || (file == "") == (*version == 0) {
 		return fmt.Errorf("%w: %s", errUsage, simulateUsage)
+	}
+	if *version < 0 {
+		return fmt.Errorf("%w: --version must be a version number, not %d", errUsage, *version)
 	}
 	if *leadID != "" {
 		if _, err := uuid.Parse(*leadID); err != nil {
@@ -70,7 +76,13 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, *clickAfter)
 	}
 
-	cat, err := loadSimulationCatalog(file, stderr, getenv)
+	var cat *sequence.Catalog
+	if *version > 0 {
+		file = fmt.Sprintf("sequences version %d", *version)
+		cat, err = loadPublishedCatalog(ctx, *version, getenv)
+	} else {
+		cat, err = loadSimulationCatalog(file, stderr, getenv)
+	}
 	if err != nil {
 		return err
 	}
@@ -115,6 +127,25 @@ func runSimulate(args []string, stdout, stderr io.Writer, getenv func(string) st
 	}
 	printSimulation(stdout, res, cat, seg, start, loc, clicked, delay, *days, *holdout)
 	return nil
+}
+
+// loadPublishedCatalog reads a published version of the sequences from the store, with the
+// newest of the other kinds it is checked against.
+func loadPublishedCatalog(ctx context.Context, version int, getenv func(string) string) (*sequence.Catalog, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	set, err := content.LoadAt(ctx, store, map[content.Kind]int{content.Sequences: version})
+	if err != nil {
+		return nil, fmt.Errorf("--version %d: %w", version, err)
+	}
+	return set.Catalog, nil
 }
 
 // loadSimulationCatalog reads and checks a sequences file against the templates tend would use,
