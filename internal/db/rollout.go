@@ -28,6 +28,10 @@ type RolloutCandidate struct {
 type CandidateFilter struct {
 	// Segments are the stored segments whose leads are candidates.
 	Segments []string `json:"segments"`
+	// Sequences are sequences whose leads are candidates too when they were sent any step of
+	// one: a lead captured into another segment keeps running its series to the end, while its
+	// stored segment is already the new one.
+	Sequences []string `json:"sequences,omitempty"`
 	// All makes every lead a candidate, whatever its segment: the re-engagement series, which
 	// any lead may be in, changed.
 	All bool `json:"all,omitempty"`
@@ -37,11 +41,15 @@ func (f CandidateFilter) where() (string, []any) {
 	if f.All {
 		return `unsubscribed_at IS NULL`, nil
 	}
-	segs := f.Segments
+	segs, seqs := f.Segments, f.Sequences
 	if segs == nil {
 		segs = []string{}
 	}
-	return `unsubscribed_at IS NULL AND segment = ANY($1)`, []any{segs}
+	if seqs == nil {
+		seqs = []string{}
+	}
+	return `unsubscribed_at IS NULL AND (segment = ANY($1)
+		OR EXISTS (SELECT 1 FROM sends s WHERE s.lead_id = leads.id AND s.sequence_id = ANY($2)))`, []any{segs, seqs}
 }
 
 // RolloutCandidates returns up to limit candidates with an id after after ("" for the first

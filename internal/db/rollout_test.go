@@ -63,6 +63,15 @@ func TestRolloutCandidatesPageThroughTheChangedSegments(t *testing.T) {
 	assert.Equal(t, analytics, read(db.CandidateFilter{Segments: []string{"analytics"}}))
 	assert.Equal(t, all, read(db.CandidateFilter{All: true}))
 	assert.Empty(t, read(db.CandidateFilter{Segments: []string{"nobody"}}))
+	// A lead moved to automation that is still running the analytics series (it was sent a step
+	// of it) is told of an analytics change too.
+	moved := all[slices.IndexFunc(all, func(id string) bool { return !slices.Contains(analytics, id) })]
+	_, err = store.Pool().Exec(ctx, `INSERT INTO sends (id, lead_id, sequence_id, step_id, template, message_id, status)
+		VALUES (gen_random_uuid(), $1, 'analytics-series', 'intro', 'analytics-1', 'm-moved', 'sent')`, moved)
+	require.NoError(t, err)
+	withMoved := slices.Sorted(slices.Values(append(slices.Clone(analytics), moved)))
+	assert.Equal(t, withMoved, read(db.CandidateFilter{Segments: []string{"analytics"}, Sequences: []string{"analytics-series"}}))
+	assert.Equal(t, analytics, read(db.CandidateFilter{Segments: []string{"analytics"}, Sequences: []string{"other-series"}}))
 
 	n, err := store.CountRolloutCandidates(ctx, db.CandidateFilter{Segments: []string{"analytics", "automation"}})
 	require.NoError(t, err)

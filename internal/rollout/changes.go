@@ -105,7 +105,7 @@ func (s Scope) Empty() bool { return len(s.Segments) == 0 && !s.Reengagement }
 
 // Filter is the Postgres filter of the scope's leads.
 func (s Scope) Filter() db.CandidateFilter {
-	return db.CandidateFilter{Segments: s.Segments, All: s.Reengagement}
+	return db.CandidateFilter{Segments: s.Segments, Sequences: s.Sequences, All: s.Reengagement}
 }
 
 // ScopeOf is the scope of the change from current to proposed.
