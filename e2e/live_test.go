@@ -215,3 +215,62 @@ func TestLiveEditOfARunningSequence(t *testing.T) {
 		assert.Positive(t, sent[2], "worker %d sent nothing under version 2: %v", i+1, sent)
 	}
 }
+
+// Each lead gets the variant of each step that VariantFor gives it — the same before and after a
+// worker restart — with that variant's subject; a holdout lead is mailed nothing and its steps are
+// recorded as held out.
+func TestVariantsAndHoldoutOnRealParts(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{live: true, sequences: "testdata/variants.yaml"})
+	cat := s.deps.Live.Current().Catalog
+	seq, ok := cat.Sequence("ab-series")
+	require.True(t, ok)
+	var leads []string
+	for i := range 30 {
+		code, body := s.post("/api/v1/leads", map[string]any{"email": fmt.Sprintf("ab-%d@example.com", i), "name": "AB Lead",
+			"interests": []string{"analytics"}, "source": "api", "consent": map[string]any{"granted": true, "wording_id": "ab"}})
+		require.Equal(t, 201, code, "%v", body)
+		leads = append(leads, body["id"].(string))
+	}
+	treated := 0
+	for _, id := range leads {
+		if !seq.HeldOut(id) {
+			treated++
+		}
+	}
+	require.Positive(t, treated)
+	require.Less(t, treated, len(leads), "with 30 leads and a 20% holdout some are held out")
+	// Every treated lead's first email, then a new worker for the second.
+	s.waitMessages(treated, 60*time.Second, time.Second)
+	s.worker.Stop()
+	s.startWorker()
+	s.waitMessages(2*treated, 60*time.Second, 6*time.Second)
+
+	bySubject := map[string]int{}
+	for _, m := range s.inbox.Messages() {
+		bySubject[m.Subject]++
+	}
+	want := map[string]int{}
+	for _, id := range leads {
+		rows, err := s.store.Pool().Query(context.Background(), `SELECT step_id, status, variant, subject FROM sends WHERE lead_id = $1 ORDER BY step_id`, id)
+		require.NoError(t, err)
+		got := map[string][3]string{}
+		for rows.Next() {
+			var step, status, variant, subject string
+			require.NoError(t, rows.Scan(&step, &status, &variant, &subject))
+			got[step] = [3]string{status, variant, subject}
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		for _, st := range seq.Steps {
+			v := st.VariantFor(id, seq.ID)
+			if seq.HeldOut(id) {
+				assert.Equal(t, "held_out", got[st.ID][0], "lead %s, step %s", id, st.ID)
+				continue
+			}
+			assert.Equal(t, [3]string{"sent", v.ID, v.Subject}, got[st.ID], "lead %s, step %s", id, st.ID)
+			want[v.Subject]++
+		}
+	}
+	assert.Equal(t, want, bySubject, "the inbox holds each lead's variant, once")
+}
