@@ -21,6 +21,7 @@ import (
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/every"
+	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/workflows"
 )
@@ -88,7 +89,9 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 		return Result{}, err
 	}
 	cat := s.catalog()
-	seg := cat.SegmentFor(n.Interests)
+	// A new lead is cold with no score yet; a segment's when may still choose it by its stage or
+	// attributes (an industry, a region).
+	seg := cat.SegmentForLead(n.Interests, sequence.Facts{Stage: stageFor(n.Source), Band: "cold", Attributes: n.Attributes})
 	c := db.Capture{
 		Email: n.Email, Name: n.Name, Company: n.Company, Interests: n.Interests, Attributes: n.Attributes,
 		TimeZone: n.TimeZone, Source: n.Source, Segment: seg.ID, Stage: string(stageFor(n.Source)), ImportBatch: meta.ImportBatch,
@@ -126,7 +129,8 @@ func SegmentAfter(cat *sequence.Catalog, stored db.Lead, interests []string) str
 	if len(counted) == 0 {
 		return stored.Segment
 	}
-	return cat.SegmentFor(counted).ID
+	return cat.SegmentForLead(counted, sequence.Facts{Stage: lifecycle.Stage(stored.Stage), Band: stored.Band, Score: stored.Score,
+		Attributes: stored.Attributes}).ID
 }
 
 // claimed reports whether a segment lists the interest.

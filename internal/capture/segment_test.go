@@ -54,3 +54,15 @@ func TestSegmentAfterRecapture(t *testing.T) {
 		})
 	}
 }
+
+// A segment with a when is chosen by the lead's facts too: a recapture of a banker interested in
+// SSO lands in the regulated-industries series, anyone else's in the plain security series.
+func TestSegmentAfterRecaptureHonoursWhen(t *testing.T) {
+	t.Parallel()
+	cat, err := sequence.Load("../../examples/sequences-production.yaml", sequence.Options{})
+	require.NoError(t, err)
+	banker := db.Lead{Segment: "general", Stage: "lead", Band: "cold", Attributes: map[string]string{"industry": "Banking"}}
+	retailer := db.Lead{Segment: "general", Stage: "lead", Band: "cold", Attributes: map[string]string{"industry": "retail"}}
+	assert.Equal(t, "security-regulated", capture.SegmentAfter(cat, banker, []string{"sso"}))
+	assert.Equal(t, "security", capture.SegmentAfter(cat, retailer, []string{"sso"}))
+}
