@@ -201,6 +201,8 @@ func TestImportLeads(t *testing.T) {
 		"DATABASE_URL":     dbURL,
 		"TEMPORAL_ADDRESS": closedPort(t),
 		"TEND_SEQUENCES":   "../../examples/sequences.yaml",
+		"TEND_SCORING":     "../../examples/scoring.yaml",
+		"TEND_SALES":       "../../examples/sales.yaml",
 	}
 	require.NoError(t, tend(t, env, "migrate").err)
 	file := writeFile(t, "leads.csv", importCSV)
