@@ -88,6 +88,31 @@ var knownScripts = []struct {
 			{Gap: day, Kind: kDemo},
 			{Gap: time.Hour, Kind: kDecide, Action: "accept", Who: "assigned", Old: true}}},
 	},
+	{
+		// Found by TestInvariants (issue 9): the analytics lead looks at the pricing page at once,
+		// reaching its series' goal: it exits, the conversion is recorded. A capture for security
+		// starts that series; a capture for analytics queues the analytics series again, and when
+		// security ends the lead is planned into analytics afresh and gets all of its emails.
+		// Plan (activities.Leads.Plan and the workflow's maybeStartPending) does not look at
+		// conversions. Unfixed: see knownBugs.
+		name: "issue9-goal-reached-then-planned-again", breaks: "goal-not-reenrolled",
+		sc: script{Start: fri0100, Acts: []act{{Kind: kGoal}, {Kind: kCapture, Interest: "security"}, {Kind: kCapture, Interest: "analytics"}}},
+	},
+	{
+		// A lead waiting for its second email (due Thursday 09:00) when the step is paused holds
+		// its place; the resume Friday 10:00 gives it the slot 10:40, where the email goes out,
+		// and its quiet clock restarts then (re-engagement 40 days after the resume).
+		name: "issue9-held-then-resumed-at-its-slot", breaks: "resumed-at-slot",
+		sc: script{Start: mon0900, Acts: []act{
+			{Gap: time.Hour, Kind: kPause, Series: "current", Index: 0, Wait: 4 * day, Ramp: 40 * time.Minute},
+			{Gap: 4 * day, Kind: kResume, Ramp: 40 * time.Minute}}},
+	},
+	{
+		// Monday 10:00, after the first email, the second's wait is cut from 3 days to 1: it goes
+		// out Tuesday 09:00 (a day after the first, in the window), not Tuesday 10:00.
+		name: "issue9-changed-wait-counts-from-the-start-of-the-wait", breaks: "edited-steps-due",
+		sc: script{Start: mon0900, Acts: []act{{Gap: time.Hour, Kind: kEdit, Series: "current", Edit: "wait", Index: 1, Wait: day}}},
+	},
 }
 
 var (
@@ -101,6 +126,9 @@ func TestInvariantsKnownScripts(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			if !slices.ContainsFunc(invariants, func(i invariant) bool { return i.name == k.breaks }) {
 				t.Fatalf("no invariant %q", k.breaks)
+			}
+			if bug := knownBugs[k.breaks]; bug != "" {
+				t.Skip("bug: " + bug)
 			}
 			r := runScript(k.sc)
 			r.m.mu.Lock() // an activity of the cancelled run may still be finishing

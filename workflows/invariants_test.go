@@ -1698,6 +1698,55 @@ type leg struct {
 	// at is when the leg starts: sends decided after it follow its rules.
 	at  time.Time
 	end time.Time
+	// tight: each step must also go out by its slot (see slotAfter), not just within dueSlack.
+	tight bool
+}
+
+// slotMargin is how much later than slotAfter a send may be decided: the cap counts an
+// already_sent retry a few seconds after the email itself.
+const slotMargin = 10 * time.Minute
+
+// slotAfter is the latest instant the workflow may choose for a send due at t: the first at or
+// after t that is inside the send window and outside the quiet hours, in the worst of the time
+// zones the lead had (a zone counted from when a capture set it: the workflow looks the slot up
+// again then), and within the frequency cap as the model's emails fill it (with the sends given
+// up after their retries and the already_sent answers, which the workflow counts too).
+func (m *model) slotAfter(t time.Time) time.Time {
+	sent := slices.Clone(m.alreadySent)
+	for _, ml := range m.mails {
+		sent = append(sent, ml.at)
+	}
+	for _, a := range m.attempts {
+		if a.failures >= testEnvMaxAttempts {
+			sent = append(sent, a.lastFailure)
+		}
+	}
+	zones := slices.Clone(m.zones)
+	if len(m.zones) == 0 || !m.zones[0].at.IsZero() {
+		zones = append(zones, mZone{}) // the lead started without a zone: the window's
+	}
+	worst := t
+	for _, z := range zones {
+		loc := mailLoc(z.tz)
+		at := maxTime(t, z.at)
+		for range 3 * 24 * 60 * 14 {
+			lt := at.In(loc)
+			mins := lt.Hour()*60 + lt.Minute()
+			n := 0
+			for _, s := range sent {
+				if s.After(at.Add(-modelCapPer)) && !s.After(at) {
+					n++
+				}
+			}
+			if lt.Weekday() != time.Saturday && lt.Weekday() != time.Sunday && lt.Hour() >= 9 && lt.Hour() <= 16 &&
+				(mins < modelQuietFrom || mins >= modelQuietTo) && n < modelCapMax {
+				break
+			}
+			at = at.Truncate(time.Minute).Add(time.Minute)
+		}
+		worst = maxTime(worst, at)
+	}
+	return worst
 }
 
 // walk checks a leg: every step decided in it goes out no earlier than its wait after the
@@ -1712,9 +1761,18 @@ func (m *model) walk(l leg) (v []string) {
 		if i == l.from && l.notBefore.After(due) {
 			due = l.notBefore
 		}
+		latest := due.Add(dueSlack)
+		if l.tight {
+			latest = m.slotAfter(maxTime(due, l.at)).Add(slotMargin)
+		}
 		if s, ok := m.sends[key]; ok {
-			if ml := m.mail(key); ml != nil && ml.firstAttempt.After(l.at) && ml.firstAttempt.Before(l.end) && ml.firstAttempt.Before(due) {
-				v = append(v, fmt.Sprintf("%s/%s (%s) sent %s, before it was due %s", key.seq, key.step, l.why, clock(ml.firstAttempt), clock(due)))
+			if ml := m.mail(key); ml != nil && ml.firstAttempt.After(l.at) && ml.firstAttempt.Before(l.end) {
+				if ml.firstAttempt.Before(due) {
+					v = append(v, fmt.Sprintf("%s/%s (%s) sent %s, before it was due %s", key.seq, key.step, l.why, clock(ml.firstAttempt), clock(due)))
+				}
+				if l.tight && ml.firstAttempt.After(latest) && latest.Before(l.end) {
+					v = append(v, fmt.Sprintf("%s/%s (%s) due %s, sent %s, after its slot %s", key.seq, key.step, l.why, clock(due), clock(ml.firstAttempt), clock(latest.Add(-slotMargin))))
+				}
 			}
 			base = maxTime(base, s.resolvedAt)
 			continue
@@ -1723,7 +1781,7 @@ func (m *model) walk(l leg) (v []string) {
 			base = maxTime(base, a.lastFailure)
 			continue
 		}
-		if due.Add(dueSlack).Before(l.end) {
+		if latest.Before(l.end) {
 			v = append(v, fmt.Sprintf("%s/%s (%s) due about %s, still not sent at %s", key.seq, key.step, l.why, clock(due), clock(l.end)))
 		}
 		break
@@ -1889,11 +1947,23 @@ func checkEditedStepsDue(t failer, r *runner) {
 			continue
 		}
 		l := leg{why: fmt.Sprintf("version %d of %s", e.version, clock(e.at)), at: e.at, base: st.StepBase,
-			seq: *st.Sequence, from: st.NextStep}
+			seq: *st.Sequence, from: st.NextStep, tight: true}
 		if e.found {
 			var passed []string
 			for _, s := range st.Sequence.Steps[:min(st.NextStep, len(st.Sequence.Steps))] {
 				passed = append(passed, s.ID)
+			}
+			if st.NextStep < len(st.Sequence.Steps) {
+				// The step the lead waited for may have been on its way (a send in flight, or due
+				// in the very instant): the lead passes it before it follows the new version.
+				key := sendKey{e.seq, st.Sequence.Steps[st.NextStep].ID}
+				if a, ok := m.attempts[key]; ok && !a.first.After(e.at) && a.first.After(st.StepBase) {
+					if s, ok := m.sends[key]; ok {
+						passed, l.base = append(passed, key.step), maxTime(l.base, s.resolvedAt)
+					} else if a.failures >= testEnvMaxAttempts {
+						passed, l.base = append(passed, key.step), maxTime(l.base, a.lastFailure)
+					}
+				}
 			}
 			l.seq, l.from = e.new, sequence.Position(e.new, passed)
 		} else {
@@ -1944,7 +2014,7 @@ func checkResumedAtSlot(t failer, r *runner) {
 		// A held lead sends nothing before the resume tells it, so a send in the resume's instant
 		// is already the resumed one (at is just before it).
 		l := leg{why: "resumed " + clock(rs.at), at: rs.at.Add(-time.Nanosecond), base: st.StepBase, notBefore: rs.notBefore,
-			seq: *st.Sequence, from: st.NextStep}
+			seq: *st.Sequence, from: st.NextStep, tight: true}
 		l.end = minTime(r.sc.end(), m.disturbedAfter(rs.ord, rs.at, rs.key.seq, true))
 		if st.Mode == "" {
 			l.end = minTime(l.end, m.quietSince(rs.at, rs.at))

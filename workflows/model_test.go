@@ -339,6 +339,9 @@ type model struct {
 	calls       []mCall
 	conversions []mConversion
 	follows     int
+	// alreadySent are the times SendStep answered already_sent: the workflow counts each toward
+	// the frequency cap (it may be the retry of an email that just went out).
+	alreadySent []time.Time
 }
 
 func newModel(clock func() time.Time) *model {
@@ -694,6 +697,7 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 		switch s.status {
 		case "sent":
 			res.Status = activities.StatusAlreadySent
+			m.alreadySent = append(m.alreadySent, m.now())
 			return res, nil
 		case "suppressed":
 			res.Status, res.Reason = activities.StatusSuppressed, "earlier"
