@@ -130,6 +130,13 @@ var knownScripts = []struct {
 		sc: script{Start: mon0900, Interest: "security", Acts: []act{{Gap: time.Hour, Kind: kEdit, Series: "current", Edit: "drop"}}},
 	},
 	{
+		// The first email (Monday 09:00) meets an SMTP outage and retries; at 09:02 the lead looks
+		// at the pricing page, the analytics series' goal: the lead exits and the pending send is
+		// cancelled, never mailed.
+		name: "issue9-goal-cancels-a-pending-send", breaks: "goal-ends-the-series",
+		sc: script{Start: mon0900.Add(-time.Minute), Acts: []act{{Kind: kOutage, Outage: 40 * time.Minute}, {Gap: 2 * time.Minute, Kind: kGoal}}},
+	},
+	{
 		// Monday 10:00, after the first email, the second's wait is cut from 3 days to 1: it goes
 		// out Tuesday 09:00 (a day after the first, in the window), not Tuesday 10:00.
 		name: "issue9-changed-wait-counts-from-the-start-of-the-wait", breaks: "edited-steps-due",
