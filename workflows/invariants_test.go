@@ -1847,20 +1847,15 @@ func checkPausedNeverMailed(t failer, r *runner) {
 func checkHeldKeepsItsPlace(t failer, r *runner) {
 	var v []string
 	m := r.m
-	seen := map[int]bool{}
 	reengage := modelCatalog().Reengagement.Sequence.ID
 	for _, c := range m.calls {
 		if !c.paused {
 			continue
 		}
 		obs, obsAt, obsOrd, what := r.final, r.sc.end(), int(^uint(0)>>1), "at the end"
-		for i, rs := range m.resumes {
+		for _, rs := range m.resumes {
 			if rs.key == c.key && rs.ord > c.ord {
 				obs, obsAt, obsOrd, what = rs.state, rs.at, rs.ord, "at the resume "+clock(rs.at)
-				if seen[i] {
-					obs = nil // checked for an earlier hold
-				}
-				seen[i] = true
 				break
 			}
 		}
