@@ -27,6 +27,14 @@ import (
 // Besides behaving, the model keeps a log of everything that happened, in one logical order (ord),
 // which the invariant checks read: every email handed to SMTP with the lead's state at that
 // moment, every stage change, enrollment, rescore, handoff row, lapse, notice and stored answer.
+//
+// The catalog is live, as in issue 9: it has published versions (the first is modelCatalog), and
+// Follow reads a sequence from the current one as activities.Leads.Follow does; sequences or
+// single steps can be paused, and a Pausable send of a paused step holds the lead (a held send
+// row, released by the Released send after the resume), as activities.Email.beforeClaim does;
+// the analytics and security series have goals, which Rescore checks like activities' reachGoal
+// and records as a conversion once. The log adds every published edit, pause, resume, SendStep
+// call and conversion.
 
 // The model's scoring rules: a small version of examples/scoring.yaml, decay included, so that a
 // score can fall below the threshold and cross it again.
@@ -79,13 +87,26 @@ func modelSeries(id string, waits ...time.Duration) sequence.Sequence {
 	return s
 }
 
+// The goals of the model's series: an analytics lead that looks at the pricing page has what the
+// series is for (a human event, so a goal can be reached while a send is pending or the lead is
+// held); a security lead's series is done once the lead is marketing qualified (a stage, reached
+// with the handoff in the same rescore).
+var (
+	modelAnalyticsGoal = &sequence.Goal{Event: score.EventPageView, Tag: "pricing"}
+	modelSecurityGoal  = &sequence.Goal{Stage: lifecycle.MQL}
+)
+
 func modelCatalog() *sequence.Catalog {
+	analytics := modelSeries("analytics-series", 0, 3*day, 7*day)
+	analytics.Goal = modelAnalyticsGoal
+	security := modelSeries("security-series", 0, 2*day, 4*day)
+	security.Goal = modelSecurityGoal
 	return &sequence.Catalog{
 		DefaultSegment: modelRecycleSegment,
 		Window:         sequence.Window{Cron: modelWindowCron, TimeZone: modelWindowTZ},
 		Segments: []sequence.Segment{
-			{ID: "analytics", Interests: []string{"analytics"}, Sequence: modelSeries("analytics-series", 0, 3*day, 7*day)},
-			{ID: "security", Interests: []string{"security"}, Sequence: modelSeries("security-series", 0, 2*day, 4*day)},
+			{ID: "analytics", Interests: []string{"analytics"}, Sequence: analytics},
+			{ID: "security", Interests: []string{"security"}, Sequence: security},
 			{ID: modelRecycleSegment, Interests: []string{"newsletter"}, Sequence: modelSeries("general-series", 0, 5*day)},
 		},
 		FrequencyCap: &sequence.FrequencyCap{Max: modelCapMax, Per: modelCapPer},
@@ -118,6 +139,7 @@ type mMail struct {
 	firstAttempt time.Time // the first SendStep call for the key: when the workflow decided to send
 	at           time.Time
 	ord          int
+	subject      string
 	zones        []string // the lead's time zones around the first attempt (see zonesAround)
 	stage        lifecycle.Stage
 	unsubscribed bool
@@ -132,6 +154,59 @@ type mAttempt struct {
 	failures           int
 	// zones are the lead's time zones around the first attempt (see zonesAround).
 	zones []string
+}
+
+// mCall is one SendStep call: what the workflow asked for, and whether the send was paused.
+type mCall struct {
+	key          sendKey
+	at           time.Time
+	ord          int
+	firstAttempt time.Time // of the decision this call belongs to (see mAttempt)
+	subject      string
+	pausable     bool
+	released     bool
+	paused       bool
+}
+
+// mEdit is a published version of the catalog: one edit of one series, and the lead's workflow
+// state just before it was told (nil if the query failed).
+type mEdit struct {
+	at       time.Time
+	ord      int
+	version  int
+	seq      string
+	kind     string // wait, remove, insert, subject
+	stepID   string // the step changed, removed or inserted
+	old, new sequence.Sequence
+	found    bool // the new version still has the series
+	state    *LeadState
+}
+
+// mPause is a pause of a series (step "") or of one step, and its resume (zero while paused).
+type mPause struct {
+	seq, step string
+	at        time.Time
+	ord       int
+	resumedAt time.Time
+	resumeOrd int
+}
+
+// mResume is a resume that told the lead its held send may go: the held key, the lead's slot in
+// the ramp, and the workflow state just before the signal (nil if the query failed).
+type mResume struct {
+	key       sendKey
+	at        time.Time
+	ord       int
+	notBefore time.Time
+	state     *LeadState
+}
+
+// mConversion is a goal reached, as activities' RecordConversion stores it: once per sequence.
+type mConversion struct {
+	seq     string
+	at      time.Time
+	ord     int
+	eventID int64
 }
 
 type mZone struct {
@@ -217,14 +292,17 @@ type mFaults struct {
 type model struct {
 	mu    sync.Mutex
 	clock func() time.Time
-	cat   *sequence.Catalog
-	score *score.Model
-	ord   int
+	// cat is the current version of the catalog, versions[v-1] version v.
+	cat      *sequence.Catalog
+	versions []*sequence.Catalog
+	score    *score.Model
+	ord      int
 
-	exists   bool
-	segment  string
-	stage    lifecycle.Stage
-	timeZone string
+	exists    bool
+	segment   string
+	interests []string
+	stage     lifecycle.Stage
+	timeZone  string
 	// zones are the lead's time zones as captures set them, with when (the first at the zero time).
 	zones        []mZone
 	unsubscribed bool
@@ -249,6 +327,21 @@ type model struct {
 	suppAt        time.Time
 	nextSend      int
 	errorsLog     []string // activity errors returned, for the script's report
+
+	// Live sequences: the paused series ("seq/") and steps ("seq/step"), the held sends (the
+	// held_sends rows, with when they were held), and the logs of edits, pauses, resumes,
+	// SendStep calls and conversions.
+	paused      map[string]bool
+	held        map[sendKey]time.Time
+	edits       []mEdit
+	pauses      []*mPause
+	resumes     []mResume
+	calls       []mCall
+	conversions []mConversion
+	follows     int
+	// alreadySent are the times SendStep answered already_sent: the workflow counts each toward
+	// the frequency cap (it may be the retry of an email that just went out).
+	alreadySent []time.Time
 }
 
 func newModel(clock func() time.Time) *model {
@@ -256,8 +349,55 @@ func newModel(clock func() time.Time) *model {
 	if diags != nil {
 		panic(diags)
 	}
-	return &model{clock: clock, cat: modelCatalog(), score: m, sends: map[sendKey]*mSend{}, attempts: map[sendKey]*mAttempt{},
-		eventOrds: map[int64]int{}, notices: map[string]int{}, brokenNotices: map[string]bool{}, counters: map[string]int{}, faults: mFaults{commitThenFail: map[string]int{}}}
+	cat := modelCatalog()
+	return &model{clock: clock, cat: cat, versions: []*sequence.Catalog{cat}, score: m, sends: map[sendKey]*mSend{}, attempts: map[sendKey]*mAttempt{},
+		eventOrds: map[int64]int{}, notices: map[string]int{}, brokenNotices: map[string]bool{}, counters: map[string]int{}, faults: mFaults{commitThenFail: map[string]int{}},
+		paused: map[string]bool{}, held: map[sendKey]time.Time{}}
+}
+
+// version is the number of the current version of the catalog.
+func (m *model) version() int { return len(m.versions) }
+
+// isPaused reports whether the step of seq is paused, by itself or with its series.
+func (m *model) isPaused(k sendKey) bool { return m.paused[k.seq+"/"] || m.paused[k.seq+"/"+k.step] }
+
+// conversion is the conversion recorded for seq, nil if none.
+func (m *model) conversion(seq string) *mConversion {
+	for i := range m.conversions {
+		if m.conversions[i].seq == seq {
+			return &m.conversions[i]
+		}
+	}
+	return nil
+}
+
+// cloneCatalog copies c deeply enough that editing a sequence's steps of the copy leaves c as it
+// was: a published version never changes.
+func cloneCatalog(c *sequence.Catalog) *sequence.Catalog {
+	n := *c
+	n.Segments = slices.Clone(c.Segments)
+	for i := range n.Segments {
+		n.Segments[i].Sequence.Steps = slices.Clone(n.Segments[i].Sequence.Steps)
+	}
+	if c.Reengagement != nil {
+		re := *c.Reengagement
+		re.Sequence.Steps = slices.Clone(re.Sequence.Steps)
+		n.Reengagement = &re
+	}
+	return &n
+}
+
+// sequenceIn points at the sequence seq of c, nil if c has none.
+func sequenceIn(c *sequence.Catalog, seq string) *sequence.Sequence {
+	for i := range c.Segments {
+		if c.Segments[i].Sequence.ID == seq {
+			return &c.Segments[i].Sequence
+		}
+	}
+	if c.Reengagement != nil && c.Reengagement.Sequence.ID == seq {
+		return &c.Reengagement.Sequence
+	}
+	return nil
 }
 
 func (m *model) now() time.Time { return m.clock() }
@@ -327,6 +467,9 @@ func (m *model) capture(interest, tz string) {
 		m.exists, m.stage = true, lifecycle.Lead
 		m.segment = m.cat.SegmentFor([]string{interest}).ID
 		at = time.Time{}
+	}
+	if !slices.Contains(m.interests, interest) {
+		m.interests = append(m.interests, interest)
 	}
 	if tz != "" {
 		m.timeZone = tz
@@ -400,8 +543,13 @@ func (m *model) Plan(in activities.PlanInput) (activities.Plan, error) {
 	if in.Segment != "" {
 		seg = in.Segment
 	}
+	if _, ok := m.cat.Segment(seg); !ok {
+		// As activities.Plan: a removed segment's lead follows the segment its interests map to now.
+		seg = m.cat.SegmentForLead(m.interests, sequence.Facts{Stage: m.stage}).ID
+	}
 	p := activities.PlanFor(m.cat, seg, m.stage, m.timeZone)
 	p.SalesEnabled = true
+	p.Version = m.version()
 	for k, s := range m.sends {
 		if k.seq == p.Sequence.ID && s.status != "" {
 			p.Done = append(p.Done, k.step)
@@ -477,6 +625,20 @@ func (m *model) Rescore(in activities.RescoreInput) (activities.RescoreResult, e
 		m.setStage(lifecycle.MQL, reason)
 	}
 	res.Stage = m.stage
+	if g := in.Goal; g != nil {
+		// As activities' reachGoal: the stored stage, or a human event since the last rescore.
+		var eventID int64
+		reached := g.ReachedByStage(m.stage)
+		for _, e := range m.events {
+			if !reached && e.id > in.SinceEventID && !e.machine && g.ReachedByEvent(e.typ, e.tags) {
+				reached, eventID = true, e.id
+			}
+		}
+		if reached && m.conversion(in.SequenceID) == nil {
+			m.conversions = append(m.conversions, mConversion{seq: in.SequenceID, at: m.now(), ord: m.tick(), eventID: eventID})
+		}
+		res.GoalReached = reached
+	}
 	if m.stage == lifecycle.MQL {
 		if reason == "" {
 			reason = "marketing qualified"
@@ -504,6 +666,21 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	key := sendKey{in.SequenceID, in.StepID}
+	call := mCall{key: key, at: m.now(), subject: in.Subject, pausable: in.Pausable, released: in.Released}
+	if in.Pausable && m.isPaused(key) {
+		// As beforeClaim: nothing is claimed, the held send is recorded (its first time kept), and
+		// the next call after the resume is a new decision, not a retry of this one.
+		if _, ok := m.held[key]; !ok {
+			m.held[key] = m.now()
+		}
+		delete(m.attempts, key)
+		call.paused, call.ord, call.firstAttempt = true, m.tick(), m.now()
+		m.calls = append(m.calls, call)
+		return activities.SendResult{Status: activities.StatusPaused}, nil
+	}
+	if in.Pausable && in.Released {
+		delete(m.held, key)
+	}
 	att, ok := m.attempts[key]
 	// The test environment gives a send about 42 minutes of retries; a later call for the same
 	// key is a new decision (the series planned again), not a retry of the old one.
@@ -511,6 +688,8 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 		att = &mAttempt{first: m.now(), zones: m.zonesAround(m.now())}
 		m.attempts[key] = att
 	}
+	call.ord, call.firstAttempt = m.tick(), att.first
+	m.calls = append(m.calls, call)
 	// As ClaimSend: a step already settled answers from its row before any SMTP is tried.
 	s, stored := m.sends[key]
 	if stored {
@@ -518,6 +697,7 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 		switch s.status {
 		case "sent":
 			res.Status = activities.StatusAlreadySent
+			m.alreadySent = append(m.alreadySent, m.now())
 			return res, nil
 		case "suppressed":
 			res.Status, res.Reason = activities.StatusSuppressed, "earlier"
@@ -559,13 +739,51 @@ func (m *model) SendStep(in activities.SendInput) (activities.SendResult, error)
 	}
 	resolve("sent")
 	h := m.openHandoff()
-	m.mails = append(m.mails, mMail{key: key, sendID: s.id, firstAttempt: att.first, at: m.now(), ord: m.ord,
+	m.mails = append(m.mails, mMail{key: key, sendID: s.id, firstAttempt: att.first, at: m.now(), ord: m.ord, subject: in.Subject,
 		zones: att.zones, stage: m.stage, unsubscribed: m.unsubscribed, suppressed: m.suppressed != "", salesOpen: h != nil})
 	res.Status, res.MessageID = activities.StatusSent, "<"+s.id+"@model>"
 	if err := m.retryAfterCommit("SendStep"); err != nil {
 		return activities.SendResult{}, err
 	}
 	return res, nil
+}
+
+// Follow is activities.Leads.Follow: the sequence as the current version has it (Found false when
+// that version dropped it), and the segment the lead follows there.
+func (m *model) Follow(in activities.FollowInput) (activities.FollowResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.exists {
+		return activities.FollowResult{}, temporal.NewNonRetryableApplicationError("lead does not exist", activities.ErrTypeUnknownLead, nil)
+	}
+	if in.Version > m.version() {
+		return activities.FollowResult{}, fmt.Errorf("follow: sequences version %d is not loaded here yet (have %d)", in.Version, m.version())
+	}
+	m.follows++
+	res := activities.FollowResult{Version: m.version()}
+	res.Sequence, res.Found = m.cat.Sequence(in.SequenceID)
+	seg := m.segment
+	if s, ok := m.cat.SegmentOf(in.SequenceID); ok {
+		seg = s.ID
+	}
+	if _, ok := m.cat.Segment(seg); !ok {
+		seg = m.cat.SegmentForLead(m.interests, sequence.Facts{Stage: m.stage}).ID
+	}
+	p := activities.PlanFor(m.cat, seg, m.stage, m.timeZone)
+	res.Segment, res.FrequencyCap, res.QuietHours, res.Reengagement = p.Segment, p.FrequencyCap, p.QuietHours, p.Reengagement
+	return res, nil
+}
+
+// publish makes a new version of the catalog: the current one with edit applied to the sequence
+// seq. It returns the new version's number and whether it still has seq.
+func (m *model) publish(seq string, edit func(c *sequence.Catalog, s *sequence.Sequence)) (version int, found bool) {
+	c := cloneCatalog(m.cat)
+	if s := sequenceIn(c, seq); s != nil {
+		edit(c, s)
+	}
+	m.cat = c
+	m.versions = append(m.versions, c)
+	return m.version(), sequenceIn(c, seq) != nil
 }
 
 func (m *model) noticeLocked(key string) error {
