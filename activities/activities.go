@@ -134,6 +134,17 @@ func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 			p.Done = append(p.Done, s.StepID)
 		}
 	}
+	converted, err := a.Store.Converted(ctx, in.LeadID, p.Sequence.ID)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan lead %s: %w", in.LeadID, err)
+	}
+	if converted {
+		// The lead reached this sequence's goal: the series did its job and is not run again.
+		p.Done = p.Done[:0]
+		for _, st := range p.Sequence.Steps {
+			p.Done = append(p.Done, st.ID)
+		}
+	}
 	return p, nil
 }
 

@@ -200,3 +200,21 @@ func TestFollowReadsTheLiveSequence(t *testing.T) {
 	assert.False(t, res.Found)
 	assert.Equal(t, smaller.DefaultSegment, res.Segment, "no segment left for analytics: the default")
 }
+
+// A series whose goal the lead reached is done: planned again (a later capture queues it), it
+// has every step finished, so nothing of it is sent again.
+func TestPlanOfASeriesWhoseGoalWasReachedIsDone(t *testing.T) {
+	ctx := context.Background()
+	store := dbtest.Store(t)
+	c, err := store.RecordCapture(ctx, db.Capture{Email: "kim@example.com", Source: "api", Segment: "analytics", Stage: "lead", Interests: []string{"analytics"}})
+	require.NoError(t, err)
+	a := &Leads{Store: store, Catalog: exampleCatalog(t)}
+	p, err := a.Plan(ctx, PlanInput{LeadID: c.Lead.ID})
+	require.NoError(t, err)
+	assert.Empty(t, p.Done)
+	_, err = store.RecordConversion(ctx, c.Lead.ID, "analytics-series", "event demo_request", 0, false)
+	require.NoError(t, err)
+	p, err = a.Plan(ctx, PlanInput{LeadID: c.Lead.ID})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"intro", "deep-dive", "case-study"}, p.Done)
+}

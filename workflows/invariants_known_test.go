@@ -95,8 +95,7 @@ var knownScripts = []struct {
 		// reaching its series' goal: it exits, the conversion is recorded. A capture for security
 		// starts that series; a capture for analytics queues the analytics series again, and when
 		// security ends the lead is planned into analytics afresh and gets all of its emails.
-		// Plan (activities.Leads.Plan and the workflow's maybeStartPending) does not look at
-		// conversions. Unfixed: see knownBugs.
+		// Fixed: Plan treats a series whose goal the lead reached as done.
 		name: "issue9-goal-reached-then-planned-again", breaks: "goal-not-reenrolled",
 		sc: script{Start: fri0100, Acts: []act{{Kind: kGoal}, {Kind: kCapture, Interest: "security"}, {Kind: kCapture, Interest: "analytics"}}},
 	},
@@ -117,9 +116,9 @@ var knownScripts = []struct {
 		// clears it only when p.Segment equals it). Forty days later the lead goes quiet:
 		// startReengagement, then maybeStartPending plans again, which resets Mode, so the next
 		// lap finds inactiveAt in the past and starts the re-engagement again — in the same
-		// instant, for ever: a Plan per lap, continue-as-new every few thousand events.
+		// instant, for ever: a Plan per lap, continue-as-new every few thousand events. Fixed:
+		// planning the queued segment unqueues it, whatever segment it maps to now.
 		name: "issue9-queued-segment-dropped-spins", breaks: "never-fails",
-		bug: "plan() keeps a PendingSegment that Plan mapped to another segment (a dropped one): the workflow spins",
 		sc: script{Start: fri0100, Interest: "security", Acts: []act{{Gap: 26 * time.Minute, Kind: kCapture, Interest: "analytics"},
 			{Gap: 30 * time.Minute, Kind: kEdit, Series: "analytics-series", Edit: "drop"}}},
 	},

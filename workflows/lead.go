@@ -141,6 +141,10 @@ type LeadState struct {
 	// ResumedAt is when the lead's last held send was resumed: its quiet spell counts from then,
 	// for the time a pause kept it waiting is not the lead's silence.
 	ResumedAt time.Time `json:"resumed_at,omitzero"`
+	// Done are the steps of Sequence that an earlier enrollment in it finished (sent, failed,
+	// suppressed): reached again — after an edit inserted a step before them, or a re-enrollment
+	// that starts at a step they follow — they are passed over, not walked through.
+	Done []string `json:"done,omitempty"`
 }
 
 // HeldStep is a step whose send fell due while it, or its sequence, was paused.
@@ -346,6 +350,13 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 			continue
 		}
 		step := r.st.Sequence.Steps[r.st.NextStep]
+		if r.live() && slices.Contains(r.st.Done, step.ID) {
+			r.advance() // finished by an earlier enrollment: nothing to wait for
+			if err := r.maybeStartPendingIfDone(); err != nil {
+				return err
+			}
+			continue
+		}
 		wait := step.Wait
 		if step.WaitIfClicked != nil && r.previousClicked() {
 			wait = *step.WaitIfClicked
@@ -393,6 +404,11 @@ type leadRun struct {
 	cancelTimer func()
 	// cancelSend, while a send runs, cancels it: the lead left the series it belongs to.
 	cancelSend func()
+	// resumeDuringSend is a resume that came while a send ran: if the send answers that its step
+	// is paused, the resume that read its hold has come already.
+	resumeDuringSend *ContentChange
+	// resumed is set when a rescore returned the lead from re-engagement to its nurture.
+	resumed bool
 }
 
 // fixed reports whether this run has the fixes of promisesChange.
@@ -508,6 +524,8 @@ func (r *leadRun) applyContent(c ContentChange) {
 	if c.Resume && r.st.Held != nil {
 		r.st.Held, r.st.NotBefore, r.st.Released = nil, c.NotBefore, true
 		r.st.ResumedAt = workflow.Now(r.ctx)
+	} else if c.Resume && r.cancelSend != nil {
+		r.resumeDuringSend = &c
 	}
 }
 
@@ -568,6 +586,7 @@ func (r *leadRun) plan(segment string) error {
 	if r.live() {
 		r.st.ContentVersion = max(r.st.ContentVersion, p.Version)
 		r.st.Held, r.st.NotBefore, r.st.Released = nil, time.Time{}, false
+		r.st.Done = slices.Clone(p.Done)
 	}
 	r.st.SalesEnabled = p.SalesEnabled
 	r.st.FrequencyCap, r.st.QuietHours, r.st.Reengagement = p.FrequencyCap, p.QuietHours, p.Reengagement
@@ -582,7 +601,9 @@ func (r *leadRun) plan(segment string) error {
 	if r.st.TimeZone == "" {
 		r.st.TimeZone = p.TimeZone
 	}
-	if r.st.PendingSegment == p.Segment {
+	if r.st.PendingSegment == p.Segment || (r.live() && segment != "" && segment == r.st.PendingSegment) {
+		// The queued segment's series is planned, even if it now maps to another segment (the
+		// queued one was removed): it is not queued again.
 		r.st.PendingSegment = ""
 	}
 	r.st.Sequence = &seq
@@ -740,6 +761,7 @@ func (st *LeadState) previousClicked() bool {
 // the result: stage and score, the handoff event, unsubscribe, a move to another segment.
 func (r *leadRun) doRescore() error {
 	r.rescore = false
+	r.resumed = false
 	var a *activities.Leads
 	var res activities.RescoreResult
 	in := activities.RescoreInput{LeadID: r.st.LeadID, SinceEventID: r.st.LastEventID}
@@ -822,6 +844,10 @@ func (r *leadRun) doRescore() error {
 		}
 		return r.plan(res.SwitchSegment)
 	}
+	if r.live() && r.resumed {
+		// Back in a nurture that had ended: a segment a capture queued meanwhile starts now.
+		return r.maybeStartPendingIfDone()
+	}
 	return nil
 }
 
@@ -889,6 +915,7 @@ func (r *leadRun) runStep(step sequence.Step) error {
 	// runs from before variants existed take it too.
 	v := step.VariantFor(r.st.LeadID, r.st.Sequence.ID)
 	in := activities.SendInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, StepID: step.ID, Template: v.Template, Subject: v.Subject}
+	r.resumeDuringSend = nil
 	if r.live() {
 		in.Variant = v.ID
 		in.ContentVersion = r.st.ContentVersion
@@ -948,6 +975,11 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		// Nothing was sent or skipped: the lead holds its place until the step resumes.
 		r.st.Held = &HeldStep{SequenceID: in.SequenceID, StepID: step.ID, Since: workflow.Now(r.ctx)}
 		r.st.NextSendAt = time.Time{}
+		if c := r.resumeDuringSend; c != nil {
+			// The resume read this hold and signalled before the send's answer came: it is this
+			// lead's resume.
+			r.applyContent(*c)
+		}
 		return nil
 	case activities.StatusHeldOut, activities.StatusSkipped:
 		r.record(step, res.Status, res.Reason)

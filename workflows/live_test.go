@@ -55,6 +55,8 @@ type liveEnv struct {
 	rescores []activities.RescoreInput
 	reengage *sequence.Reengagement
 	follows  int
+	// done are the step ids Plan reports as finished by an earlier enrollment.
+	done []string
 }
 
 func newLiveEnv(t *testing.T, v1 ...sequence.Sequence) *liveEnv {
@@ -82,7 +84,7 @@ func newLiveEnv(t *testing.T, v1 ...sequence.Sequence) *liveEnv {
 			if !ok {
 				seg, seq = "general", e.versions[e.current]["general-series"]
 			}
-			return activities.Plan{Segment: seg, Stage: lifecycle.Lead, Sequence: seq, Done: []string{}, Version: e.current,
+			return activities.Plan{Segment: seg, Stage: lifecycle.Lead, Sequence: seq, Done: append([]string{}, e.done...), Version: e.current,
 				Reengagement: e.reengage}, nil
 		})
 	e.env.OnActivity(leads.Follow, mock.Anything, mock.Anything).Return(
@@ -335,4 +337,17 @@ func TestStepConditionsOnBandAndScore(t *testing.T) {
 	st := e.run("lead-cold", 20*day)
 	assert.Equal(t, []string{"a@0", "c@10d", "d@17d"}, e.sent(), "b is for warm and hot leads; c for a score of 30 or more")
 	assert.Equal(t, "skipped", st.History[1].Outcome)
+}
+
+// Steps an earlier enrollment finished are passed over wherever they stand, not walked through
+// with their waits: a lead re-enrolled in a series of which it only lacks the first email gets
+// that email and is done, at once.
+func TestStepsFinishedEarlierArePassedOver(t *testing.T) {
+	e := newLiveEnv(t, fourSteps())
+	e.done = []string{"b", "c", "d"}
+	var st LeadState
+	e.at(time.Hour, func() { st = queryState(t, e.env) })
+	e.run("lead-done-steps", 2*day)
+	assert.Equal(t, []string{"a@0"}, e.sent())
+	assert.Equal(t, StatusCompleted, st.Status, "finished an hour in, not 17 days later")
 }

@@ -555,6 +555,13 @@ func (m *model) Plan(in activities.PlanInput) (activities.Plan, error) {
 			p.Done = append(p.Done, k.step)
 		}
 	}
+	if m.conversion(p.Sequence.ID) != nil {
+		// As activities.Plan: a series whose goal the lead reached is done.
+		p.Done = p.Done[:0]
+		for _, st := range p.Sequence.Steps {
+			p.Done = append(p.Done, st.ID)
+		}
+	}
 	slices.Sort(p.Done)
 	m.enrolls = append(m.enrolls, mEnroll{at: m.now(), ord: m.tick(), sequence: p.Sequence, why: "plan " + p.Segment})
 	return p, nil

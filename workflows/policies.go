@@ -21,6 +21,9 @@ type SavedNurture struct {
 	NextStep   int                `json:"next_step"`
 	Status     string             `json:"status"`
 	ExitReason string             `json:"exit_reason,omitempty"`
+	// ContentVersion is the version of the sequences Sequence comes from: a newer one published
+	// while the lead re-engaged is followed when it returns.
+	ContentVersion int `json:"content_version,omitempty"`
 }
 
 // sendTime is the first instant at or after due that is inside the sequence's send window (in the
@@ -146,7 +149,8 @@ func (r *leadRun) inactiveAt() time.Time {
 // score is computed again so that decay for the quiet time shows.
 func (r *leadRun) startReengagement() {
 	r.stopTimer()
-	r.st.Saved = &SavedNurture{Sequence: r.st.Sequence, NextStep: r.st.NextStep, Status: r.st.Status, ExitReason: r.st.ExitReason}
+	r.st.Saved = &SavedNurture{Sequence: r.st.Sequence, NextStep: r.st.NextStep, Status: r.st.Status, ExitReason: r.st.ExitReason,
+		ContentVersion: r.st.ContentVersion}
 	seq := r.st.Reengagement.Sequence
 	r.st.Sequence, r.st.NextStep, r.st.Status, r.st.ExitReason = &seq, 0, StatusRunning, ""
 	r.st.Mode, r.st.StepBase, r.st.NextSendAt = ModeReengaging, workflow.Now(r.ctx), time.Time{}
@@ -162,7 +166,13 @@ func (r *leadRun) resumeNurture() {
 	}
 	if s := r.st.Saved; s != nil {
 		r.st.Sequence, r.st.NextStep, r.st.Status, r.st.ExitReason = s.Sequence, s.NextStep, s.Status, s.ExitReason
+		if r.live() && s.ContentVersion < r.st.ContentVersion {
+			// A version published while it re-engaged: its nurture follows that version now.
+			r.st.FollowVersion = max(r.st.FollowVersion, r.st.ContentVersion)
+			r.st.ContentVersion = s.ContentVersion
+		}
 	}
+	r.resumed = true
 	r.st.Saved, r.st.Mode = nil, ""
 	r.st.StepBase, r.st.NextSendAt = workflow.Now(r.ctx), time.Time{}
 }

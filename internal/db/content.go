@@ -372,3 +372,13 @@ func pgErrCode(err error) string {
 	}
 	return ""
 }
+
+// Converted reports whether the lead reached the goal of the sequence.
+func (s *Store) Converted(ctx context.Context, leadID, sequenceID string) (bool, error) {
+	if _, err := uuid.Parse(leadID); err != nil {
+		return false, nil
+	}
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversions WHERE lead_id = $1 AND sequence_id = $2)`, leadID, sequenceID).Scan(&ok)
+	return ok, translate(err)
+}
