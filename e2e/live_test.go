@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +224,15 @@ func TestLiveEditOfARunningSequence(t *testing.T) {
 	assert.Equal(t, groups["s1,s2,s3"], changedEmail, "the dry run says s4's email changed")
 	assert.Zero(t, report.Unreadable.Count)
 
+	for p, scenario := range map[string]string{"s1,s2": "lead-live-follow-rescheduled", "s1": "lead-live-follow-moved"} {
+		for _, wave := range waves[:3] {
+			if i := slices.IndexFunc(wave, func(id string) bool { return strings.Join(passed[id], ",") == p }); i >= 0 {
+				s.recordScenario(scenario, wave[i])
+				break
+			}
+		}
+	}
+
 	// Both workers sent under the new version.
 	mu.Lock()
 	defer mu.Unlock()
@@ -293,4 +303,82 @@ func TestVariantsAndHoldoutOnRealParts(t *testing.T) {
 		}
 	}
 	assert.Equal(t, want, bySubject, "the inbox holds each lead's variant, once")
+	for _, id := range leads {
+		if seq.HeldOut(id) {
+			s.recordScenario("lead-holdout", id)
+			break
+		}
+	}
+	for _, id := range leads {
+		if !seq.HeldOut(id) {
+			s.recordScenario("lead-variants", id)
+			break
+		}
+	}
+}
+
+// A paused step holds its leads, in order, and a resume sends them spread over the ramp; then a
+// lead that reaches the sequence's goal leaves it at once and its conversion is recorded.
+func TestPauseResumeAndGoalOnRealParts(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{live: true, sequences: "testdata/pause.yaml"})
+	code, out := s.post("/api/sequences/paused-series/pause", map[string]any{"step": "p2"})
+	require.Equal(t, 200, code, "%v", out)
+	var leads []string
+	for i := range 4 {
+		code, body := s.post("/api/v1/leads", map[string]any{"email": fmt.Sprintf("pause-%d@example.com", i), "name": "Paused Lead",
+			"interests": []string{"analytics"}, "source": "api", "consent": map[string]any{"granted": true, "wording_id": "p"}})
+		require.Equal(t, 201, code, "%v", body)
+		leads = append(leads, body["id"].(string))
+	}
+	for _, id := range leads {
+		eventually(t, 30*time.Second, func() bool { return s.leadState(id).Held != nil }, "lead %s held at p2", id)
+	}
+	s.waitMessages(4, 10*time.Second, 2*time.Second) // p1 only: nothing else goes out while paused
+	for _, id := range leads {
+		st := s.leadState(id)
+		assert.Equal(t, workflows.StatusRunning, st.Status)
+		for _, h := range st.History {
+			assert.NotEqual(t, "skipped", h.Outcome, "lead %s: a pause skips nothing", id)
+		}
+	}
+	var order []string // the order the sends fell due in
+	rows, err := s.store.Pool().Query(context.Background(), `SELECT lead_id FROM held_sends ORDER BY held_at, lead_id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		order = append(order, id)
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	require.ElementsMatch(t, leads, order)
+
+	resumeAt := time.Now()
+	code, out = s.post("/api/sequences/paused-series/resume", map[string]any{"step": "p2", "ramp": "4s"})
+	require.Equal(t, 200, code, "%v", out)
+	s.waitMessages(8, 30*time.Second, 0)
+	var at []time.Time
+	for i, id := range order {
+		sends := s.liveSends(id)
+		require.Equal(t, []string{"p1", "p2"}, stepIDs(sends)[:2], "lead %s", id)
+		at = append(at, sends[1].at)
+		slot := resumeAt.Add(time.Duration(i) * time.Second) // 4s over 4 leads: one a second
+		assert.False(t, sends[1].at.Before(slot.Add(-time.Second)), "lead %d sent %s before its slot %s", i, sends[1].at, slot)
+	}
+	assert.True(t, slices.IsSortedFunc(at, func(a, b time.Time) int { return a.Compare(b) }), "sent in the order they fell due: %v", at)
+	assert.GreaterOrEqual(t, at[3].Sub(at[0]), 2*time.Second, "spread over the ramp, not all at once")
+
+	// The goal: a demo request ends the series at once; p3 never goes out to that lead.
+	goal := order[0]
+	code, res := s.post("/api/v1/events", map[string]any{"events": []map[string]any{{"id": "demo-1", "lead_id": goal, "type": "demo_request"}}})
+	require.Equal(t, 200, code, "%v", res)
+	eventually(t, 20*time.Second, func() bool { return s.leadState(goal).ExitReason == "goal reached" }, "lead exits on its goal")
+	var n int
+	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM conversions WHERE lead_id = $1 AND sequence_id = 'paused-series'`, goal).Scan(&n))
+	assert.Equal(t, 1, n, "one conversion")
+	s.waitMessages(8+3, 30*time.Second, 3*time.Second) // p3 for the other three only
+	assert.Equal(t, []string{"p1", "p2"}, stepIDs(s.liveSends(goal)))
+	s.recordScenario("lead-pause-resume-goal", goal)
+	s.recordScenario("lead-pause-resume", order[1])
 }
