@@ -236,6 +236,17 @@ func (m *Mailer) put(p *pooled) {
 	m.idle = append(m.idle, p)
 }
 
+// dropIdle closes the pooled connections.
+func (m *Mailer) dropIdle() {
+	m.mu.Lock()
+	idle := m.idle
+	m.idle = nil
+	m.mu.Unlock()
+	for _, p := range idle {
+		_ = p.client.Close()
+	}
+}
+
 // Close closes every pooled connection.
 func (m *Mailer) Close() error {
 	m.mu.Lock()
@@ -267,8 +278,10 @@ func (m *Mailer) Send(ctx context.Context, msg Message) error {
 		_ = p.client.Close()
 		var se *gomail.SendError
 		if attempt == 0 && errors.As(err, &se) && se.Reason == gomail.ErrConnCheck {
-			// The connection died while idle; nothing reached the server. Dial afresh.
+			// The connection died while idle; nothing reached the server. The other idle ones went
+			// idle with it (a quiet spell, a server restart): drop them and dial afresh.
 			m.log.Debug("smtp connection went stale, redialling")
+			m.dropIdle()
 			continue
 		}
 		return classify(err, "")

@@ -273,6 +273,34 @@ func TestSendReplacesConnectionClosedByServer(t *testing.T) {
 	assert.Equal(t, 2, p.Accepted())
 }
 
+// When the server dropped every pooled connection (they all went idle together, as during a
+// pause), one send still goes out at once: the first stale connection tells the rest are stale.
+func TestSendReplacesEveryConnectionClosedByServer(t *testing.T) {
+	t.Parallel()
+	capt := startCapture(t)
+	p := startProxy(t, capt.Addr())
+	m := newMailer(t, p.Addr(), func(c *mail.Config) { c.PoolSize = 3 })
+
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			msg := message("lead" + strconv.Itoa(i) + "@example.com")
+			msg.MessageID = "<fill-" + strconv.Itoa(i) + "@tend.test>"
+			assert.NoError(t, m.Send(context.Background(), msg))
+		})
+	}
+	wg.Wait()
+	waitFor(t, capt, 6)
+	require.GreaterOrEqual(t, p.Accepted(), 2, "the pool holds several connections")
+	p.DropAll()
+
+	msg := message("bob@example.com")
+	msg.MessageID = "<after-drop-all@tend.test>"
+	require.NoError(t, m.Send(context.Background(), msg), "the dead pooled connections are replaced in the same send")
+	msgs := waitFor(t, capt, 7)
+	assert.Equal(t, "<after-drop-all@tend.test>", msgs[6].MessageID)
+}
+
 func TestSendDoesNotReuseIdleConnection(t *testing.T) {
 	t.Parallel()
 	capt := startCapture(t)
