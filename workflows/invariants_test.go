@@ -1239,34 +1239,7 @@ func (m *model) stageAt(ord int) lifecycle.Stage {
 }
 
 // quietFrom is when a lead enrolled at t counts as gone quiet (re-engagement pauses its series).
-func (m *model) quietFrom(t time.Time) time.Time {
-	since := m.enrolls[0].at
-	var eng []time.Time
-	for _, e := range m.events {
-		if score.IsEngagement(e.typ) && !e.machine {
-			eng = append(eng, e.at)
-		}
-	}
-	for _, at := range eng {
-		if !at.After(t) && at.After(since) {
-			since = at
-		}
-	}
-	for _, at := range eng {
-		if !at.After(t) {
-			continue
-		}
-		if !at.Before(since.Add(modelInactive)) {
-			break
-		}
-		since = at
-	}
-	q := since.Add(modelInactive)
-	if q.Before(t) {
-		return t
-	}
-	return q
-}
+func (m *model) quietFrom(t time.Time) time.Time { return m.quietSince(m.enrolls[0].at, t) }
 
 // Every step is sent at most once; and every step that fell due while its series ran undisturbed
 // (no later series, unsubscribe, suppression, exit stage, handoff or silence, and no edit of the
