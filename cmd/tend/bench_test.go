@@ -18,7 +18,7 @@ func TestBenchMeasuresAPrivateStack(t *testing.T) {
 	r := tend(t, map[string]string{}, "bench", "--leads", "20", "--concurrency", "4", "--events", "6", "--batch", "6", "--sample", "5")
 	require.NoError(t, r.err, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	assert.Contains(t, r.stdout, "capture      20 leads in ")
-	assert.Contains(t, r.stdout, "first email  20/20 delivered, 0 duplicates")
+	assert.Contains(t, r.stdout, "first email  20/20 sent, 0 duplicates among the 20 the inbox kept")
 	assert.Contains(t, r.stdout, "site events  120 in 20 requests")
 	m := regexp.MustCompile(`the 6 site events cost ([0-9.]+) signals and ([0-9.]+) rescores`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, m, r.stdout)
