@@ -1,0 +1,373 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tendhq/tend/internal/api"
+	"github.com/tendhq/tend/internal/capture"
+	"github.com/tendhq/tend/internal/content"
+	"github.com/tendhq/tend/internal/dbtest"
+	"github.com/tendhq/tend/internal/engage"
+	"github.com/tendhq/tend/internal/sales"
+	"github.com/tendhq/tend/internal/track"
+	"github.com/tendhq/tend/workflows"
+)
+
+// notDocumented are the patterns the router registers that are not operations: the catch-all
+// that answers JSON 404s for unknown /api paths.
+var notDocumented = []string{"/api/"}
+
+// redirectOnly are the operations whose success is a redirect, not a 2xx.
+var redirectOnly = []string{"GET /app", "POST /app/logout", "POST /app/login", "GET /t/c/{token}", "HEAD /t/c/{token}"}
+
+// docURL is where the document is added to the schema compiler: its $refs
+// (#/components/schemas/…) resolve inside it.
+const docURL = "tend:openapi.json"
+
+// nopDecider lets the sales routes be registered; these tests never decide.
+type nopDecider struct{}
+
+func (nopDecider) Decide(context.Context, string, workflows.Decision) (workflows.DecisionResult, error) {
+	return workflows.DecisionResult{}, nil
+}
+
+// fullServer is a server with every optional part set, so that every route is registered.
+func fullServer() *api.Server {
+	return &api.Server{Engage: &engage.Service{}, Decider: nopDecider{}, Keys: &track.Keys{}, Team: &sales.Team{},
+		Live: &content.Live{}}
+}
+
+type openAPIDoc struct {
+	OpenAPI string                                `json:"openapi"`
+	Paths   map[string]map[string]json.RawMessage `json:"paths"`
+}
+
+type operation struct {
+	Responses map[string]json.RawMessage `json:"responses"`
+}
+
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+func readDoc(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &doc), "the document is JSON")
+	return doc
+}
+
+// docOperations lists the document's operations as the router writes its patterns: "GET /path/{id}".
+func docOperations(doc openAPIDoc) map[string]operation {
+	out := map[string]operation{}
+	for path, item := range doc.Paths {
+		for m, raw := range item {
+			if !slices.Contains(httpMethods, m) {
+				continue // parameters, summary… of the path item
+			}
+			var op operation
+			_ = json.Unmarshal(raw, &op)
+			out[strings.ToUpper(m)+" "+path] = op
+		}
+	}
+	return out
+}
+
+// routerPattern writes a ServeMux pattern as OpenAPI does: {name...} and {$} are ServeMux's own.
+func routerPattern(p string) string {
+	p = strings.ReplaceAll(p, "...}", "}")
+	return strings.TrimSuffix(p, "{$}")
+}
+
+func TestOpenAPIDocumentsEveryRouteAndNoOther(t *testing.T) {
+	t.Parallel()
+	doc := readDoc(t)
+	assert.Equal(t, "3.1.0", doc.OpenAPI)
+
+	var served []string
+	for _, p := range fullServer().Routes() {
+		method, path, ok := strings.Cut(p, " ")
+		if !ok {
+			require.Contains(t, notDocumented, p, "a route without a method must be listed as not documented")
+			continue
+		}
+		served = append(served, method+" "+routerPattern(path))
+	}
+	ops := docOperations(doc)
+	documented := slices.Collect(func(yield func(string) bool) {
+		for k := range ops {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	sort.Strings(served)
+	sort.Strings(documented)
+	assert.Equal(t, served, documented, "the routes served and the operations documented")
+
+	for name, op := range ops {
+		ok := false
+		for code := range op.Responses {
+			n, _ := strconv.Atoi(code)
+			ok = ok || (n >= 200 && n < 300) || (slices.Contains(redirectOnly, name) && n >= 300 && n < 400)
+		}
+		assert.True(t, ok, "%s documents no success response", name)
+	}
+}
+
+// A server without the optional parts serves fewer routes, and all of them are documented.
+func TestOpenAPIDocumentsTheMinimalServer(t *testing.T) {
+	t.Parallel()
+	ops := docOperations(readDoc(t))
+	for _, p := range (&api.Server{}).Routes() {
+		if slices.Contains(notDocumented, p) {
+			continue
+		}
+		method, path, _ := strings.Cut(p, " ")
+		assert.Contains(t, ops, method+" "+routerPattern(path))
+	}
+}
+
+func TestOpenAPIIsServedAsInTheRepository(t *testing.T) {
+	t.Parallel()
+	file, err := os.ReadFile("openapi.json")
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	(&api.Server{}).Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/openapi.json", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Header().Get("Content-Type"), "application/json")
+	assert.True(t, bytes.Equal(file, rec.Body.Bytes()), "GET /api/openapi.json serves internal/api/openapi.json as it is")
+}
+
+// compiler holds the document, with formats (date-time, uuid, email) asserted.
+func compiler(t *testing.T) *jsonschema.Compiler {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(api.OpenAPI))
+	require.NoError(t, err)
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	require.NoError(t, c.AddResource(docURL, v))
+	return c
+}
+
+// escape writes a JSON pointer token.
+func escape(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1") }
+
+// example is a value the document gives next to a schema, and where.
+type example struct {
+	At     string // JSON pointer of the example
+	Schema string // JSON pointer of its schema
+	Value  any
+}
+
+// examples walks the document for every example and examples next to a schema: media types
+// and parameters.
+func examples(v any, at string, out *[]example) {
+	switch x := v.(type) {
+	case map[string]any:
+		if _, ok := x["schema"]; ok {
+			if e, ok := x["example"]; ok {
+				*out = append(*out, example{At: at + "/example", Schema: at + "/schema", Value: e})
+			}
+			if es, ok := x["examples"].(map[string]any); ok {
+				for name, e := range es {
+					if ev, ok := e.(map[string]any)["value"]; ok {
+						*out = append(*out, example{At: at + "/examples/" + escape(name), Schema: at + "/schema", Value: ev})
+					}
+				}
+			}
+		}
+		for k, c := range x {
+			examples(c, at+"/"+escape(k), out)
+		}
+	case []any:
+		for i, c := range x {
+			examples(c, at+"/"+strconv.Itoa(i), out)
+		}
+	}
+}
+
+func TestOpenAPIExamplesValidate(t *testing.T) {
+	t.Parallel()
+	var doc any
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &doc))
+	var all []example
+	examples(doc, "", &all)
+	require.Greater(t, len(all), 40, "the operations carry examples")
+	c := compiler(t)
+	for _, e := range all {
+		sch, err := c.Compile(docURL + "#" + e.Schema)
+		require.NoError(t, err, "schema of %s", e.At)
+		// Examples are decoded as the validator decodes JSON (numbers as json.Number).
+		raw, err := json.Marshal(e.Value)
+		require.NoError(t, err)
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		require.NoError(t, err)
+		assert.NoError(t, sch.Validate(v), "example %s", e.At)
+	}
+}
+
+// The schema compiler must catch a wrong example, or the test above proves nothing.
+func TestOpenAPISchemasRejectWhatTheyShould(t *testing.T) {
+	t.Parallel()
+	c := compiler(t)
+	lead, err := c.Compile(docURL + "#/components/schemas/LeadCaptured")
+	require.NoError(t, err)
+	for name, body := range map[string]string{
+		"stage not a stage": `{"id":"0b7f6c7e-2d4a-4c1e-9a53-6f1e2c3d4b5a","created":true,"segment":"a","stage":"hot","enrolled":true,"enrollment":"started","interests":[]}`,
+		"id not a uuid":     `{"id":"7","created":true,"segment":"a","stage":"lead","enrolled":true,"enrollment":"started","interests":[]}`,
+		"field missing":     `{"id":"0b7f6c7e-2d4a-4c1e-9a53-6f1e2c3d4b5a","created":true,"segment":"a","stage":"lead","enrolled":true,"interests":[]}`,
+		"field undocumented": `{"id":"0b7f6c7e-2d4a-4c1e-9a53-6f1e2c3d4b5a","created":true,"segment":"a","stage":"lead","enrolled":true,"enrollment":"started",` +
+			`"interests":[],"extra":1}`,
+	} {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+		require.NoError(t, err)
+		assert.Error(t, lead.Validate(v), name)
+	}
+}
+
+// responseSchema compiles the schema the document gives for a JSON answer of an operation,
+// following a $ref to components/responses.
+func responseSchema(t *testing.T, c *jsonschema.Compiler, method, path string, code int) *jsonschema.Schema {
+	t.Helper()
+	var doc struct {
+		Paths      map[string]map[string]operation `json:"paths"`
+		Components struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &doc))
+	op, ok := doc.Paths[path][strings.ToLower(method)]
+	require.True(t, ok, "%s %s is documented", method, path)
+	raw, ok := op.Responses[strconv.Itoa(code)]
+	require.True(t, ok, "%s %s documents a %d answer", method, path, code)
+	at := "/paths/" + escape(path) + "/" + strings.ToLower(method) + "/responses/" + strconv.Itoa(code)
+	var ref struct {
+		Ref string `json:"$ref"`
+	}
+	_ = json.Unmarshal(raw, &ref)
+	if ref.Ref != "" {
+		at = strings.TrimPrefix(ref.Ref, "#")
+	}
+	sch, err := c.Compile(docURL + "#" + at + "/content/application~1json/schema")
+	require.NoError(t, err, "the %d answer of %s %s has a JSON schema", code, method, path)
+	return sch
+}
+
+// conforms asserts that a real answer of the API is what the document says it is.
+func conforms(t *testing.T, c *jsonschema.Compiler, method, path string, r response) {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(r.Raw))
+	require.NoError(t, err)
+	assert.NoError(t, responseSchema(t, c, method, path, r.Code).Validate(v), "%s %s answered %d: %s", method, path, r.Code, r.Raw)
+}
+
+// The answers of real handlers, over a real Postgres, match the documented schemas: the
+// document cannot drift from the code unnoticed.
+func TestOpenAPIMatchesRealAnswers(t *testing.T) {
+	t.Parallel()
+	store := dbtest.Store(t)
+	seed := content.FileSeed{Sequences: "../../examples/sequences.yaml", Scoring: "../../examples/scoring.yaml", Sales: "../../examples/sales.yaml"}
+	live, err := content.Open(context.Background(), store, seed.Read, nil)
+	require.NoError(t, err)
+	rec := &recorder{released: 2}
+	srv := &api.Server{
+		Capture: &capture.Service{Store: store, Live: live, Enroller: &fakeEnroller{}},
+		Engage:  &engage.Service{Store: store, Live: live},
+		Store:   store, APIKeys: []string{apiKey}, KeyNames: map[string]string{apiKey: "ci"},
+		Live: live, DryRun: rec, Rollout: rec, Resumer: rec, WebhookSecret: "webhook-secret-0123456789",
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	c := compiler(t)
+	call := func(method, path, route, body string, header ...string) response {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		r := do(t, method, hs.URL+path, rd, header...)
+		conforms(t, c, method, route, r)
+		return r
+	}
+
+	created := call("POST", "/api/v1/leads", "/api/v1/leads", `{"email":"Ana.Lima@Example.com","name":"Ana Lima","company":"Acme",`+
+		`"interests":["analytics"],"source":"ebook_download","time_zone":"Europe/Berlin","attributes":{"industry":"software"},`+
+		`"consent":{"granted":true,"wording_id":"ebook-form-v3"}}`)
+	require.Equal(t, http.StatusCreated, created.Code, created.Raw)
+	id := created.Body["id"].(string)
+	again := call("POST", "/api/v1/leads", "/api/v1/leads", `{"email":"ana.lima@example.com","source":"webinar_registration"}`)
+	require.Equal(t, http.StatusOK, again.Code, again.Raw)
+	bare := call("POST", "/api/v1/leads", "/api/v1/leads", `{"email":"bo@example.com"}`)
+	require.Equal(t, http.StatusCreated, bare.Code, bare.Raw)
+	assert.Equal(t, http.StatusUnprocessableEntity, call("POST", "/api/v1/leads", "/api/v1/leads", `{"email":"not-an-address"}`).Code)
+	assert.Equal(t, http.StatusBadRequest, call("POST", "/api/v1/leads", "/api/v1/leads", `{"emial":"ana@example.com"}`).Code)
+	assert.Equal(t, http.StatusUnauthorized, call("POST", "/api/v1/leads", "/api/v1/leads", `{"email":"ana@example.com"}`, "Authorization", "").Code)
+
+	ev := call("POST", "/api/v1/events", "/api/v1/events", `{"events":[{"id":"web-1","email":"ana.lima@example.com","type":"page_view",`+
+		`"url":"https://example.com/pricing"},{"id":"web-2","email":"nobody@example.com","type":"page_view"}]}`)
+	require.Equal(t, http.StatusOK, ev.Code, ev.Raw)
+
+	for _, lead := range []string{id, bare.Body["id"].(string)} {
+		r := call("GET", "/api/v1/leads/"+lead, "/api/v1/leads/{id}", "")
+		require.Equal(t, http.StatusOK, r.Code, r.Raw)
+		r = call("GET", "/api/v1/leads/"+lead+"/export", "/api/v1/leads/{id}/export", "")
+		require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	}
+	assert.Equal(t, http.StatusNotFound, call("GET", "/api/v1/leads/0b7f6c7e-2d4a-4c1e-9a53-6f1e2c3d4b5a", "/api/v1/leads/{id}", "").Code)
+	page := call("GET", "/api/v1/leads?limit=1", "/api/v1/leads", "")
+	require.Equal(t, http.StatusOK, page.Code, page.Raw)
+	require.NotEmpty(t, page.Body["next"])
+	assert.Equal(t, http.StatusUnprocessableEntity, call("GET", "/api/v1/leads?band=lukewarm", "/api/v1/leads", "").Code)
+
+	for _, p := range []string{"/api/v1/reports/funnel", "/api/v1/reports/sla", "/api/v1/reports/sequences"} {
+		r := call("GET", p, p, "")
+		require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	}
+	r := call("GET", "/api/v1/team", "/api/v1/team", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+
+	seqs := strings.Replace(readExample(t, "sequences.yaml"), "interests: [analytics, reporting, dashboards]", "interests: [analytics, reporting, dashboards, bi]", 1)
+	apply := mustJSON(t, map[string]any{"files": map[string]any{"sequences": map[string]string{"sequences.yaml": seqs}}, "dry_run": true})
+	r = call("POST", "/api/content/apply", "/api/content/apply", apply)
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	r = call("POST", "/api/content/apply", "/api/content/apply", strings.Replace(apply, `"dry_run":true`, `"dry_run":false`, 1))
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	require.Equal(t, true, r.Body["published"])
+	broken := mustJSON(t, map[string]any{"files": map[string]any{"sequences": map[string]string{"sequences.yaml": "sequences: [{id: x, steps: 3}]\n"}}})
+	assert.Equal(t, http.StatusUnprocessableEntity, call("POST", "/api/content/apply", "/api/content/apply", broken).Code)
+	r = call("GET", "/api/content/versions", "/api/content/versions", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+
+	seq := "analytics-series" // in examples/sequences.yaml
+	r = call("POST", "/api/sequences/"+seq+"/pause", "/api/sequences/{id}/pause", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	r = call("GET", "/api/sequences/pauses", "/api/sequences/pauses", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	r = call("POST", "/api/sequences/"+seq+"/resume", "/api/sequences/{id}/resume", `{"ramp":"1h"}`)
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	assert.Equal(t, http.StatusNotFound, call("POST", "/api/sequences/no-such/pause", "/api/sequences/{id}/pause", "").Code)
+
+	assert.Equal(t, http.StatusUnauthorized, call("POST", "/api/v1/webhooks/bounces", "/api/v1/webhooks/bounces", `{}`, "Authorization", "").Code)
+	r = call("DELETE", "/api/v1/leads/"+bare.Body["id"].(string), "/api/v1/leads/{id}", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+
+	for _, p := range []string{"/healthz", "/readyz"} {
+		r := call("GET", p, p, "", "Authorization", "")
+		require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	}
+}
