@@ -3,6 +3,9 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -39,16 +42,24 @@ var redirectOnly = []string{"GET /app", "POST /app/logout", "POST /app/login", "
 // (#/components/schemas/…) resolve inside it.
 const docURL = "tend:openapi.json"
 
-// nopDecider lets the sales routes be registered; these tests never decide.
-type nopDecider struct{}
+// acceptingDecider stands in for the lead workflow's update: every rep's answer is taken.
+type acceptingDecider struct{}
 
-func (nopDecider) Decide(context.Context, string, workflows.Decision) (workflows.DecisionResult, error) {
-	return workflows.DecisionResult{}, nil
+func (acceptingDecider) Decide(_ context.Context, _ string, d workflows.Decision) (workflows.DecisionResult, error) {
+	if d.Action == "reject" {
+		return workflows.DecisionResult{Outcome: workflows.OutcomeRejected, RepID: d.RepID}, nil
+	}
+	return workflows.DecisionResult{Outcome: workflows.OutcomeAccepted, RepID: d.RepID}, nil
 }
+
+// nopNotifier stands in for the signal that tells a lead's workflow its stage changed.
+type nopNotifier struct{}
+
+func (nopNotifier) Notify(string) {}
 
 // fullServer is a server with every optional part set, so that every route is registered.
 func fullServer() *api.Server {
-	return &api.Server{Engage: &engage.Service{}, Decider: nopDecider{}, Keys: &track.Keys{}, Team: &sales.Team{},
+	return &api.Server{Engage: &engage.Service{}, Decider: acceptingDecider{}, Keys: &track.Keys{}, Team: &sales.Team{},
 		Live: &content.Live{}}
 }
 
@@ -58,7 +69,9 @@ type openAPIDoc struct {
 }
 
 type operation struct {
-	Responses map[string]json.RawMessage `json:"responses"`
+	OperationID string                      `json:"operationId"`
+	Parameters  []struct{ Name, In string } `json:"parameters"`
+	Responses   map[string]json.RawMessage  `json:"responses"`
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -125,6 +138,23 @@ func TestOpenAPIDocumentsEveryRouteAndNoOther(t *testing.T) {
 			ok = ok || (n >= 200 && n < 300) || (slices.Contains(redirectOnly, name) && n >= 300 && n < 400)
 		}
 		assert.True(t, ok, "%s documents no success response", name)
+	}
+
+	ids := map[string]string{}
+	for name, op := range ops {
+		if assert.NotEmpty(t, op.OperationID, name) {
+			assert.NotContains(t, ids, op.OperationID, "%s: operationId already used by %s", name, ids[op.OperationID])
+			ids[op.OperationID] = name
+		}
+		// Each {param} of the path is a documented path parameter.
+		_, path, _ := strings.Cut(name, " ")
+		for _, seg := range strings.Split(path, "/") {
+			if param, ok := strings.CutPrefix(seg, "{"); ok {
+				param = strings.TrimSuffix(param, "}")
+				assert.True(t, slices.ContainsFunc(op.Parameters, func(p struct{ Name, In string }) bool { return p.Name == param && p.In == "path" }),
+					"%s does not document its path parameter %s", name, param)
+			}
+		}
 	}
 }
 
@@ -276,6 +306,15 @@ func conforms(t *testing.T, c *jsonschema.Compiler, method, path string, r respo
 	assert.NoError(t, responseSchema(t, c, method, path, r.Code).Validate(v), "%s %s answered %d: %s", method, path, r.Code, r.Raw)
 }
 
+const webhookSecret = "webhook-secret-0123456789"
+
+// sign is the X-Tend-Signature of body.
+func sign(secret, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
 // The answers of real handlers, over a real Postgres, match the documented schemas: the
 // document cannot drift from the code unnoticed.
 func TestOpenAPIMatchesRealAnswers(t *testing.T) {
@@ -287,9 +326,9 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	rec := &recorder{released: 2}
 	srv := &api.Server{
 		Capture: &capture.Service{Store: store, Live: live, Enroller: &fakeEnroller{}},
-		Engage:  &engage.Service{Store: store, Live: live},
+		Engage:  &engage.Service{Store: store, Live: live, Notifier: nopNotifier{}},
 		Store:   store, APIKeys: []string{apiKey}, KeyNames: map[string]string{apiKey: "ci"},
-		Live: live, DryRun: rec, Rollout: rec, Resumer: rec, WebhookSecret: "webhook-secret-0123456789",
+		Live: live, DryRun: rec, Rollout: rec, Resumer: rec, WebhookSecret: webhookSecret, Decider: acceptingDecider{},
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -362,7 +401,19 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Code, r.Raw)
 	assert.Equal(t, http.StatusNotFound, call("POST", "/api/sequences/no-such/pause", "/api/sequences/{id}/pause", "").Code)
 
+	r = call("POST", "/api/v1/leads/"+id+"/accept", "/api/v1/leads/{id}/accept", `{"rep_id":"rep-1"}`)
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	r = call("POST", "/api/v1/leads/"+id+"/reject", "/api/v1/leads/{id}/reject", `{"rep_id":"rep-1","reason":"not_ready","note":"next quarter"}`)
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	assert.Equal(t, http.StatusUnprocessableEntity, call("POST", "/api/v1/leads/"+id+"/reject", "/api/v1/leads/{id}/reject", `{"rep_id":"rep-1"}`).Code)
+	assert.Equal(t, http.StatusConflict, call("POST", "/api/v1/leads/"+id+"/won", "/api/v1/leads/{id}/won", `{"rep_id":"rep-1","value":100,"currency":"EUR"}`).Code,
+		"a lead is not won before it is an opportunity")
+
 	assert.Equal(t, http.StatusUnauthorized, call("POST", "/api/v1/webhooks/bounces", "/api/v1/webhooks/bounces", `{}`, "Authorization", "").Code)
+	bounce := `{"events":[{"type":"bounce","recipient":"ana.lima@example.com","bounce_type":"hard","status":"5.1.1"}]}`
+	r = call("POST", "/api/v1/webhooks/bounces", "/api/v1/webhooks/bounces", bounce, "X-Tend-Signature", sign(webhookSecret, bounce))
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	assert.Equal(t, "tend", r.Body["source"])
 	r = call("DELETE", "/api/v1/leads/"+bare.Body["id"].(string), "/api/v1/leads/{id}", "")
 	require.Equal(t, http.StatusOK, r.Code, r.Raw)
 
