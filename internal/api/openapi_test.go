@@ -324,11 +324,13 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 	live, err := content.Open(context.Background(), store, seed.Read, nil)
 	require.NoError(t, err)
 	rec := &recorder{released: 2}
+	keys, err := track.ParseKeys(track.GenerateKey("k1"))
+	require.NoError(t, err)
 	srv := &api.Server{
 		Capture: &capture.Service{Store: store, Live: live, Enroller: &fakeEnroller{}},
-		Engage:  &engage.Service{Store: store, Live: live, Notifier: nopNotifier{}},
+		Engage:  &engage.Service{Store: store, Live: live, Notifier: nopNotifier{}, Keys: keys, Heuristics: track.DefaultHeuristics()},
 		Store:   store, APIKeys: []string{apiKey}, KeyNames: map[string]string{apiKey: "ci"},
-		Live: live, DryRun: rec, Rollout: rec, Resumer: rec, WebhookSecret: webhookSecret, Decider: acceptingDecider{},
+		Live: live, DryRun: rec, Rollout: rec, Resumer: rec, WebhookSecret: webhookSecret, Decider: acceptingDecider{}, Keys: keys,
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -421,4 +423,82 @@ func TestOpenAPIMatchesRealAnswers(t *testing.T) {
 		r := call("GET", p, p, "", "Authorization", "")
 		require.Equal(t, http.StatusOK, r.Code, r.Raw)
 	}
+
+	// The pages and the pixel answer a documented status with a documented media type.
+	for _, tc := range []struct{ method, path, route, form string }{
+		{"GET", "/t/o/not-a-token", "/t/o/{token}", ""},
+		{"HEAD", "/t/o/not-a-token", "/t/o/{token}", ""},
+		{"GET", "/t/c/not-a-token", "/t/c/{token}", ""},
+		{"GET", "/u/not-a-token", "/u/{token}", ""},
+		{"POST", "/u/not-a-token", "/u/{token}", "List-Unsubscribe=One-Click"},
+		{"POST", "/u/not-a-token/preferences", "/u/{token}/preferences", "opt_out=analytics"},
+		{"GET", "/s/not-a-token", "/s/{token}", ""},
+		{"POST", "/s/not-a-token", "/s/{token}", "reason=not_ready"},
+		{"GET", "/desk/not-a-token", "/desk/{token}", ""},
+		{"GET", "/app", "/app", ""},
+		{"GET", "/app/login", "/app/login", ""},
+		{"POST", "/app/login", "/app/login", "key=wrong"},
+		{"POST", "/app/login", "/app/login", "key=" + apiKey},
+		{"POST", "/app/logout", "/app/logout", ""},
+		{"GET", "/app/leads", "/app/leads", ""},
+		{"GET", "/app/leads/" + id, "/app/leads/{id}", ""},
+	} {
+		code, ct := pageCall(t, tc.method, hs.URL+tc.path, tc.form)
+		types, ok := documentedTypes(t, tc.method, tc.route, code)
+		if assert.True(t, ok, "%s %s answered %d, which is not documented", tc.method, tc.path, code) && len(types) > 0 {
+			mt, _, _ := strings.Cut(ct, ";")
+			assert.Contains(t, types, mt, "%s %s answered %d as %s", tc.method, tc.path, code, ct)
+		}
+	}
+}
+
+// pageCall sends a request as a browser or a mail client would (a form, no key, redirects not
+// followed) and returns the status and Content-Type of the answer.
+func pageCall(t *testing.T, method, url, form string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != "" {
+		body = strings.NewReader(form)
+	}
+	req, err := http.NewRequest(method, url, body)
+	require.NoError(t, err)
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type")
+}
+
+// documentedTypes returns the media types the document gives for an answer, and whether the
+// answer is documented at all.
+func documentedTypes(t *testing.T, method, path string, code int) ([]string, bool) {
+	t.Helper()
+	var doc struct {
+		Paths      map[string]map[string]operation `json:"paths"`
+		Components struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(api.OpenAPI, &doc))
+	raw, ok := doc.Paths[path][strings.ToLower(method)].Responses[strconv.Itoa(code)]
+	if !ok {
+		return nil, false
+	}
+	var r struct {
+		Ref     string                     `json:"$ref"`
+		Content map[string]json.RawMessage `json:"content"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &r))
+	if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
+		require.NoError(t, json.Unmarshal(doc.Components.Responses[name], &r))
+	}
+	var out []string
+	for mt := range r.Content {
+		out = append(out, mt)
+	}
+	return out, true
 }
