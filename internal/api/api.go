@@ -75,10 +75,17 @@ type Server struct {
 }
 
 // Handler returns the API's routes.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+func (s *Server) Handler() http.Handler { return s.router() }
+
+// Routes lists the patterns Handler serves ("GET /api/v1/leads/{id}", …), as registered for this
+// configuration: routes whose collaborators are nil are left out, as they are from Handler.
+func (s *Server) Routes() []string { return s.router().patterns }
+
+func (s *Server) router() *router {
+	mux := &router{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /api/openapi.json", serveOpenAPI)
 	mux.Handle("POST /api/v1/leads", s.admin(s.createLead))
 	mux.Handle("GET /api/v1/leads/{id}", s.admin(s.getLead))
 	mux.Handle("GET /api/v1/leads", s.admin(s.listLeads))

@@ -17,7 +17,7 @@ import (
 // MaxContentBytes bounds an apply's body: every file of the kinds it replaces.
 const MaxContentBytes = 2 << 20
 
-func (s *Server) contentRoutes(mux *http.ServeMux) {
+func (s *Server) contentRoutes(mux routeMux) {
 	if s.Live == nil {
 		return
 	}

@@ -64,7 +64,7 @@ func (s *Server) validSession(r *http.Request, now time.Time) bool {
 	return false
 }
 
-func (s *Server) dashboardRoutes(mux *http.ServeMux) {
+func (s *Server) dashboardRoutes(mux routeMux) {
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/app/leads", http.StatusSeeOther) })
 	mux.HandleFunc("GET /app/login", s.loginForm)
 	mux.Handle("POST /app/login", s.limitPublic(s.login))

@@ -180,7 +180,7 @@ func unsubscribeRequest(raw []byte) (string, bool) {
 	return fields[1], true
 }
 
-func (s *Server) privacyRoutes(mux *http.ServeMux) {
+func (s *Server) privacyRoutes(mux routeMux) {
 	mux.Handle("GET /api/v1/leads/{id}/export", s.admin(s.exportLead))
 	mux.Handle("DELETE /api/v1/leads/{id}", s.admin(s.eraseLead))
 	if s.Engage != nil {

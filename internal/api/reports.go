@@ -24,7 +24,7 @@ import (
 // from and to bound the period half-open, [from, to); either may be left out. Each is a date
 // (YYYY-MM-DD, midnight UTC) or an RFC 3339 time, so from=2026-11-01&to=2026-12-01 is November.
 // since is a look-back such as 30d, 2w or 12h, or a date or RFC 3339 time; it defaults to 30d.
-func (s *Server) reportRoutes(mux *http.ServeMux) {
+func (s *Server) reportRoutes(mux routeMux) {
 	mux.Handle("GET /api/v1/reports/funnel", s.admin(s.funnelReport))
 	mux.Handle("GET /api/v1/reports/sla", s.admin(s.slaReport))
 	mux.Handle("GET /api/v1/reports/sequences", s.admin(s.sequenceReport))

@@ -320,7 +320,7 @@ func (s *Server) salesTeam() *sales.Team {
 	return s.Team
 }
 
-func (s *Server) salesRoutes(mux *http.ServeMux) {
+func (s *Server) salesRoutes(mux routeMux) {
 	if s.Team != nil || s.Live != nil {
 		mux.Handle("GET /api/v1/team", s.admin(s.team))
 	}
