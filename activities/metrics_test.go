@@ -57,3 +57,20 @@ func scrapeSet(t *testing.T, set *metrics.Set) string {
 	require.NoError(t, err)
 	return strings.TrimSpace(string(b))
 }
+
+// A rescore counts the score it stored, and the move to MQL once: its retry stores the score
+// again but changes no stage.
+func TestRescoreCountsScoresAndTheStageChangeOnce(t *testing.T) {
+	ctx := context.Background()
+	a, store, id := rescoreSetup(t)
+	set := metrics.New()
+	a.Metrics = set
+	addEvents(t, store, id, "demo_request")
+	_, err := a.Rescore(ctx, RescoreInput{LeadID: id})
+	require.NoError(t, err)
+	_, err = a.Rescore(ctx, RescoreInput{LeadID: id})
+	require.NoError(t, err)
+	body := scrapeSet(t, set)
+	assert.Contains(t, body, "tend_score_updates_total 2")
+	assert.Contains(t, body, `tend_stage_transitions_total{from="lead",to="mql"} 1`)
+}
