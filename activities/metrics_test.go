@@ -7,12 +7,18 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/metrics"
+	"github.com/tendhq/tend/internal/sales"
+	"github.com/tendhq/tend/internal/score"
+	"github.com/tendhq/tend/internal/sequence"
 )
 
 // failingMailer answers every message with one SMTP failure.
@@ -73,4 +79,40 @@ func TestRescoreCountsScoresAndTheStageChangeOnce(t *testing.T) {
 	body := scrapeSet(t, set)
 	assert.Contains(t, body, "tend_score_updates_total 2")
 	assert.Contains(t, body, `tend_stage_transitions_total{from="lead",to="mql"} 1`)
+}
+
+// A handoff is counted when it is opened, and a lapse when its escalation goes out, with how late
+// after the deadline that was — once, however often the activities run.
+func TestHandoffsAndSLABreachesAreCountedOnce(t *testing.T) {
+	ctx := context.Background()
+	cat, err := sequence.Load("../examples/sequences.yaml", sequence.Options{})
+	require.NoError(t, err)
+	var segs []string
+	for _, s := range cat.Segments {
+		segs = append(segs, s.ID)
+	}
+	team, err := sales.Load("../examples/sales.yaml", sales.Options{Segments: segs, EventTypes: score.EventTypes()})
+	require.NoError(t, err)
+	store := dbtest.Store(t)
+	c, err := store.RecordCapture(ctx, db.Capture{Email: "ada@example.com", Name: "Ada", Source: "api", Segment: segs[0], Stage: "mql"})
+	require.NoError(t, err)
+	set := metrics.New()
+	m := &recordingMailer{}
+	a := &Sales{Store: store, Team: team, Mailer: m, From: From{Name: "tend", Address: "tend@acme.test", Domain: "acme.test"}, Metrics: set}
+
+	in := AssignInput{LeadID: c.Lead.ID, Seq: 1, Assignment: 1, Reason: "demo request", At: time.Now()}
+	as, err := a.Assign(ctx, in)
+	require.NoError(t, err)
+	_, err = a.Assign(ctx, in) // a retry
+	require.NoError(t, err)
+	lapse := LapseInput{HandoffID: as.HandoffID, Lapse: 1, At: as.DueAt}
+	_, err = a.Lapse(ctx, lapse)
+	require.NoError(t, err)
+	_, err = a.Lapse(ctx, lapse) // a retry
+	require.NoError(t, err)
+
+	body := scrapeSet(t, set)
+	assert.Contains(t, body, `tend_handoffs_total{kind="handoff"} 1`)
+	assert.Contains(t, body, "tend_sla_breaches_total 1")
+	assert.Contains(t, body, "tend_escalation_lateness_seconds_count 1")
 }
