@@ -15,6 +15,7 @@ import (
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
 )
@@ -49,6 +50,8 @@ type Leads struct {
 	// Live, when set, is the published content: its catalog, model and team replace Catalog,
 	// Model and RecycleCoolOff, so that a new version is used at once.
 	Live *content.Live
+	// Metrics, when set, counts score updates and stage changes.
+	Metrics *metrics.Set
 }
 
 func (a *Leads) catalog() *sequence.Catalog {

@@ -17,6 +17,7 @@ import (
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
@@ -71,6 +72,8 @@ type Email struct {
 	// and its error fails the activity. It exists for fault-injection tests of exactly-once
 	// delivery; production code leaves it nil.
 	AfterAccepted func(ctx context.Context, in SendInput) error
+	// Metrics, when set, counts each step's outcome.
+	Metrics *metrics.Set
 }
 
 // SendInput names the step to send. It carries ids only, never personal data.
@@ -124,7 +127,12 @@ type SendResult struct {
 // accepted the message, so a retried or concurrent attempt finds it sent (or busy) and does not
 // mail again. Temporary SMTP failures are returned as retryable errors; permanent ones are
 // recorded and returned as non-retryable errors, and a hard bounce suppresses the address.
-func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) {
+func (a *Email) SendStep(ctx context.Context, in SendInput) (res SendResult, err error) {
+	defer func() {
+		if o := emailOutcome(res, err); o != "" {
+			a.Metrics.Email(o)
+		}
+	}()
 	// Heartbeats tell Temporal within seconds that a worker died mid-send, so the retry does not
 	// wait for the start-to-close timeout. The send itself is not cut short by a cancellation:
 	// once SMTP accepted a message its row must be marked sent, or a retry would mail again.
@@ -145,7 +153,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
 	}
-	res := SendResult{SendID: claim.Send.ID, MessageID: claim.Send.MessageID}
+	res = SendResult{SendID: claim.Send.ID, MessageID: claim.Send.MessageID}
 	switch claim.Send.Status {
 	case db.SendSent:
 		claim.Abort(ctx)
@@ -259,6 +267,45 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (SendResult, error) 
 		log.Error("permanent SMTP rejection", "smtp", f.Error())
 	}
 	return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("send step %s to lead %s: %v", in.StepID, in.LeadID, f), typ, nil)
+}
+
+// emailOutcome is what a send's result says for the metrics; "" for a lead that no longer
+// exists, which is no email's fate.
+func emailOutcome(res SendResult, err error) metrics.EmailOutcome {
+	switch res.Status {
+	case StatusSent:
+		return metrics.EmailSent
+	case StatusAlreadySent:
+		return metrics.EmailAlreadySent
+	case StatusSuppressed:
+		return metrics.EmailSuppressed
+	case StatusUnsubscribed:
+		return metrics.EmailUnsubscribed
+	case StatusPaused:
+		return metrics.EmailPaused
+	case StatusHeldOut:
+		return metrics.EmailHeldOut
+	case StatusSkipped:
+		return metrics.EmailSkipped
+	}
+	if err == nil {
+		return ""
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case ErrTypeHardBounce:
+			return metrics.EmailHardBounce
+		case ErrTypeRejected:
+			return metrics.EmailRejected
+		case ErrTypeBadTemplate:
+			return metrics.EmailBadTemplate
+		case ErrTypeUnknownLead:
+			return ""
+		}
+	}
+	// Anything else is retried: a temporary SMTP failure, the database out for a moment.
+	return metrics.EmailTemporary
 }
 
 // track rewrites the email's links into signed click URLs, adds the open pixel, and records the

@@ -135,9 +135,13 @@ func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, er
 	if ready && (from == lifecycle.Subscriber || from == lifecycle.Lead || from == lifecycle.Recycled) {
 		u.Stage, u.StageReason = string(lifecycle.MQL), reason
 	}
-	stage, _, err := a.Store.ApplyScore(ctx, in.LeadID, u)
+	stage, changed, err := a.Store.ApplyScore(ctx, in.LeadID, u)
 	if err != nil {
 		return RescoreResult{}, fmt.Errorf("store score of lead %s: %w", in.LeadID, err)
+	}
+	a.Metrics.ScoreUpdated()
+	if changed {
+		a.Metrics.StageChanged(string(from), stage)
 	}
 	res.Stage = lifecycle.Stage(stage)
 	if in.Goal != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/track"
 )
@@ -38,6 +39,8 @@ type Sales struct {
 	// LinkTTL is how long accept and reject links stay valid; default 7 days.
 	LinkTTL time.Duration
 	Log     *slog.Logger
+	// Metrics, when set, counts handoffs, SLA breaches and stage changes.
+	Metrics *metrics.Set
 }
 
 // AssignInput asks for a rep for a lead's handoff.
@@ -79,7 +82,9 @@ func (a *Sales) Assign(ctx context.Context, in AssignInput) (Assignment, error) 
 	}
 	h, err := a.Store.FindHandoff(ctx, in.LeadID, in.Seq, in.Assignment)
 	if errors.Is(err, db.ErrNotFound) {
-		h, err = a.open(ctx, lead.Segment, in)
+		if h, err = a.open(ctx, lead.Segment, in); err == nil {
+			a.Metrics.HandedOff(in.Assignment > 1)
+		}
 	}
 	if err != nil {
 		return Assignment{}, fmt.Errorf("assign lead %s: %w", in.LeadID, err)
@@ -174,14 +179,25 @@ func (a *Sales) Lapse(ctx context.Context, in LapseInput) (LapseResult, error) {
 		return LapseResult{}, fmt.Errorf("record lapse of handoff %d: %w", h.ID, err)
 	}
 	h.Lapses = max(h.Lapses, in.Lapse)
+	// The breach is counted when its escalation is sent — exactly once per lapse, however often
+	// the activity runs — with how late after the deadline that was: the manager's notice, or
+	// the rep's copy when the manager has no address.
 	if mgr.Email != "" {
-		if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:manager", h.ID, in.Lapse), lead, "escalation", mgr.ID, mgr.Name, mgr.Email, h, in.At.Sub(h.DueAt)); err != nil {
+		sent, err := a.sendNotice(ctx, fmt.Sprintf("escalation:%d:%d:manager", h.ID, in.Lapse), lead, "escalation", mgr.ID, mgr.Name, mgr.Email, h, in.At.Sub(h.DueAt))
+		if err != nil {
 			return LapseResult{}, err
+		}
+		if sent {
+			a.Metrics.SLABreached(time.Since(h.DueAt))
 		}
 	}
 	if !in.Answered {
-		if err := a.notice(ctx, fmt.Sprintf("escalation:%d:%d:rep", h.ID, in.Lapse), lead, "escalation-copy", rep.ID, rep.Name, rep.Email, h, in.At.Sub(h.DueAt)); err != nil {
+		sent, err := a.sendNotice(ctx, fmt.Sprintf("escalation:%d:%d:rep", h.ID, in.Lapse), lead, "escalation-copy", rep.ID, rep.Name, rep.Email, h, in.At.Sub(h.DueAt))
+		if err != nil {
 			return LapseResult{}, err
+		}
+		if sent && mgr.Email == "" {
+			a.Metrics.SLABreached(time.Since(h.DueAt))
 		}
 	}
 	return LapseResult{NextDueAt: next}, nil
@@ -257,7 +273,11 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 	default:
 		return res, temporal.NewNonRetryableApplicationError("unknown action "+in.Action, "BadAction", nil)
 	}
-	err := a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
+	before, err := a.Store.Lead(ctx, in.LeadID)
+	if err != nil {
+		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
+	}
+	err = a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
 	if err != nil && !errors.Is(err, db.ErrTransition) {
 		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
 	}
@@ -271,6 +291,7 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 		return res, err
 	}
 	res.Stage = lifecycle.Stage(lead.Stage)
+	a.Metrics.StageChanged(before.Stage, lead.Stage)
 	if res.Stage == lifecycle.Recycled {
 		res.RecycleSegment = a.team().Recycle.NotReadySegment
 	}
@@ -279,6 +300,12 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 
 // notice sends one email to a person of the sales team, exactly once per key.
 func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, personID, personName, address string, h db.Handoff, overdue time.Duration) error {
+	_, err := a.sendNotice(ctx, key, lead, kind, personID, personName, address, h, overdue)
+	return err
+}
+
+// sendNotice is notice, and says whether this call sent it.
+func (a *Sales) sendNotice(ctx context.Context, key string, lead db.Lead, kind, personID, personName, address string, h db.Handoff, overdue time.Duration) (sent bool, err error) {
 	// Rendered before the claim: the claim's transaction holds a connection until the SMTP server
 	// answered, and rendering reads the lead's events with another; both at once, a few notices
 	// could take the whole pool and wait for each other.
@@ -289,30 +316,33 @@ func (a *Sales) notice(ctx context.Context, key string, lead db.Lead, kind, pers
 		// the workflow goes on. Failing the activity would only retry a template that stays broken.
 		a.logger().Error("sales notice not sent: its template does not render", "kind", kind, "lead_id", lead.ID,
 			"recipient", personID, "err", err)
-		return nil
+		return false, nil
 	}
 	claim, err := a.Store.ClaimNotice(ctx, key, lead.ID, kind, personID, a.From.Domain)
 	if err != nil {
-		return fmt.Errorf("notice %s: %w", key, err)
+		return false, fmt.Errorf("notice %s: %w", key, err)
 	}
 	if claim.Status != "pending" {
 		claim.Abort(ctx)
-		return nil
+		return false, nil
 	}
 	sendErr := a.Mailer.Send(ctx, mail.Message{FromName: a.From.Name, FromAddress: a.From.Address, ToName: personName,
 		ToAddress: address, Subject: subject, MessageID: claim.MessageID, Text: text, HTML: html,
 		Headers: map[string]string{"X-Tend-Notice": kind}})
 	if sendErr == nil {
-		return claim.Finish(ctx, "sent", "")
+		if err := claim.Finish(ctx, "sent", ""); err != nil {
+			return false, err
+		}
+		return true, nil
 	}
 	var f *mail.Failure
 	if errors.As(sendErr, &f) && !f.Temporary {
 		_ = claim.Finish(ctx, "failed", f.Error())
 		a.logger().Error("notice rejected by SMTP", "kind", kind, "lead_id", lead.ID, "recipient", personID, "smtp", f.Error())
-		return nil
+		return false, nil
 	}
 	_ = claim.Finish(ctx, "pending", sendErr.Error())
-	return fmt.Errorf("send %s notice for lead %s: %w", kind, lead.ID, sendErr)
+	return false, fmt.Errorf("send %s notice for lead %s: %w", kind, lead.ID, sendErr)
 }
 
 func (a *Sales) logger() *slog.Logger {

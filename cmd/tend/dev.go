@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/devstack"
 	"github.com/tendhq/tend/internal/mailcapture"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/pgcluster"
 	"github.com/tendhq/tend/internal/track"
 )
@@ -38,6 +39,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	smtpPort := fs.Int("smtp-port", 1025, "capture SMTP server port")
 	inboxPort := fs.Int("inbox-port", 8025, "capture inbox web page port")
 	pgPort := fs.Int("pg-port", 0, "private Postgres port (default: a free port)")
+	metricsFlag := fs.String("metrics", "", "metrics and readiness listen address of both parts (default TEND_METRICS_ADDR or 127.0.0.1:9090; off disables)")
 	demo := fs.Bool("demo", true, "capture three demo leads when the database has none")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -53,6 +55,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		cfg.HTTPAddr = *httpAddr
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	metricsAddr, explicit, stopTimeout, err := operatorEnv(func(k string) string {
+		if k == "TEND_METRICS_ADDR" && *metricsFlag != "" {
+			return *metricsFlag
+		}
+		return getenv(k)
+	}, "127.0.0.1:9090")
+	if err != nil {
+		return err
+	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
@@ -167,7 +178,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err := useSuppressionKey(ctx, cfg, store); err != nil {
 		return err
 	}
-	tc, err := app.DialTemporal(ctx, cfg, log)
+	// One registry for both parts: the server's and the worker's metrics on one address.
+	set := metrics.New()
+	tc, err := app.DialTemporalWithMetrics(ctx, cfg, log, set)
 	if err != nil {
 		return err
 	}
@@ -175,6 +188,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	c, err := loadContent(ctx, cfg, store, log)
 	if err != nil {
 		return err
+	}
+	c.metrics, c.stopTimeout = set, stopTimeout
+	metricsURL, stopOperator, err := serveOperator(metricsAddr, explicit, set, app.Ready(store, tc, log.With("component", "ready")), log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopOperator)
+	if metricsURL != "" {
+		metricsURL = "http://" + metricsURL + "/metrics"
 	}
 	svc, stopServer, err := startServer(ctx, cfg, c, store, tc, log, &cfg.HTTPAddr)
 	if err != nil {
@@ -198,9 +220,10 @@ tend dev is running.
   Temporal UI    %s
   Temporal gRPC  %s   (namespace %s)
   Postgres       %s
+  Metrics        %s   (and /readyz)
   Sequences      version %d, first read from %s
                  (after an edit: tend apply %s — TEND_URL=%s TEND_API_KEY=%s)
-`, api, cfg.APIKeys[0], api, orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL),
+`, api, cfg.APIKeys[0], api, orNone(tsrv.UIURL), tsrv.Address, cfg.TemporalNamespace, redactURL(cfg.DatabaseURL), orNone(metricsURL),
 		c.live.Current().Version(content.Sequences), cfg.Sequences, cfg.Sequences, api, cfg.APIKeys[0])
 	if inboxURL != "" {
 		fmt.Fprintf(stdout, "  Inbox          %s   (JSON: %s/api/messages)\n", inboxURL, inboxURL)
@@ -217,7 +240,7 @@ Press Ctrl+C to stop; state is kept in %s and resumes on the next start.
 `, cfg.APIKeys[0], api, dir)
 
 	if err := writeEndpoints(dir, endpoints{API: api, Inbox: inboxURL, SMTP: cfg.SMTPURL, Temporal: tsrv.Address,
-		TemporalUI: tsrv.UIURL, Namespace: cfg.TemporalNamespace, DatabaseURL: cfg.DatabaseURL}); err != nil {
+		TemporalUI: tsrv.UIURL, Namespace: cfg.TemporalNamespace, DatabaseURL: cfg.DatabaseURL, Metrics: metricsURL}); err != nil {
 		return err
 	}
 	if *demo {
@@ -265,6 +288,7 @@ type endpoints struct {
 	TemporalUI  string `json:"temporal_ui,omitempty"`
 	Namespace   string `json:"namespace"`
 	DatabaseURL string `json:"database_url"`
+	Metrics     string `json:"metrics,omitempty"`
 }
 
 func writeEndpoints(dir string, e endpoints) error {

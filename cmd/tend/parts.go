@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -24,6 +25,7 @@ import (
 	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/leader"
 	"github.com/tendhq/tend/internal/mail"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/score"
 	"github.com/tendhq/tend/internal/sequence"
@@ -168,11 +170,76 @@ func lintFiles(what string, files []string, stdout io.Writer, load func(string) 
 	return nil
 }
 
-// parts is what both the worker and the server read: the published content, kept current, and
-// the tracking keys.
+// parts is what both the worker and the server read: the published content, kept current, the
+// tracking keys, and the process's metrics.
 type parts struct {
-	live *content.Live
-	keys *track.Keys
+	live    *content.Live
+	keys    *track.Keys
+	metrics *metrics.Set
+	// stopTimeout is how long a stopping worker lets running activities finish.
+	stopTimeout time.Duration
+}
+
+// defaultWorkerStopTimeout lets a send under way finish on a stop: an SMTP transaction, a retry
+// of the database write after it.
+const defaultWorkerStopTimeout = 30 * time.Second
+
+// operatorEnv reads the operator settings of a server or worker: TEND_METRICS_ADDR (def when
+// empty, "off" for none; explicit says the operator set it) and TEND_WORKER_STOP_TIMEOUT.
+func operatorEnv(getenv func(string) string, def string) (addr string, explicit bool, stopTimeout time.Duration, err error) {
+	addr = strings.TrimSpace(getenv("TEND_METRICS_ADDR"))
+	explicit = addr != ""
+	if !explicit {
+		addr = def
+	}
+	if strings.EqualFold(addr, "off") {
+		addr = ""
+	} else if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", false, 0, fmt.Errorf("TEND_METRICS_ADDR: %q is not a listen address like :9090 or 127.0.0.1:9090 (or off)", addr)
+	}
+	stopTimeout = defaultWorkerStopTimeout
+	if v := strings.TrimSpace(getenv("TEND_WORKER_STOP_TIMEOUT")); v != "" {
+		if stopTimeout, err = time.ParseDuration(v); err != nil || stopTimeout < 0 {
+			return "", false, 0, fmt.Errorf("TEND_WORKER_STOP_TIMEOUT: %q is not a duration like 30s", v)
+		}
+	}
+	return addr, explicit, stopTimeout, nil
+}
+
+// serveOperator serves the operator endpoints — /metrics, /readyz, /healthz — on addr, apart
+// from the public HTTP port. A default address already taken (another tend part on the same
+// machine) is logged and left out, so that it never stops the part doing its work; an address
+// the operator set is an error. An empty addr serves nothing.
+func serveOperator(addr string, explicit bool, m *metrics.Set, ready http.Handler, log *slog.Logger) (listening string, stop func(), err error) {
+	if addr == "" {
+		return "", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if explicit {
+			return "", nil, fmt.Errorf("listen on %s (TEND_METRICS_ADDR): %w", addr, err)
+		}
+		log.Error("metrics and readiness not served: the default address is taken; set TEND_METRICS_ADDR", "addr", addr, "err", err)
+		return "", func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /readyz", ready)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return ln.Addr().String(), func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 // loadContent opens the published content for every part started in this process — the kinds the
@@ -203,6 +270,7 @@ func startWorker(ctx context.Context, cfg config.Config, c parts, store *db.Stor
 		return nil, err
 	}
 	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Live: c.live, Mailer: mailer, PublicURL: cfg.PublicURL,
+		Metrics: c.metrics, StopTimeout: c.stopTimeout,
 		From: app.FromConfig(cfg), Log: log.With("component", "worker"),
 		Tracking: &activities.Tracking{Keys: c.keys, BaseURL: cfg.PublicURL, MailtoAddress: cfg.UnsubscribeMailto, BounceDomain: cfg.BounceDomain}})
 	if err := w.Start(); err != nil {
@@ -226,10 +294,14 @@ func startServer(ctx context.Context, cfg config.Config, c parts, store *db.Stor
 		KeyNames: cfg.APIKeyNames, Keys: c.keys, Heuristics: track.DefaultHeuristics(), RateLimit: 20, TrustedProxies: cfg.TrustedProxies,
 		WebhookSecret: cfg.WebhookSecret,
 		Retention:     time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+		Metrics:       c.metrics,
 		Log:           log.With("component", "api")})
 	svc = a.Capture
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler)
+	// Ready needs Temporal as well as Postgres: a server that cannot start workflows cannot
+	// enrol the leads it captures.
+	mux.Handle("GET /readyz", app.Ready(store, tc, log.With("component", "ready")))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s (TEND_HTTP_ADDR): %w", cfg.HTTPAddr, err)
@@ -269,8 +341,15 @@ func startServer(ctx context.Context, cfg config.Config, c parts, store *db.Stor
 	}, nil
 }
 
+// Default operator addresses of the server and the worker: apart, so that one of each runs on a
+// machine without settings.
+const (
+	serverMetricsAddr = ":9091"
+	workerMetricsAddr = ":9090"
+)
+
 func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	return runPart(ctx, "server", args, stderr, getenv,
+	return runPart(ctx, "server", serverMetricsAddr, args, stderr, getenv,
 		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			_, stop, err := startServer(ctx, cfg, c, store, tc, log, nil)
 			if err == nil {
@@ -281,7 +360,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 }
 
 func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	return runPart(ctx, "worker", args, stderr, getenv,
+	return runPart(ctx, "worker", workerMetricsAddr, args, stderr, getenv,
 		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			stop, err := startWorker(ctx, cfg, c, store, tc, log)
 			if err == nil {
@@ -293,7 +372,7 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 
 // runPart connects to Postgres and Temporal as configured, starts one part of tend and runs it
 // until ctx ends.
-func runPart(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
+func runPart(ctx context.Context, name, defaultMetricsAddr string, args []string, stderr io.Writer, getenv func(string) string,
 	start func(config.Config, parts, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
 	fs := newFlags(name, stderr)
 	if err := parseFlags(fs, args); err != nil {
@@ -304,6 +383,10 @@ func runPart(ctx context.Context, name string, args []string, stderr io.Writer, 
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	metricsAddr, explicit, stopTimeout, err := operatorEnv(getenv, defaultMetricsAddr)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -316,11 +399,20 @@ func runPart(ctx context.Context, name string, args []string, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	tc, err := app.DialTemporal(ctx, cfg, log)
+	c.metrics, c.stopTimeout = metrics.New(), stopTimeout
+	tc, err := app.DialTemporalWithMetrics(ctx, cfg, log, c.metrics)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	listening, stopOperator, err := serveOperator(metricsAddr, explicit, c.metrics, app.Ready(store, tc, log.With("component", "ready")), log)
+	if err != nil {
+		return err
+	}
+	defer stopOperator() // after the part: a scrape sees the drain
+	if listening != "" {
+		log.Info("metrics and readiness", "addr", listening, "paths", "/metrics /readyz /healthz")
+	}
 	stop, err := start(cfg, c, store, tc, log)
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/every"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/render"
 	"github.com/tendhq/tend/internal/rollout"
 	"github.com/tendhq/tend/internal/sales"
@@ -61,10 +62,17 @@ func LoadCatalog(path string, r *render.Renderer) (*sequence.Catalog, error) {
 
 // DialTemporal connects to the Temporal frontend described by cfg (plain, TLS, mTLS or API key).
 func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+	return DialTemporalWithMetrics(ctx, cfg, log, nil)
+}
+
+// DialTemporalWithMetrics is DialTemporal with the SDK's client and worker metrics (temporal_*)
+// on m's registry; a nil m records none.
+func DialTemporalWithMetrics(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Set) (client.Client, error) {
 	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: m.Temporal(),
 	}
 	if cfg.TemporalTLS || cfg.TemporalTLSCert != "" || cfg.TemporalAPIKey != "" || cfg.TemporalTLSCA != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -184,6 +192,11 @@ type WorkerDeps struct {
 	// Live, when set, is the published content the activities read at every call; Catalog,
 	// Model, Renderer and Team left nil are taken from it as it is now.
 	Live *content.Live
+	// Metrics, when set, counts what the activities do.
+	Metrics *metrics.Set
+	// StopTimeout is how long a stopping worker lets running activities finish before their
+	// context is cancelled (worker.Options.WorkerStopTimeout); 0 cancels them at once.
+	StopTimeout time.Duration
 }
 
 // fromLive fills the content fields left nil from the live content.
@@ -212,11 +225,12 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 		taskQueue = workflows.TaskQueue
 	}
 	d.fromLive()
-	w := worker.New(c, taskQueue, worker.Options{})
+	w := worker.New(c, taskQueue, worker.Options{WorkerStopTimeout: d.StopTimeout})
 	w.RegisterWorkflowWithOptions(workflows.Lead, workflow.RegisterOptions{Name: workflows.LeadWorkflowName})
 	// Whether leads are handed to sales is decided at start: a team published later, where none
 	// was, takes a restart of the workers.
-	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil, Live: d.Live}
+	leads := &activities.Leads{Store: d.Store, Catalog: d.Catalog, Model: d.Model, Log: d.Log, SalesEnabled: d.Team != nil, Live: d.Live,
+		Metrics: d.Metrics}
 	if d.Team != nil {
 		leads.RecycleCoolOff = d.Team.Recycle.CoolOff
 	}
@@ -227,10 +241,10 @@ func NewWorker(c client.Client, taskQueue string, d WorkerDeps) worker.Worker {
 			keys = d.Tracking.Keys
 		}
 		w.RegisterActivity(&activities.Sales{Store: d.Store, Team: d.Team, Mailer: d.Mailer, Keys: keys, BaseURL: d.PublicURL,
-			From: d.From, Log: d.Log, Live: d.Live})
+			From: d.From, Log: d.Log, Live: d.Live, Metrics: d.Metrics})
 	}
 	w.RegisterActivity(&activities.Email{Store: d.Store, Mailer: d.Mailer, Renderer: d.Renderer, From: d.From, Consent: d.Catalog.Consent,
-		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend, Live: d.Live})
+		Tracking: d.Tracking, Log: d.Log, AfterAccepted: d.AfterAccepted, BeforeSend: d.BeforeSend, Live: d.Live, Metrics: d.Metrics})
 	// The rollout of a published version and the resume of a pause run as workflows here too.
 	rollout.Register(w, &rollout.Activities{Store: d.Store, Signal: c, Log: d.Log})
 	return w
@@ -295,6 +309,9 @@ type APIDeps struct {
 	Rollout content.Rollout
 	Resumer content.Resumer
 	Log     *slog.Logger
+	// Metrics, when set, counts captures and engagement, times every request by route, and
+	// exposes the coalescer, the open recorder and the outbox backlog.
+	Metrics *metrics.Set
 }
 
 // API is the HTTP server's handler and the services behind it.
@@ -338,10 +355,11 @@ func NewAPI(d APIDeps) *API {
 			d.Team = d.Live.Current().Team
 		}
 	}
-	svc := &capture.Service{Store: d.Store, Catalog: d.Catalog, Log: d.Log, Live: d.Live,
+	svc := &capture.Service{Store: d.Store, Catalog: d.Catalog, Log: d.Log, Live: d.Live, Metrics: d.Metrics,
 		Enroller: capture.TemporalEnroller{Client: d.Temporal, TaskQueue: d.TaskQueue}}
 	co := &engage.Coalescer{Interval: d.NotifyEvery, Log: d.Log, Send: EngagedSignaler(d.Temporal, d.TaskQueue)}
-	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log, Live: d.Live}
+	eng := &engage.Service{Store: d.Store, Keys: d.Keys, Heuristics: d.Heuristics, Catalog: d.Catalog, Notifier: co, Log: d.Log, Live: d.Live,
+		Metrics: d.Metrics}
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys, KeyNames: d.KeyNames,
 		Live: d.Live, DryRun: d.DryRun, Rollout: d.Rollout, Resumer: d.Resumer, Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
@@ -349,7 +367,20 @@ func NewAPI(d APIDeps) *API {
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}
-	return &API{Handler: s.Handler(), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log, retention: d.Retention, crm: d.CRM}
+	if d.Metrics != nil {
+		d.Metrics.WatchQueue("coalescer_pending", "Leads with new events waiting for their workflow to be signalled.", co.Len)
+		d.Metrics.WatchOpens(func() metrics.OpenCounts {
+			st := eng.OpenStats()
+			return metrics.OpenCounts{Waiting: st.Waiting, Dropped: st.Dropped, Failed: st.Failed}
+		})
+		if d.Store != nil {
+			d.Metrics.WatchBacklog(func(ctx context.Context) (metrics.Backlog, error) {
+				e, crm, err := d.Store.Backlog(ctx)
+				return metrics.Backlog{Enrollments: e, CRMDeliveries: crm}, err
+			})
+		}
+	}
+	return &API{Handler: api.Instrument(s.Handler(), d.Metrics), Capture: svc, Engage: eng, Coalescer: co, store: d.Store, log: d.Log, retention: d.Retention, crm: d.CRM}
 }
 
 // Run runs the API's background work until ctx ends: the enrolment reconciler, the open recorder,
@@ -431,4 +462,15 @@ func EngagedSignaler(c client.Client, taskQueue string) func(ctx context.Context
 // FromConfig returns the sender identity from the configuration.
 func FromConfig(cfg config.Config) activities.From {
 	return activities.From{Name: cfg.FromName, Address: cfg.FromAddress, Domain: cfg.MessageIDDomain, PostalAddress: cfg.PostalAddress}
+}
+
+// Ready answers /readyz for a server or worker: ready when Postgres answers a ping and the
+// Temporal frontend passes its health check.
+func Ready(store *db.Store, tc client.Client, log *slog.Logger) http.Handler {
+	return metrics.Ready(3*time.Second, log,
+		metrics.Check{Name: "postgres", Run: func(ctx context.Context) error { return store.Pool().Ping(ctx) }},
+		metrics.Check{Name: "temporal", Run: func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}})
 }

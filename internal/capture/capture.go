@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/every"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/workflows"
 )
@@ -72,6 +73,8 @@ type Service struct {
 	// Live, when set, is the published content: its catalog replaces Catalog, so that a new
 	// version's segments take the next capture.
 	Live *content.Live
+	// Metrics, when set, counts captures and enrolments.
+	Metrics *metrics.Set
 }
 
 func (s *Service) catalog() *sequence.Catalog {
@@ -106,6 +109,7 @@ func (s *Service) Capture(ctx context.Context, req Request, meta Meta) (Result, 
 		return Result{}, fmt.Errorf("record capture: %w", err)
 	}
 	res := Result{Lead: rec.Lead, Created: rec.Created}
+	s.Metrics.Captured(rec.Created)
 	res.Enrolled = s.deliver(ctx, db.Enrollment{ID: rec.EnrollmentID, LeadID: rec.Lead.ID, Segment: rec.Lead.Segment,
 		Stage: rec.Lead.Stage, TimeZone: rec.Lead.TimeZone})
 	return res, nil
@@ -151,12 +155,14 @@ func (s *Service) deliver(ctx context.Context, e db.Enrollment) bool {
 	err := s.Enroller.Enroll(ctx, e.LeadID, workflows.Capture{Segment: e.Segment, Stage: lifecycleStage(e.Stage), TimeZone: e.TimeZone,
 		EnrollmentID: e.ID})
 	if err != nil {
+		s.Metrics.Enrolled(false)
 		s.logger().Warn("enrolment deferred: Temporal did not take the capture", "lead_id", e.LeadID, "err", err)
 		if mErr := s.Store.MarkEnrollmentFailed(context.WithoutCancel(ctx), e.ID, err.Error()); mErr != nil {
 			s.logger().Warn("could not record failed enrolment", "lead_id", e.LeadID, "err", mErr)
 		}
 		return false
 	}
+	s.Metrics.Enrolled(true)
 	if err := s.Store.MarkEnrollmentDelivered(context.WithoutCancel(ctx), e.ID); err != nil {
 		// The workflow has the capture; delivering it again later is harmless.
 		s.logger().Warn("could not mark enrolment delivered", "lead_id", e.LeadID, "err", err)

@@ -101,6 +101,7 @@ func (s *Service) RecordReport(ctx context.Context, r bounce.Report) (BounceResu
 		}
 		res.Suppressed, res.Unsubscribed = true, true
 	}
+	s.Metrics.Bounce(string(r.Kind), res.Suppressed)
 	s.log().Info("bounce report applied", "lead_id", sent.LeadID, "kind", r.Kind, "suppressed", res.Suppressed)
 	s.notify(sent.LeadID)
 	return res, nil

@@ -31,6 +31,13 @@ func (c *Coalescer) Notify(leadID string) {
 	c.mu.Unlock()
 }
 
+// Len returns how many leads wait for their notification, for metrics.
+func (c *Coalescer) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // Sent returns how many notifications have been sent, for tests and metrics.
 func (c *Coalescer) Sent() int {
 	c.mu.Lock()

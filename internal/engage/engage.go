@@ -16,6 +16,7 @@ import (
 
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/db"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/sequence"
 	"github.com/tendhq/tend/internal/track"
 )
@@ -40,6 +41,8 @@ type Service struct {
 	Log        *slog.Logger
 	// Live, when set, is the published content: its catalog replaces Catalog.
 	Live *content.Live
+	// Metrics, when set, counts the events stored.
+	Metrics *metrics.Set
 
 	// How opens are recorded (see QueueOpen); zero values take the defaults.
 	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
@@ -149,6 +152,7 @@ func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
 	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
 		return "", err
 	}
+	s.Metrics.Tracked("click", e.Machine)
 	if !e.Machine && !e.Duplicate {
 		s.notify(sent.LeadID)
 	}
@@ -180,6 +184,7 @@ func (s *Service) Unsubscribe(ctx context.Context, token, how string) error {
 		return fmt.Errorf("unsubscribe lead %s: %w", sent.LeadID, err)
 	}
 	if changed {
+		s.Metrics.Tracked("unsubscribe", false)
 		s.log().Info("lead unsubscribed", "lead_id", sent.LeadID, "how", how)
 		s.notify(sent.LeadID)
 	}

@@ -154,6 +154,7 @@ func (s *Service) RecordEvents(ctx context.Context, in []EventInput, now time.Ti
 		i := rowIdx[k]
 		if ok {
 			results[i].Status = "accepted"
+			s.Metrics.Tracked(in[i].Type, false)
 			if !slices.Contains(notify, results[i].LeadID) {
 				notify = append(notify, results[i].LeadID)
 			}

@@ -304,6 +304,9 @@ func (s *Service) recordBatch(ctx context.Context, batch []queuedOpen) (waiting 
 	}
 	stored := s.storeOpens(ctx, events)
 	for i, e := range events {
+		if stored[i] {
+			s.Metrics.Tracked("open", e.Machine)
+		}
 		if stored[i] && !e.Machine && !e.Duplicate {
 			s.notify(e.LeadID)
 		}
