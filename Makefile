@@ -51,7 +51,7 @@ bench-stack: deps ## the whole stack measured from outside: captures, first emai
 	$(GO) run ./cmd/tend bench
 
 chaos: deps ## 1,000 leads on the real parts as processes while they are killed and restarted; fails on any loss or duplicate
-	CHAOS_LEADS=$${CHAOS_LEADS:-1000} CHAOS_FULL=1 $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./e2e/chaos
+	TEND_ALLOW_EXAMPLES=1 CHAOS_LEADS=$${CHAOS_LEADS:-1000} CHAOS_FULL=1 $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./e2e/chaos
 
 clean:
 	rm -rf bin .tend
