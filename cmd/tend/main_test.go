@@ -92,9 +92,36 @@ func TestServerAndWorkerNeedDatabaseURL(t *testing.T) {
 	for _, cmd := range []string{"worker", "server"} {
 		t.Run(cmd, func(t *testing.T) {
 			t.Parallel()
-			r := tend(t, map[string]string{"TEMPORAL_ADDRESS": closedPort(t)}, cmd)
+			r := tend(t, map[string]string{"TEMPORAL_ADDRESS": closedPort(t), "TEND_ALLOW_EXAMPLES": "1"}, cmd)
 			require.Error(t, r.err)
 			assert.Contains(t, r.err.Error(), "DATABASE_URL")
+		})
+	}
+}
+
+// tend server and worker will not run as the demo (its sender identity, its example team)
+// unless told so, by TEND_ALLOW_EXAMPLES=1 or --allow-examples; the error names what to change.
+func TestServerAndWorkerRefuseTheExamples(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"worker", "server"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"TEMPORAL_ADDRESS": closedPort(t)}
+			r := tend(t, env, cmd)
+			require.Error(t, r.err)
+			assert.Contains(t, r.err.Error(), "tend "+cmd+" will not send as the demo")
+			assert.Contains(t, r.err.Error(), "TEND_FROM_ADDRESS")
+			assert.Contains(t, r.err.Error(), "TEND_SALES")
+			assert.Contains(t, r.err.Error(), "TEND_ALLOW_EXAMPLES=1")
+
+			r = tend(t, env, cmd, "--allow-examples")
+			require.Error(t, r.err)
+			assert.Contains(t, r.err.Error(), "DATABASE_URL", "allowed, it goes on to the next check")
+
+			env["TEND_FROM_ADDRESS"], env["TEND_SALES"] = "news@northwind.io", "off"
+			r = tend(t, env, cmd)
+			require.Error(t, r.err)
+			assert.Contains(t, r.err.Error(), "DATABASE_URL", "a production sender passes")
 		})
 	}
 }

@@ -375,12 +375,17 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 func runPart(ctx context.Context, name, defaultMetricsAddr string, args []string, stderr io.Writer, getenv func(string) string,
 	start func(config.Config, parts, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
 	fs := newFlags(name, stderr)
+	allowExamples := fs.Bool("allow-examples", false, "start with the demo sender identity or example team (as TEND_ALLOW_EXAMPLES=1)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
+	}
+	cfg.AllowExamples = cfg.AllowExamples || *allowExamples
+	if err := cfg.CheckNotExample(); err != nil {
+		return fmt.Errorf("tend %s will not send as the demo:\n%w", name, err)
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	metricsAddr, explicit, stopTimeout, err := operatorEnv(getenv, defaultMetricsAddr)

@@ -25,21 +25,33 @@ import (
 
 // The dashboard is a read-only web view for marketers: the leads, each lead's "why" (score
 // breakdown, timeline, stage history, handoffs) and the funnel and SLA reports. Signing in takes
-// an admin API key; the session cookie is an expiry signed with that key (HMAC-SHA256), so no
-// server-side session is kept, every server instance accepts it, and removing the key from
-// TEND_API_KEYS ends its sessions.
+// an admin API key; the session cookie is an expiry signed (HMAC-SHA256) with a session key
+// derived from that API key, so no server-side session is kept, every server instance accepts it,
+// and removing the key from TEND_API_KEYS ends its sessions. The API key itself never signs
+// anything a browser holds: a cookie is then no oracle for the key.
 
 const (
 	sessionCookie = "tend_session"
 	sessionTTL    = 12 * time.Hour
 	sessionLabel  = "tend/session/v1"
-	dashPageSize  = 50
+	// sessionKeyLabel derives the session key from an API key; changing it ends every session.
+	sessionKeyLabel = "tend dashboard session v1"
+	dashPageSize    = 50
 )
 
-// sessionValue is the cookie value for a session signed with key that ends at exp.
-func sessionValue(key string, exp time.Time) string {
+// sessionKey derives the key that signs dashboard sessions from an API key:
+// HMAC-SHA256(apiKey, "tend dashboard session v1").
+func sessionKey(apiKey string) []byte {
+	m := hmac.New(sha256.New, []byte(apiKey))
+	m.Write([]byte(sessionKeyLabel))
+	return m.Sum(nil)
+}
+
+// sessionValue is the cookie value for a session of apiKey that ends at exp, signed with the
+// session key derived from apiKey.
+func sessionValue(apiKey string, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(key))
+	m := hmac.New(sha256.New, sessionKey(apiKey))
 	m.Write([]byte(sessionLabel + "|" + e))
 	return e + "." + hex.EncodeToString(m.Sum(nil))
 }

@@ -108,10 +108,18 @@ func TestDashboardSignInAndPages(t *testing.T) {
 	assert.Equal(t, http.StatusSeeOther, code)
 }
 
-// signSession makes a session cookie value the way tend does, with any key and expiry.
-func signSession(key string, exp time.Time) string {
+// signSession makes a session cookie value the way tend does, with any API key and expiry: signed
+// with the session key HMAC-SHA256(apiKey, "tend dashboard session v1").
+func signSession(apiKey string, exp time.Time) string {
+	d := hmac.New(sha256.New, []byte(apiKey))
+	d.Write([]byte("tend dashboard session v1"))
+	return signSessionRaw(d.Sum(nil), exp)
+}
+
+// signSessionRaw signs a session cookie value with key as it is.
+func signSessionRaw(key []byte, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(key))
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("tend/session/v1|" + e))
 	return e + "." + hex.EncodeToString(m.Sum(nil))
 }
@@ -132,9 +140,12 @@ func TestDashboardRejectsForgedSessions(t *testing.T) {
 	}
 	require.Equal(t, 200, get(good), "the genuine cookie works")
 	for name, v := range map[string]string{
-		"empty":       "",
-		"garbage":     "garbage",
-		"other key":   signSession("another-key", later),
+		"empty":     "",
+		"garbage":   "garbage",
+		"other key": signSession("another-key", later),
+		// The session key is derived; a cookie signed with the API key itself (as tend once did)
+		// is no session.
+		"raw API key": signSessionRaw([]byte(apiKey), later),
 		"expired":     signSession(apiKey, time.Now().Add(-time.Second)),
 		"longer life": strconv.FormatInt(later.Add(24*time.Hour).Unix(), 10) + good[strings.Index(good, "."):],
 		"bit flipped": good[:len(good)-1] + map[bool]string{true: "0", false: "1"}[good[len(good)-1] != '0'],

@@ -3,16 +3,13 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/tendhq/tend/internal/bounce"
 	"github.com/tendhq/tend/internal/engage"
@@ -69,13 +66,55 @@ func (s *Server) eraseLead(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "erased": true})
 }
 
-// bounceWebhook takes what comes back from sending: mail (a bounce (DSN), a complaint (ARF) or a
-// mailto unsubscribe) as a mailbox reader posts it, or bounce and complaint events as JSON, in
-// tend's format or a mail provider's (Amazon SES/SNS, SendGrid, Postmark, Mailgun). The caller
-// proves it knows TEND_WEBHOOK_SECRET either by signing the body (X-Tend-Signature:
-// sha256=<hex HMAC-SHA256 of the body>) or, for providers that cannot sign that way, with HTTP
-// Basic credentials whose password is the secret (https://tend:SECRET@host/… in their settings).
-func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
+// bounceWebhook returns the handler of what comes back from sending: mail (a bounce (DSN), a
+// complaint (ARF) or a mailto unsubscribe) as a mailbox reader posts it, or bounce and complaint
+// events as JSON, in tend's format or a mail provider's (Amazon SES/SNS, SendGrid, Postmark,
+// Mailgun). The caller proves it knows TEND_WEBHOOK_SECRET by signing the timestamp and the body
+// (X-Tend-Timestamp, X-Tend-Signature; see SignWebhook) or, for providers that cannot sign that
+// way, with HTTP Basic credentials whose password is the secret (https://tend:SECRET@host/… in
+// their settings). The headers are checked before the body is read; seen holds the signatures
+// already applied.
+func (s *Server) bounceWebhook(seen *replayGuard) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		auth, why := s.webhookHeaders(r, seen, time.Now())
+		if why != "" {
+			writeError(w, http.StatusUnauthorized, why, nil)
+			return
+		}
+		applied := false
+		if auth.sig != "" {
+			defer func() {
+				if !applied {
+					seen.release(auth.sig)
+				}
+			}()
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		s.applyWebhook(rec, r, auth)
+		applied = rec.status >= 200 && rec.status < 300
+	}
+}
+
+// statusRecorder notes the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// applyWebhook reads and applies an inbound report whose headers were authenticated.
+func (s *Server) applyWebhook(w http.ResponseWriter, r *http.Request, auth webhookAuth) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReportBytes))
 	if err != nil {
 		var maxErr *http.MaxBytesError
@@ -86,8 +125,8 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "could not read the report", nil)
 		return
 	}
-	if !s.webhookAuthentic(r, body) {
-		writeError(w, http.StatusUnauthorized, "missing or wrong X-Tend-Signature (sha256=<hex HMAC-SHA256 of the body>) or Basic credentials", nil)
+	if !auth.bodyAuthentic(s.WebhookSecret, body) {
+		writeError(w, http.StatusUnauthorized, "X-Tend-Signature does not match X-Tend-Timestamp and the body (sha256=<hex HMAC-SHA256 of timestamp.body>)", nil)
 		return
 	}
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
@@ -117,22 +156,6 @@ func (s *Server) bounceWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// webhookAuthentic reports whether the request carries a valid body signature or Basic
-// credentials with the webhook secret as the password. Without a secret nothing is authentic.
-func (s *Server) webhookAuthentic(r *http.Request, body []byte) bool {
-	if s.WebhookSecret == "" {
-		return false
-	}
-	if sig, ok := strings.CutPrefix(r.Header.Get("X-Tend-Signature"), "sha256="); ok {
-		got, err := hex.DecodeString(sig)
-		mac := hmac.New(sha256.New, []byte(s.WebhookSecret))
-		mac.Write(body)
-		return err == nil && hmac.Equal(got, mac.Sum(nil))
-	}
-	_, pass, ok := r.BasicAuth()
-	return ok && subtle.ConstantTimeCompare([]byte(pass), []byte(s.WebhookSecret)) == 1
-}
-
 // providerEvents applies bounce and complaint events posted as JSON. Each is idempotent, so a
 // provider that retries after an error changes nothing twice.
 func (s *Server) providerEvents(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -157,6 +180,20 @@ func (s *Server) providerEvents(w http.ResponseWriter, r *http.Request, body []b
 		results = append(results, res)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"source": ev.Source, "results": results})
+}
+
+// limitWebhook applies the per-client rate limit to a webhook before anything else, so guessing
+// the Basic password or flooding the endpoint is slow. Webhooks have buckets of their own: a
+// provider's bursts of bounces do not use up its address's allowance for links, nor the reverse.
+func (s *Server) limitWebhook(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Limiter != nil && !s.Limiter.Allow("webhook|"+s.clientAddr(r)) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "too many webhook requests from this address; retry in a moment", nil)
+			return
+		}
+		h(w, r)
+	})
 }
 
 // unsubscribeRequest recognises a mail sent to the List-Unsubscribe mailto address: its subject is
@@ -184,7 +221,9 @@ func (s *Server) privacyRoutes(mux routeMux) {
 	mux.Handle("GET /api/v1/leads/{id}/export", s.admin(s.exportLead))
 	mux.Handle("DELETE /api/v1/leads/{id}", s.admin(s.eraseLead))
 	if s.Engage != nil {
-		mux.HandleFunc("POST /api/v1/webhooks/bounces", s.bounceWebhook)
-		mux.HandleFunc("POST /api/v1/webhooks/inbound", s.bounceWebhook) // the same: any mail tend receives
+		// Both routes share one replay guard and, per client address, the public rate limit.
+		hook := s.limitWebhook(s.bounceWebhook(&replayGuard{}))
+		mux.Handle("POST /api/v1/webhooks/bounces", hook)
+		mux.Handle("POST /api/v1/webhooks/inbound", hook) // the same: any mail tend receives
 	}
 }

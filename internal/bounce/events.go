@@ -290,7 +290,7 @@ func parsePostmark(body []byte) (Events, error) {
 		Details    string `json:"Details"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		return Events{}, fmt.Errorf("Postmark event: %v", err)
+		return Events{}, fmt.Errorf("event from Postmark: %v", err)
 	}
 	// Postmark's MessageID is its own, not the Message-ID header: match by recipient.
 	r := Report{Recipient: address(e.Email), Diagnostic: clip(e.Details)}
@@ -335,7 +335,7 @@ func parseMailgun(body []byte) (Events, error) {
 		} `json:"event-data"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		return Events{}, fmt.Errorf("Mailgun event: %v", err)
+		return Events{}, fmt.Errorf("event from Mailgun: %v", err)
 	}
 	d := e.Data
 	r := Report{Recipient: address(d.Recipient), MessageID: messageID(d.Message.Headers.MessageID)}

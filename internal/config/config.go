@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,10 @@ type Config struct {
 	ContentPoll    time.Duration
 	ReconcileEvery time.Duration // TEND_RECONCILE_EVERY: how often undelivered enrolments are retried; default 10s
 	LogLevel       string        // TEND_LOG_LEVEL: debug, info, warn, error; default info
+
+	// TEND_ALLOW_EXAMPLES: "1" lets tend server and tend worker start with the demo sender
+	// identity or the example team (see CheckNotExample); tend dev always may
+	AllowExamples bool
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in production).
@@ -115,6 +120,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("TEMPORAL_TLS: %q is not true or false", v))
 		}
 		c.TemporalTLS = b
+	}
+	if v := get("TEND_ALLOW_EXAMPLES", ""); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TEND_ALLOW_EXAMPLES: %q is not 1 or 0", v))
+		}
+		c.AllowExamples = b
 	}
 	c.APIKeys, c.APIKeyNames, err = ParseAPIKeys(get("TEND_API_KEYS", ""))
 	if err != nil {
@@ -169,26 +181,96 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// exampleDomains are the sender domains of tend's examples and of the names reserved for
+// documentation and testing (RFC 2606, RFC 6761): mail from them reaches no one, or someone else.
+var exampleDomains = []string{"example.com", "example.net", "example.org"}
+
+// exampleTLDs are the top-level domains reserved for tests and examples.
+var exampleTLDs = []string{".test", ".example", ".invalid", ".localhost", ".local"}
+
+// isExampleDomain reports whether d is, or is under, an example domain.
+func isExampleDomain(d string) bool {
+	d = strings.ToLower(strings.TrimSuffix(d, "."))
+	for _, tld := range exampleTLDs {
+		if strings.HasSuffix(d, tld) || d == tld[1:] {
+			return true
+		}
+	}
+	for _, ex := range exampleDomains {
+		if d == ex || strings.HasSuffix(d, "."+ex) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckNotExample refuses, unless AllowExamples is set, a configuration that would run a
+// production part (tend server, tend worker) as the demo: mail from the examples' sender identity
+// (hello@acme.test, a Message-ID or bounce domain under .test or example.com) or the example
+// sales team of examples/sales.yaml, whose reps are made up. The error names each variable to
+// change. tend dev does not call it.
+func (c Config) CheckNotExample() error {
+	if c.AllowExamples {
+		return nil
+	}
+	var errs []error
+	if at := strings.LastIndex(c.FromAddress, "@"); at >= 0 && isExampleDomain(c.FromAddress[at+1:]) {
+		errs = append(errs, fmt.Errorf("TEND_FROM_ADDRESS: %q is the demo sender; set your own sender address", c.FromAddress))
+	}
+	if c.MessageIDDomain != "" && isExampleDomain(c.MessageIDDomain) {
+		errs = append(errs, fmt.Errorf("TEND_MESSAGE_ID_DOMAIN: %q is an example domain; set your own (it defaults to the From domain)", c.MessageIDDomain))
+	}
+	if c.BounceDomain != "" && isExampleDomain(c.BounceDomain) {
+		errs = append(errs, fmt.Errorf("TEND_BOUNCE_DOMAIN: %q is an example domain; set your own", c.BounceDomain))
+	}
+	if filepath.ToSlash(filepath.Clean(c.Sales)) == "examples/sales.yaml" || strings.HasSuffix(filepath.ToSlash(filepath.Clean(c.Sales)), "/examples/sales.yaml") {
+		errs = append(errs, fmt.Errorf("TEND_SALES: %q is the example team, whose reps are made up; point it at your team's file, or set it to off", c.Sales))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w\n(set TEND_ALLOW_EXAMPLES=1 or pass --allow-examples to run with the examples anyway)", errors.Join(errs...))
+}
+
+// MinAPIKeyLength is the shortest admin API key accepted: 16 characters, long enough that guessing
+// one through the rate-limited API is hopeless (tend dev generates 36).
+const MinAPIKeyLength = 16
+
+// exampleKeys are values that appear in tend's docs, examples and docker-compose.yml, or that
+// people type while trying things: a key anyone can read is no key.
+var exampleKeys = []string{"change-me", "changeme", "change-me-too", "secret", "example", "password", "admin", "test", "dev"}
+
 // ParseAPIKeys reads a comma-separated list of admin keys, each "name:key" or a bare key, which is
 // named "admin". The name is recorded with what the key does (content versions, pauses); a name
-// may serve several keys (rotation), a key has one name.
+// may serve several keys (rotation), a key has one name. A key shorter than MinAPIKeyLength, or
+// one made of an example value ("change-me"), is refused; errors name the entry by position and
+// name and never show the key.
 func ParseAPIKeys(list string) (keys []string, names map[string]string, err error) {
 	names = map[string]string{}
+	pos := 0
 	for _, entry := range strings.Split(list, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
+		pos++
 		name, key, named := strings.Cut(entry, ":")
 		if !named {
 			name, key = "admin", entry
 		}
 		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
 		if name == "" || key == "" {
-			return nil, nil, fmt.Errorf("%q: write name:key, or the key alone", redactKey(entry))
+			return nil, nil, fmt.Errorf("entry %d: write name:key, or the key alone", pos)
+		}
+		which := fmt.Sprintf("entry %d (%s)", pos, name)
+		if isExampleKey(key) {
+			return nil, nil, fmt.Errorf("%s: the key is an example value from the docs; generate one, e.g. openssl rand -hex 24", which)
+		}
+		if len(key) < MinAPIKeyLength {
+			return nil, nil, fmt.Errorf("%s: the key has %d characters; use at least %d, e.g. openssl rand -hex 24", which, len(key), MinAPIKeyLength)
 		}
 		if _, dup := names[key]; dup {
-			return nil, nil, fmt.Errorf("key %s is listed twice", redactKey(key))
+			return nil, nil, fmt.Errorf("%s: the key is listed twice", which)
 		}
 		keys = append(keys, key)
 		names[key] = name
@@ -196,12 +278,20 @@ func ParseAPIKeys(list string) (keys []string, names map[string]string, err erro
 	return keys, names, nil
 }
 
-// redactKey shows enough of a key to find it in the list, not enough to use it.
-func redactKey(k string) string {
-	if len(k) <= 4 {
-		return "…"
+// isExampleKey reports whether key is, or merely pads, an example value: "change-me",
+// "change-me-change-me", "secret-secret-secret1".
+func isExampleKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, ex := range exampleKeys {
+		if k == ex {
+			return true
+		}
+		rest := strings.Trim(strings.ReplaceAll(k, ex, ""), "-_.0123456789 ")
+		if strings.Contains(k, ex) && rest == "" {
+			return true
+		}
 	}
-	return k[:4] + "…"
+	return false
 }
 
 // ParseTrustedProxies reads a comma-separated list of CIDR ranges ("10.0.0.0/8, 2001:db8::/32") or

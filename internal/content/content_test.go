@@ -17,6 +17,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/pgtest"
+	"github.com/tendhq/tend/internal/render"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -70,6 +71,10 @@ func TestBuildChecksEachKindAgainstTheOthers(t *testing.T) {
 	src[content.Templates] = content.Files{"analytics-1.txt": "Hello {{.FirstName}}, new text.", "analytics-1.html": "<p>Hello {{.FirstName}}, new text.</p>"}
 	set, err = content.Build(src)
 	require.NoError(t, err)
+	email, err := set.Renderer.Render("analytics-1", "Hi", render.Data{FirstName: "Ada"})
+	require.NoError(t, err)
+	assert.Contains(t, email.Text, "Hello Ada, new text.")
+	assert.Contains(t, email.HTML, "<p>Hello Ada, new text.</p>")
 
 	// A sequence naming a template that exists nowhere and a broken scoring model: every mistake
 	// at once, each with its file.

@@ -17,7 +17,6 @@ type Coalescer struct {
 
 	mu      sync.Mutex
 	pending map[string]struct{}
-	wake    chan struct{}
 	sent    int
 }
 
