@@ -95,7 +95,6 @@ type options struct {
 
 func setup(t *testing.T, opts options) *stack {
 	t.Helper()
-	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	store := dbtest.Store(t)
 
@@ -208,10 +207,10 @@ func (s *stack) waitMessages(n int, timeout, quiet time.Duration) []mailcapture.
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	msgs, err := s.inbox.WaitFor(ctx, n)
+	_, err := s.inbox.WaitFor(ctx, n)
 	require.NoError(s.t, err, "waiting for %d messages, have %d", n, len(s.inbox.Messages()))
 	time.Sleep(quiet)
-	msgs = s.inbox.Messages()
+	msgs := s.inbox.Messages()
 	if len(msgs) != n {
 		subjects := make([]string, len(msgs))
 		for i, m := range msgs {

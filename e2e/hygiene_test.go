@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tendhq/tend/internal/api"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/workflows"
 )
@@ -116,9 +114,9 @@ func (s *stack) sentRecorded(leadID string) {
 func (s *stack) webhook(body, secret string) (int, map[string]any) {
 	s.t.Helper()
 	return s.postWebhook(body, "message/rfc822", func(req *http.Request) {
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(body))
-		req.Header.Set("X-Tend-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		ts, sig := api.SignWebhook(secret, time.Now(), []byte(body))
+		req.Header.Set("X-Tend-Timestamp", ts)
+		req.Header.Set("X-Tend-Signature", sig)
 	})
 }
 

@@ -149,15 +149,6 @@ func TestAlreadySentCountsTowardTheCap(t *testing.T) {
 	assert.GreaterOrEqual(t, e.sentAt[2].Sub(e.sentAt[0]), day, "three emails in a day, one of them found already sent, break a cap of 2 a day")
 }
 
-func requireNoWorkflowFailure(t *testing.T, env *testsuite.TestWorkflowEnvironment) {
-	t.Helper()
-	err := env.GetWorkflowError()
-	var canceled *temporal.CanceledError
-	if err != nil && !errors.As(err, &canceled) {
-		t.Fatalf("the lead workflow failed: %v", err)
-	}
-}
-
 // A lost deal sends the lead back to nurture (the recycle series), and a later qualification
 // hands it to sales again with a new clock.
 func TestLostDealIsNurturedAgainAndCanComeBack(t *testing.T) {

@@ -158,7 +158,7 @@ func TestDevRunsTheWholeStackAndResumesAfterRestart(t *testing.T) {
 
 	second := startDev(t, data)
 	defer second.stop(t)
-	msgs = waitInbox(t, second, 6, 2*time.Minute)
+	waitInbox(t, second, 6, 2*time.Minute)
 	time.Sleep(5 * time.Second) // nothing more may come
 	msgs = inbox(t, second)
 	require.Len(t, msgs, 6, "3 for Ada, 1 each for Grace, Alan and the newcomer")

@@ -146,7 +146,7 @@ func runLint(files []string, stdout io.Writer, getenv func(string) string) error
 // when any file has one.
 func lintFiles(what string, files []string, stdout io.Writer, load func(string) error) error {
 	if len(files) == 0 {
-		return fmt.Errorf("%w: tend %s lint FILE...", errUsage, what)
+		return fmt.Errorf("%w: tend %s lint FILE [FILE]", errUsage, what)
 	}
 	bad := 0
 	for _, f := range files {
