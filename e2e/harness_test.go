@@ -29,6 +29,7 @@ import (
 	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/mail"
 	"github.com/tendhq/tend/internal/mailcapture"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/pgtest"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/sequence"
@@ -91,6 +92,9 @@ type options struct {
 	// live runs the API and the worker on content published in the store (seeded from the
 	// files), each with its own watcher, as servers and workers do.
 	live bool
+	// metrics gives the API and the worker a Prometheus registry, and the worker a Temporal
+	// client that reports the SDK's metrics to it.
+	metrics *metrics.Set
 }
 
 func setup(t *testing.T, opts options) *stack {
@@ -139,7 +143,7 @@ func setup(t *testing.T, opts options) *stack {
 		apiLive = s.openContent(seqFile, opts.team)
 		catalog = apiLive.Current().Catalog
 	}
-	s.app = app.NewAPI(app.APIDeps{Live: apiLive, Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
+	s.app = app.NewAPI(app.APIDeps{Metrics: opts.metrics, Live: apiLive, Store: store, Catalog: catalog, Temporal: c, TaskQueue: s.queue, APIKeys: []string{apiKey},
 		Keys: keys, Heuristics: heur, NotifyEvery: 200 * time.Millisecond, Team: team, WebhookSecret: webhookSecret, Log: log})
 	s.capture = s.app.Capture
 	s.api = httptest.NewServer(s.app.Handler)
@@ -152,7 +156,14 @@ func setup(t *testing.T, opts options) *stack {
 		Team: team, PublicURL: s.api.URL,
 		From:          activities.From{Name: "Acme Insights", Address: "hello@acme.test", Domain: "acme.test", PostalAddress: "Acme Insights GmbH, Beispielstraße 1, 10115 Berlin"},
 		Tracking:      &activities.Tracking{Keys: keys, BaseURL: s.api.URL, MailtoAddress: "unsubscribe@acme.test", BounceDomain: "acme.test"},
-		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend}
+		AfterAccepted: opts.afterAccepted, BeforeSend: opts.beforeSend, Metrics: opts.metrics}
+	if opts.metrics != nil {
+		mc, err := client.Dial(client.Options{HostPort: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
+			MetricsHandler: opts.metrics.Temporal()})
+		require.NoError(t, err)
+		t.Cleanup(mc.Close)
+		s.client = mc
+	}
 	if opts.live {
 		s.seed = content.FileSeed{Sequences: seqFile, Scoring: "../examples/scoring.yaml", Sales: teamFile(opts.team)}
 		s.deps.Live = s.openContent(seqFile, opts.team)

@@ -357,7 +357,9 @@ func TestPauseResumeAndGoalOnRealParts(t *testing.T) {
 	resumeAt := time.Now()
 	code, out = s.post("/api/sequences/paused-series/resume", map[string]any{"step": "p2", "ramp": "8s"})
 	require.Equal(t, 200, code, "%v", out)
-	s.waitMessages(8, 40*time.Second, 0)
+	for _, id := range order {
+		eventually(t, 40*time.Second, func() bool { return len(s.liveSends(id)) >= 2 }, "lead %s sent p2", id)
+	}
 	var at []time.Time
 	for i, id := range order {
 		sends := s.liveSends(id)
@@ -377,7 +379,7 @@ func TestPauseResumeAndGoalOnRealParts(t *testing.T) {
 	var n int
 	require.NoError(t, s.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM conversions WHERE lead_id = $1 AND sequence_id = 'paused-series'`, goal).Scan(&n))
 	assert.Equal(t, 1, n, "one conversion")
-	s.waitMessages(8+3, 30*time.Second, 3*time.Second) // p3 for the other three only
+	s.waitMessages(8+3, 45*time.Second, 3*time.Second) // p3 for the other three only
 	assert.Equal(t, []string{"p1", "p2"}, stepIDs(s.liveSends(goal)))
 	s.recordScenario("lead-pause-resume-goal", goal)
 	s.recordScenario("lead-pause-resume", order[1])

@@ -67,7 +67,9 @@ func (d *Deliverer) Deliver(ctx context.Context) (int, error) {
 		}
 		err = d.post(ctx, client, claim.Event)
 		if err == nil {
-			if err := claim.Delivered(ctx); err != nil {
+			// The CRM has it: record that even when this server is stopping (it lost the lead, or
+			// shuts down), or the next leader would deliver the change again.
+			if err := claim.Delivered(context.WithoutCancel(ctx)); err != nil {
 				return n, err
 			}
 			n++
