@@ -2,10 +2,13 @@ package metrics_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +155,45 @@ func scrape(t *testing.T, m *metrics.Set) string {
 	_, err = io.Copy(&b, resp.Body)
 	require.NoError(t, err)
 	return b.String()
+}
+
+// The Grafana dashboard in deploy/ queries only metrics tend exposes: every tend_* name in its
+// expressions is one of the Set's (histograms by their _bucket, _count and _sum series).
+func TestDashboardQueriesExistingMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/grafana-dashboard.json")
+	require.NoError(t, err)
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &d))
+	require.NotEmpty(t, d.Panels)
+
+	m := metrics.New()
+	m.WatchQueue("coalescer_pending", "Leads waiting.", func() int { return 0 })
+	m.WatchOpens(func() metrics.OpenCounts { return metrics.OpenCounts{} })
+	m.WatchBacklog(func(context.Context) (metrics.Backlog, error) { return metrics.Backlog{}, nil })
+	m.Tracked("click", false)
+	m.StageChanged("lead", "mql")
+	m.HandedOff(false)
+	m.SLABreached(time.Second)
+	m.HTTPRequest("GET /healthz", 200, time.Millisecond)
+	m.Captured(true)
+	m.Enrolled(true)
+	m.Bounce("hard", true)
+	m.ScoreUpdated()
+	body := scrape(t, m)
+	name := regexp.MustCompile(`\btend_[a-z_]+`)
+	for _, p := range d.Panels {
+		require.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(n)+`[{ ]`, body, "panel %q queries %s, which tend does not expose", p.Title, n)
+			}
+		}
+	}
 }
