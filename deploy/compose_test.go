@@ -16,7 +16,7 @@ func load(t *testing.T, env []string) (*types.Project, error) {
 	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"}, cli.WithName("tend"), cli.WithWorkingDirectory(".."),
 		cli.WithEnv(env))
 	require.NoError(t, err)
-	return cli.ProjectFromOptions(context.Background(), opts)
+	return opts.LoadProject(context.Background())
 }
 
 // docker-compose.yml is a valid Compose file with the production shape: Postgres, Temporal and its
