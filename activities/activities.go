@@ -33,6 +33,12 @@ const (
 	ErrTypeBadTemplate = "BadTemplate"
 )
 
+// unknownLead is the non-retryable failure of an activity whose lead no longer exists (erased):
+// the workflow ends the lead's marketing instead of retrying.
+func unknownLead(leadID string, err error) error {
+	return temporal.NewNonRetryableApplicationError("lead "+leadID+" does not exist", ErrTypeUnknownLead, err)
+}
+
 // Leads reads what a lead's workflow needs to plan its sequence.
 type Leads struct {
 	Store   *db.Store
@@ -108,7 +114,7 @@ type Plan struct {
 func (a *Leads) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	lead, err := a.Store.Lead(ctx, in.LeadID)
 	if errors.Is(err, db.ErrNotFound) {
-		return Plan{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		return Plan{}, unknownLead(in.LeadID, err)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan lead %s: %w", in.LeadID, err)
@@ -209,7 +215,7 @@ func (a *Leads) Follow(ctx context.Context, in FollowInput) (FollowResult, error
 	}
 	lead, err := a.Store.Lead(ctx, in.LeadID)
 	if errors.Is(err, db.ErrNotFound) {
-		return FollowResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		return FollowResult{}, unknownLead(in.LeadID, err)
 	}
 	if err != nil {
 		return FollowResult{}, fmt.Errorf("follow lead %s: %w", in.LeadID, err)

@@ -148,7 +148,7 @@ func (a *Email) SendStep(ctx context.Context, in SendInput) (res SendResult, err
 	}
 	claim, err := a.Store.ClaimSend(ctx, db.SendKey{LeadID: in.LeadID, SequenceID: in.SequenceID, StepID: in.StepID}, in.Template, a.From.Domain)
 	if errors.Is(err, db.ErrNotFound) {
-		return SendResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		return SendResult{}, unknownLead(in.LeadID, err)
 	}
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send step %s of %s to lead %s: %w", in.StepID, in.SequenceID, in.LeadID, err)
@@ -397,7 +397,7 @@ func (a *Email) beforeClaim(ctx context.Context, in SendInput) (res SendResult, 
 		}
 		if paused {
 			if err := a.Store.HoldSend(ctx, in.LeadID, in.SequenceID, in.StepID); errors.Is(err, db.ErrNotFound) {
-				return SendResult{}, true, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+				return SendResult{}, true, unknownLead(in.LeadID, err)
 			} else if err != nil {
 				return fail(err)
 			}
@@ -412,7 +412,7 @@ func (a *Email) beforeClaim(ctx context.Context, in SendInput) (res SendResult, 
 	if len(in.Attributes) > 0 && !in.Holdout {
 		lead, err := a.Store.Lead(ctx, in.LeadID)
 		if errors.Is(err, db.ErrNotFound) {
-			return SendResult{}, true, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+			return SendResult{}, true, unknownLead(in.LeadID, err)
 		}
 		if err != nil {
 			return fail(err)

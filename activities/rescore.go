@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/score"
@@ -66,7 +64,7 @@ type RescoreResult struct {
 func (a *Leads) Rescore(ctx context.Context, in RescoreInput) (RescoreResult, error) {
 	lead, err := a.Store.Lead(ctx, in.LeadID)
 	if errors.Is(err, db.ErrNotFound) {
-		return RescoreResult{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		return RescoreResult{}, unknownLead(in.LeadID, err)
 	}
 	if err != nil {
 		return RescoreResult{}, fmt.Errorf("rescore lead %s: %w", in.LeadID, err)

@@ -75,7 +75,7 @@ type Assignment struct {
 func (a *Sales) Assign(ctx context.Context, in AssignInput) (Assignment, error) {
 	lead, err := a.Store.Lead(ctx, in.LeadID)
 	if errors.Is(err, db.ErrNotFound) {
-		return Assignment{}, temporal.NewNonRetryableApplicationError("lead "+in.LeadID+" does not exist", ErrTypeUnknownLead, err)
+		return Assignment{}, unknownLead(in.LeadID, err)
 	}
 	if err != nil {
 		return Assignment{}, fmt.Errorf("assign lead %s: %w", in.LeadID, err)

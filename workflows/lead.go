@@ -565,8 +565,7 @@ func (r *leadRun) plan(segment string) error {
 	var a *activities.Leads
 	var p activities.Plan
 	if err := r.runLocal(a.Plan, activities.PlanInput{LeadID: r.st.LeadID, Segment: segment}).Get(r.ctx, &p); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+		if errType(err) == activities.ErrTypeUnknownLead {
 			r.st.Status, r.st.ExitReason = StatusExited, "lead deleted"
 			r.st.Replan = false
 			return nil
@@ -770,8 +769,7 @@ func (r *leadRun) doRescore() error {
 	}
 	err := r.runLocal(a.Rescore, in).Get(r.ctx, &res)
 	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+		if errType(err) == activities.ErrTypeUnknownLead {
 			r.exit("lead deleted")
 			return nil
 		}
@@ -937,16 +935,11 @@ func (r *leadRun) runStep(step sequence.Step) error {
 		err = workflow.ExecuteActivity(ctx, a.SendStep, in).Get(ctx, &res)
 	}
 	if err != nil {
-		var appErr *temporal.ApplicationError
 		var canceled *temporal.CanceledError
 		if r.fixed() && errors.As(err, &canceled) {
 			return nil // the workflow is being cancelled
 		}
-		typ := ""
-		if errors.As(err, &appErr) {
-			typ = appErr.Type()
-		}
-		switch typ {
+		switch errType(err) {
 		case activities.ErrTypeHardBounce:
 			r.record(step, "bounced", "")
 			r.exit("bounced")
@@ -1014,12 +1007,11 @@ func (r *leadRun) runStep(step sequence.Step) error {
 // learnt about the address still counts.
 func (r *leadRun) detachedOutcome(in activities.SendInput, step sequence.Step, res activities.SendResult, err error) error {
 	rec := func(outcome, detail string) { r.recordIn(in.SequenceID, step, outcome, detail, res.SendID) }
-	var appErr *temporal.ApplicationError
 	switch {
-	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeHardBounce:
+	case errType(err) == activities.ErrTypeHardBounce:
 		rec("bounced", "")
 		r.stopMarketing("bounced")
-	case err != nil && errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead:
+	case errType(err) == activities.ErrTypeUnknownLead:
 		r.stopMarketing("lead deleted")
 	case err != nil:
 		rec("cancelled", "the lead left the series while the send ran")
@@ -1063,8 +1055,7 @@ func (r *leadRun) follow() error {
 	ctx := workflow.WithLocalActivityOptions(r.ctx, boundedLocalOptions)
 	err := workflow.ExecuteLocalActivity(ctx, a.Follow, activities.FollowInput{LeadID: r.st.LeadID, SequenceID: r.st.Sequence.ID, Version: want}).Get(r.ctx, &res)
 	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+		if errType(err) == activities.ErrTypeUnknownLead {
 			r.st.ContentVersion = want
 			r.exit("lead deleted")
 			return nil
@@ -1095,4 +1086,14 @@ func (r *leadRun) follow() error {
 	r.st.Sequence, r.st.NextStep, r.st.NextSendAt = &seq, p.NextStep, time.Time{}
 	r.finishIfDone()
 	return r.maybeStartPendingIfDone()
+}
+
+// errType is the type of the activity's application error err ("" for none: nil, a timeout, a
+// cancellation), which the workflow branches on.
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
 }

@@ -247,8 +247,7 @@ func (r *leadRun) assign(current string) error {
 		if r.ctx.Err() != nil {
 			return nil
 		}
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownLead {
+		if errType(err) == activities.ErrTypeUnknownLead {
 			r.st.Sales = nil
 			r.exit("lead deleted")
 			return nil
