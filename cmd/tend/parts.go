@@ -47,6 +47,16 @@ func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
 	return db.Open(ctx, cfg.DatabaseURL)
 }
 
+// openStoreFromEnv opens the store of the configuration in the environment, for commands that
+// need nothing else of it.
+func openStoreFromEnv(ctx context.Context, getenv func(string) string) (*db.Store, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, cfg)
+}
+
 // suppressionKey decodes TEND_SUPPRESSION_KEY and gives it to the store; old clear rows on the
 // suppression list are hashed.
 func useSuppressionKey(ctx context.Context, cfg config.Config, store *db.Store) error {
@@ -77,11 +87,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStoreFromEnv(ctx, getenv)
 	if err != nil {
 		return err
 	}

@@ -30,11 +30,7 @@ func runReportSequences(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("%w: --output must be table or json, not %q", errUsage, *output)
 	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStoreFromEnv(ctx, getenv)
 	if err != nil {
 		return err
 	}

@@ -132,11 +132,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 // loadPublishedCatalog reads a published version of the sequences from the store, with the
 // newest of the other kinds it is checked against.
 func loadPublishedCatalog(ctx context.Context, version int, getenv func(string) string) (*sequence.Catalog, error) {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return nil, err
-	}
-	store, err := openStore(ctx, cfg)
+	store, err := openStoreFromEnv(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
