@@ -5,10 +5,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Computed, so a new package is raced from its first test (scripts/race-pkgs.sh says which are left out).
 RACE_PKGS = $(shell scripts/race-pkgs.sh)
 
-.PHONY: dev build test deps check-repo vet fmt-check lint unit race bench bench-stack chaos lint-examples clean
+.PHONY: dev cluster temporal-bins build test deps check-repo vet fmt-check lint unit race bench bench-stack chaos lint-examples clean
 
 dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
 	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
+
+cluster: deps build temporal-bins ## the production topology on this machine: Temporal server on Postgres, 2 servers, 3 workers, SMTP sink
+	bin/tend cluster
+
+temporal-bins: ## build the Temporal server and temporal-sql-tool from the module tend requires (go.mod's tool lines)
+	$(GO) build -o bin/temporal-server go.temporal.io/server/cmd/server
+	$(GO) build -o bin/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
 
 build: ## build bin/tend
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tend ./cmd/tend

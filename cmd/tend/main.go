@@ -33,6 +33,7 @@ var commands = []command{
 	{"server", "", "run the HTTP API (needs DATABASE_URL, TEMPORAL_ADDRESS)"},
 	{"worker", "", "run workflows and activities (needs DATABASE_URL, TEMPORAL_ADDRESS, SMTP_URL)"},
 	{"migrate", "", "apply database migrations (needs DATABASE_URL)"},
+	{"cluster", "[flags]", "run the production topology here: Temporal server on Postgres, 2 servers, 3 workers (make cluster)"},
 	{"apply", "[--dry-run] [--pin] [--kind K] FILE|DIR... | --rollback N --kind K",
 		"lint, diff, dry-run and publish content to a running tend (TEND_URL, TEND_API_KEY)"},
 	{"versions", "[--kind K] [--output json]", "list the published content versions (TEND_URL, TEND_API_KEY)"},
@@ -122,6 +123,21 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return runWorker(ctx, rest, stderr, getenv)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
+	case "cluster":
+		o := defaultClusterOptions()
+		fs := newFlags("cluster", stderr)
+		fs.StringVar(&o.dir, "dir", o.dir, "data directory: Postgres, Temporal's configuration, keys, logs")
+		fs.IntVar(&o.servers, "servers", o.servers, "tend servers behind the load balancer")
+		fs.IntVar(&o.workers, "workers", o.workers, "tend workers")
+		fs.StringVar(&o.httpAddr, "http", o.httpAddr, "load balancer listen address: tend's public URL")
+		fs.StringVar(&o.inboxAddr, "inbox", o.inboxAddr, "SMTP sink's inbox page listen address")
+		fs.IntVar(&o.temporalPort, "temporal-port", o.temporalPort, "Temporal frontend port")
+		fs.StringVar(&o.temporalBin, "temporal-server", o.temporalBin, "Temporal server binary (make cluster builds it)")
+		fs.StringVar(&o.sqlTool, "sql-tool", o.sqlTool, "temporal-sql-tool binary (make cluster builds it)")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		return runCluster(ctx, o, stdout, getenv)
 	case "apply":
 		return runApply(ctx, rest, stdout, stderr, getenv)
 	case "versions":

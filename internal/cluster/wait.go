@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// freePort picks a free port on 127.0.0.1 below Linux's ephemeral range, so that no outgoing
+// connection takes it while its part is down between a crash and its restart.
+func freePort(taken map[int]bool) (int, error) {
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if taken[p] {
+			continue
+		}
+		if portFree(p) == nil {
+			taken[p] = true
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port on 127.0.0.1 between 20000 and 32000")
+}
+
+func portFree(p int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// waitTCP waits until addr accepts connections, failing early when p exits.
+func waitTCP(ctx context.Context, addr string, timeout time.Duration, p *Proc) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !p.Running() && !p.supervise {
+			return fmt.Errorf("%s exited before it listened on %s; its log %s ends:\n%s", p.Name, addr, p.LogPath, tail(p.LogPath, 20))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not accept connections on %s after %s (log %s)", p.Name, addr, timeout, p.LogPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitReady waits until the part's /readyz answers 200: its Postgres and Temporal are reachable.
+func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := hc.Get(p.ReadyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = errors.New(resp.Status)
+		}
+		if !p.Running() && !p.supervise {
+			return fmt.Errorf("%s exited before it was ready; its log %s ends:\n%s", p.Name, p.LogPath, tail(p.LogPath, 20))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %v (log %s)", p.Name, timeout, err, p.LogPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// tail is the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
