@@ -230,7 +230,7 @@ func TestComposeTendServicesHaveMetricsAndReadiness(t *testing.T) {
 		assert.Equal(t, filepath.Dir(bin)+"/busybox", bin)
 		require.NotNil(t, s.StopGracePeriod, name)
 	}
-	assert.Equal(t, []string{"cp", "/bin/busybox", "/probe/busybox"}, []string(probe.Command))
+	assert.Contains(t, strings.Join(probe.Command, " "), "/bin/busybox /probe/", "the probe one-shot copies busybox into its volume")
 	assert.Greater(t, time.Duration(*p.Services["tend-worker"].StopGracePeriod), 30*time.Second,
 		"a stopping worker gets longer than TEND_WORKER_STOP_TIMEOUT to finish its activities")
 }
