@@ -242,8 +242,16 @@ type RespondResult struct {
 // Respond stores the answer: accept → SAL with the response time; reject with "not_ready" →
 // recycled into nurture; any other reason → disqualified. Every change records the rep and why.
 func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, error) {
+	// The store calls check under the lead's row lock, and only when the stage is about to change:
+	// what it saw is the transition to count once the answer commits. A retry, or an attempt
+	// overlapping one that already stored the answer, finds it stored and calls nothing.
+	var moved struct{ from, to string }
 	check := func(from, to string) error {
-		return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
+		if err := lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to)); err != nil {
+			return err
+		}
+		moved.from, moved.to = from, to
+		return nil
 	}
 	var res RespondResult
 	if in.NoteID != "" {
@@ -273,13 +281,13 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 	default:
 		return res, temporal.NewNonRetryableApplicationError("unknown action "+in.Action, "BadAction", nil)
 	}
-	before, err := a.Store.Lead(ctx, in.LeadID)
-	if err != nil {
-		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
-	}
-	err = a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
+	err := a.Store.Respond(ctx, in.HandoffID, outcome, in.Reason, in.Note, stage, in.RepID, why, in.At, check)
 	if err != nil && !errors.Is(err, db.ErrTransition) {
 		return res, fmt.Errorf("record answer to handoff %d: %w", in.HandoffID, err)
+	}
+	if err == nil && moved.from != "" {
+		// Counted here, before anything that can still fail: a retry would not count it.
+		a.Metrics.StageChanged(moved.from, moved.to)
 	}
 	if in.NoteID != "" {
 		if err := a.Store.DeleteAnswerNote(ctx, in.NoteID); err != nil {
@@ -291,7 +299,6 @@ func (a *Sales) Respond(ctx context.Context, in RespondInput) (RespondResult, er
 		return res, err
 	}
 	res.Stage = lifecycle.Stage(lead.Stage)
-	a.Metrics.StageChanged(before.Stage, lead.Stage)
 	if res.Stage == lifecycle.Recycled {
 		res.RecycleSegment = a.team().Recycle.NotReadySegment
 	}

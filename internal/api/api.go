@@ -23,6 +23,7 @@ import (
 	"github.com/tendhq/tend/internal/db"
 	"github.com/tendhq/tend/internal/engage"
 	"github.com/tendhq/tend/internal/lifecycle"
+	"github.com/tendhq/tend/internal/metrics"
 	"github.com/tendhq/tend/internal/sales"
 	"github.com/tendhq/tend/internal/track"
 	"github.com/tendhq/tend/workflows"
@@ -71,7 +72,10 @@ type Server struct {
 	WebhookSecret string
 	// TrustedProxies are the load balancers whose X-Forwarded-For is believed (see ClientAddr).
 	TrustedProxies []netip.Prefix
-	Log            *slog.Logger
+	// Metrics, when set, counts the stage changes the sales routes make themselves (qualify,
+	// opportunity, won, lost); accept and reject are counted by the workflow's activity.
+	Metrics *metrics.Set
+	Log     *slog.Logger
 }
 
 // Handler returns the API's routes.

@@ -169,8 +169,16 @@ func (s *Server) salesStage(step string) http.HandlerFunc {
 			writeError(w, http.StatusUnprocessableEntity, "invalid request", fields)
 			return
 		}
+		// The store calls check under the lead's row lock, and only when the stage is about to
+		// change: what it saw is the transition to count once the change commits. A step on a
+		// lead already at its stage never calls it, so a repeat counts nothing.
+		var moved struct{ from, to string }
 		check := func(from, to string) error {
-			return lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to))
+			if err := lifecycle.CheckTransition(lifecycle.Stage(from), lifecycle.Stage(to)); err != nil {
+				return err
+			}
+			moved.from, moved.to = from, to
+			return nil
 		}
 		var err error
 		switch step {
@@ -190,6 +198,9 @@ func (s *Server) salesStage(step string) http.HandlerFunc {
 		if err != nil {
 			s.fail(w, step, err)
 			return
+		}
+		if moved.from != "" {
+			s.Metrics.StageChanged(moved.from, moved.to)
 		}
 		lead, err := s.Store.Lead(r.Context(), id)
 		if err != nil {

@@ -309,8 +309,9 @@ type APIDeps struct {
 	Rollout content.Rollout
 	Resumer content.Resumer
 	Log     *slog.Logger
-	// Metrics, when set, counts captures and engagement, times every request by route, and
-	// exposes the coalescer, the open recorder and the outbox backlog.
+	// Metrics, when set, counts captures, engagement and the sales stages reps set through the
+	// API, times every request by route, and exposes the coalescer, the open recorder and the
+	// outbox backlog.
 	Metrics *metrics.Set
 }
 
@@ -363,7 +364,8 @@ func NewAPI(d APIDeps) *API {
 	eng.Start()
 	s := &api.Server{Capture: svc, Store: d.Store, States: TemporalStates{Client: d.Temporal}, APIKeys: d.APIKeys, KeyNames: d.KeyNames,
 		Live: d.Live, DryRun: d.DryRun, Rollout: d.Rollout, Resumer: d.Resumer, Engage: eng, Decider: TemporalDecider{Client: d.Temporal}, Keys: d.Keys, Team: d.Team,
-		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, TrustedProxies: d.TrustedProxies, Log: d.Log}
+		Canceller: TemporalDecider{Client: d.Temporal}, WebhookSecret: d.WebhookSecret, TrustedProxies: d.TrustedProxies,
+		Metrics: d.Metrics, Log: d.Log}
 	if d.RateLimit > 0 {
 		s.Limiter = api.NewLimiter(d.RateLimit, int(4*d.RateLimit)+1)
 	}

@@ -74,7 +74,7 @@ func New() *Set {
 	s.scores = prometheus.NewCounter(prometheus.CounterOpts{Name: "tend_score_updates_total",
 		Help: "Lead scores computed and stored."})
 	s.stages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tend_stage_transitions_total",
-		Help: "Lifecycle stage changes made by tend's workflows, by from and to stage."}, []string{"from", "to"})
+		Help: "Lifecycle stage changes by from and to stage: scoring to MQL, reps' answers, and the sales steps after acceptance."}, []string{"from", "to"})
 	s.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tend_handoffs_total",
 		Help: "Leads handed to a rep (kind handoff) or to another rep after lapses (kind reassignment)."}, []string{"kind"})
 	s.breaches = prometheus.NewCounter(prometheus.CounterOpts{Name: "tend_sla_breaches_total",
