@@ -30,7 +30,7 @@ func newLeadsListCommand(cl *cli) *cobra.Command {
 	var o leadsListOptions
 	cmd := &cobra.Command{
 		Use:   "list [--stage S] [--band B] [--segment ID] [--limit N] [-o table|json]",
-		Short: "list leads, newest first, from a running tend (TEND_URL, TEND_API_KEY)",
+		Short: "list leads, oldest first, a page at a time, from a running tend (TEND_URL, TEND_API_KEY)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runLeadsList(cmd.Context(), o, cl.stdout, cl.getenv)

@@ -151,7 +151,7 @@ func (p periodFlags) query() (url.Values, error) {
 func (p periodFlags) String() string {
 	switch {
 	case p.from == "" && p.to == "":
-		return "all time"
+		return "at any time"
 	case p.to == "":
 		return "from " + p.from
 	case p.from == "":
@@ -212,7 +212,7 @@ func runFunnel(ctx context.Context, period periodFlags, source string, output ou
 	for _, cv := range rep.Overall.Conversions {
 		head += strings.ToUpper(cv.From) + "→" + strings.ToUpper(cv.To) + "\t"
 	}
-	fmt.Fprintln(tw, head+"SQL→WON DAYS\tREVENUE FROM SQLS\t")
+	fmt.Fprintln(tw, head+"SQL→WON DAYS\tREVENUE FROM SQLS")
 	for _, f := range append([]db.Funnel{rep.Overall}, rep.BySource...) {
 		name := f.Source
 		if name == "" {
@@ -232,7 +232,7 @@ func runFunnel(ctx context.Context, period periodFlags, source string, output ou
 		if f.SQLToWonDays != nil {
 			days = strconv.FormatFloat(*f.SQLToWonDays, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\t\n", line, days, strconv.FormatFloat(f.RevenueFromSQLs, 'f', -1, 64))
+		fmt.Fprintf(tw, "%s%s\t%s\n", line, days, strconv.FormatFloat(f.RevenueFromSQLs, 'f', -1, 64))
 	}
 	return tw.Flush()
 }
