@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if errors.Is(err, errUsage) && cmd != nil {
-		fmt.Fprint(stderr, cmd.UsageString())
+		fmt.Fprint(stderr, usage(cmd))
 	}
 	return err
 }
