@@ -52,7 +52,6 @@ func runImport(ctx context.Context, o importOptions, path string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, "warn")
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -62,6 +61,9 @@ func runImport(ctx context.Context, o importOptions, path string, stdout, stderr
 	if err != nil {
 		return err
 	}
+	bar := newProgress(stderr, info.Size(), o.quiet || !isTerminal(stderr))
+	// Warnings go through the bar, which keeps them off its line.
+	log := newLogger(bar, "warn")
 	if o.batch == "" {
 		o.batch = filepath.Base(path) + "@" + time.Now().UTC().Format(time.RFC3339)
 	}
@@ -87,7 +89,6 @@ func runImport(ctx context.Context, o importOptions, path string, stdout, stderr
 	}
 
 	counter := &countingReader{r: f}
-	bar := newProgress(stderr, info.Size(), o.quiet || !isTerminal(stderr))
 	var created, updated, pending, skipped int
 	var problems []string
 	err = capture.ReadCSV(counter, func(row capture.Row) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -12,15 +13,19 @@ import (
 // progress draws a one-line progress bar of work measured in bytes, such as a file being
 // imported: redrawn in place with a carriage return at most ten times a second, and finished
 // with a newline. An off progress draws nothing; it is off unless its writer is a terminal, so a
-// pipe or a log file never fills with bars.
+// pipe or a log file never fills with bars. Written to, as a logger's writer, it puts the text
+// above the bar.
 type progress struct {
 	w     io.Writer
 	total int64
 	off   bool
 	now   func() time.Time
 	start time.Time
+
+	mu    sync.Mutex // a logger may write from any goroutine
 	last  time.Time
-	width int // of the last line drawn, to blank what a shorter one leaves
+	drawn string // the bar on the screen now; "" when none is
+	width int    // of the last line drawn, to blank what a shorter one leaves
 }
 
 // progressEvery is how often the bar is redrawn at most.
@@ -44,6 +49,8 @@ func (p *progress) update(read int64, ok, bad int) {
 	if p.off {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
 	if now.Sub(p.last) < progressEvery {
 		return
@@ -57,13 +64,30 @@ func (p *progress) done(read int64, ok, bad int) {
 	if p.off {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.draw(p.line(read, ok, bad, p.now()))
 	fmt.Fprintln(p.w)
+	p.drawn, p.width = "", 0
+}
+
+// Write writes b (whole lines, as a logger writes them) above the bar: the bar's line is
+// blanked, b written, and the bar drawn again under it. Off, b passes straight through.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn == "" {
+		return p.w.Write(b)
+	}
+	fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
+	n, err := p.w.Write(b)
+	fmt.Fprintf(p.w, "\r%s", p.drawn)
+	return n, err
 }
 
 func (p *progress) draw(line string) {
 	pad := max(p.width-len(line), 0)
-	p.width = len(line)
+	p.width, p.drawn = len(line), line
 	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
 }
 

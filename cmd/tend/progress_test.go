@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,31 @@ func TestProgressPadsOverALongerLine(t *testing.T) {
 	assert.Equal(t, "\rshort      ", out.String())
 }
 
+// What is written through it, such as a warning of the logger, goes above the bar, never on its
+// line; the bar is drawn again under it.
+func TestProgressKeepsLogLinesOffTheBar(t *testing.T) {
+	t.Parallel()
+	p, out, _ := testProgress(100, false)
+	_, err := p.Write([]byte("before any bar\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "before any bar\n", out.String())
+
+	out.Reset()
+	p.update(50, 5, 0)
+	bar := "[===============>              ]  50%  5 imported, 0 skipped"
+	require.Equal(t, "\r"+bar, out.String())
+	out.Reset()
+	_, err = p.Write([]byte("level=WARN msg=\"enrolment deferred\"\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "\r"+strings.Repeat(" ", len(bar))+"\r"+"level=WARN msg=\"enrolment deferred\"\n"+"\r"+bar, out.String())
+
+	out.Reset()
+	p.done(100, 10, 0)
+	_, err = p.Write([]byte("after\n"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(out.String(), "\nafter\n"), "after done, text is written as it is: %q", out.String())
+}
+
 // Off, as on a pipe, a file or with --quiet, it draws nothing at all.
 func TestProgressOffDrawsNothing(t *testing.T) {
 	t.Parallel()
@@ -65,6 +91,9 @@ func TestProgressOffDrawsNothing(t *testing.T) {
 	p.update(500, 50, 0)
 	p.done(1000, 100, 0)
 	assert.Empty(t, out.String())
+	_, err := p.Write([]byte("a warning\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "a warning\n", out.String(), "what is written passes through")
 }
 
 // A pipe and a buffer are not terminals; a pseudo-terminal is.
