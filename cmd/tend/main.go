@@ -248,6 +248,7 @@ func newHelpCommand(root *cobra.Command) *cobra.Command {
 				return fmt.Errorf("%w: unknown command %q for %q", errUsage, rest[0], target.CommandPath())
 			}
 			target.InitDefaultHelpFlag()
+			target.InitDefaultVersionFlag() // so that tend help lists --version as tend --help does
 			return target.Help()
 		},
 	}
