@@ -87,7 +87,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	assert.Equal(t, []string{"mailpit", "postgres", "probe", "temporal", "temporal-namespace", "temporal-schema", "temporal-ui",
+	assert.Equal(t, []string{"mailpit", "postgres", "temporal", "temporal-namespace", "temporal-schema", "temporal-ui",
 		"tend-migrate", "tend-server-1", "tend-server-2", "tend-worker"}, names)
 	assert.Equal(t, []string{"tend-server-1", "tend-server-2", "tend-worker"}, tendServices(p))
 
@@ -209,10 +209,12 @@ func TestComposeTendDatabaseIsApartFromTemporals(t *testing.T) {
 }
 
 // Every tend server and worker serves its operator endpoints on TEND_METRICS_ADDR, and Compose
-// checks its /readyz there, with a probe binary the distroless image does not carry itself.
+// checks its /readyz there with `tend healthcheck`, since the distroless image has no shell or wget.
 func TestComposeTendServicesHaveMetricsAndReadiness(t *testing.T) {
 	p := loadValid(t)
-	probe := p.Services["probe"]
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	assert.Contains(t, string(dockerfile), "COPY --from=build /out/tend /usr/local/bin/tend", "the image has tend where the healthchecks run it")
 	for _, name := range tendServices(p) {
 		s := p.Services[name]
 		addr := s.Environment["TEND_METRICS_ADDR"]
@@ -223,14 +225,9 @@ func TestComposeTendServicesHaveMetricsAndReadiness(t *testing.T) {
 		test := strings.Join(s.HealthCheck.Test, " ")
 		assert.Contains(t, test, "http://127.0.0.1:"+port+"/readyz", "%s checks /readyz on its metrics address", name)
 		assert.Equal(t, "CMD", s.HealthCheck.Test[0], name)
-		bin := s.HealthCheck.Test[1]
-		assert.True(t, mounts(s, filepath.Dir(bin)) && mounts(probe, filepath.Dir(bin)), "%s runs %s from the probe volume", name, bin)
-		require.Contains(t, s.DependsOn, "probe")
-		assert.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["probe"].Condition)
-		assert.Equal(t, filepath.Dir(bin)+"/busybox", bin)
+		assert.Equal(t, []string{"/usr/local/bin/tend", "healthcheck"}, []string(s.HealthCheck.Test[1:3]), "%s runs the image's own tend healthcheck", name)
 		require.NotNil(t, s.StopGracePeriod, name)
 	}
-	assert.Contains(t, strings.Join(probe.Command, " "), "/bin/busybox /probe/", "the probe one-shot copies busybox into its volume")
 	assert.Greater(t, time.Duration(*p.Services["tend-worker"].StopGracePeriod), 30*time.Second,
 		"a stopping worker gets longer than TEND_WORKER_STOP_TIMEOUT to finish its activities")
 }
@@ -319,16 +316,6 @@ func hostPath(t *testing.T, s types.ServiceConfig, path string) string {
 	}
 	t.Fatalf("%s mounts nothing at %s", s.Name, path)
 	return ""
-}
-
-// mounts reports whether s mounts a volume at dir.
-func mounts(s types.ServiceConfig, dir string) bool {
-	for _, v := range s.Volumes {
-		if v.Target == dir {
-			return true
-		}
-	}
-	return false
 }
 
 func maps(m types.MappingWithEquals) map[string]string {

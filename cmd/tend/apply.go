@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tendhq/tend/internal/content"
 	"github.com/tendhq/tend/internal/rollout"
@@ -105,6 +106,15 @@ func (c *adminClient) call(ctx context.Context, method, path string, v, out any)
 	return nil
 }
 
+// get GETs path and returns the answer's JSON as it is.
+func (c *adminClient) get(ctx context.Context, path string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.call(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // applyAnswer is the API's answer to an apply or a rollback.
 type applyAnswer struct {
 	Published bool `json:"published"`
@@ -122,62 +132,56 @@ type applyAnswer struct {
 	Rollout   string            `json:"rollout"`
 }
 
-// parseInterleaved parses flags that may come before, between or after the arguments
-// (`tend apply a.yaml --dry-run`), and returns the arguments; after `--` all are arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := parseFlagsAndArgs(fs, args); err != nil {
-			return nil, err
-		}
-		left := fs.Args()
-		if consumed := len(args) - len(left); consumed > 0 && args[consumed-1] == "--" {
-			return append(rest, left...), nil
-		}
-		if len(left) == 0 {
-			return rest, nil
-		}
-		rest = append(rest, left[0])
-		args = left[1:]
-	}
+// applyOptions are the flags of tend apply.
+type applyOptions struct {
+	kind        string
+	dryRun, pin bool
+	rollback    int
 }
 
-func runApply(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("apply", stderr)
-	kind := fs.String("kind", "", "the kind of every FILE (sequences, scoring, sales, templates); default: told by each file's fields, a directory is templates")
-	dryRun := fs.Bool("dry-run", false, "lint, diff and dry-run only: publish nothing")
-	pin := fs.Bool("pin", false, "keep running leads on the version they run; only new enrolments take the new one")
-	rollback := fs.Int("rollback", 0, "publish version `N` of --kind again, as a new version")
-	files, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+func newApplyCommand(cl *cli) *cobra.Command {
+	var o applyOptions
+	cmd := &cobra.Command{
+		Use:   "apply [--dry-run] [--pin] [--kind K] FILE|DIR... | --rollback N --kind K",
+		Short: "lint, diff, dry-run and publish content to a running tend (TEND_URL, TEND_API_KEY)",
+		RunE: func(cmd *cobra.Command, files []string) error {
+			return runApply(cmd.Context(), o, files, cl.stdout, cl.getenv)
+		},
 	}
-	if *kind != "" {
-		if _, err := content.ParseKind(*kind); err != nil {
+	fs := cmd.Flags()
+	fs.StringVar(&o.kind, "kind", "", "the kind of every FILE (sequences, scoring, sales, templates); default: told by each file's fields, a directory is templates")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "lint, diff and dry-run only: publish nothing")
+	fs.BoolVar(&o.pin, "pin", false, "keep running leads on the version they run; only new enrolments take the new one")
+	fs.IntVar(&o.rollback, "rollback", 0, "publish version `N` of --kind again, as a new version")
+	completeKinds(cmd, "kind")
+	return cmd
+}
+
+func runApply(ctx context.Context, o applyOptions, files []string, stdout io.Writer, getenv func(string) string) error {
+	if o.kind != "" {
+		if _, err := content.ParseKind(o.kind); err != nil {
 			return fmt.Errorf("%w: --kind: %v", errUsage, err)
 		}
 	}
 	var path string
 	var req any
 	switch {
-	case *rollback != 0 && (len(files) > 0 || *kind == ""):
-		fs.Usage()
+	case o.rollback != 0 && (len(files) > 0 || o.kind == ""):
 		return fmt.Errorf("%w: tend apply --rollback N --kind KIND takes no files", errUsage)
-	case *rollback < 0:
+	case o.rollback < 0:
 		return fmt.Errorf("%w: --rollback: versions count from 1", errUsage)
-	case *rollback > 0:
+	case o.rollback > 0:
 		path = "/api/content/rollback"
-		req = map[string]any{"kind": *kind, "version": *rollback, "pinned": *pin, "dry_run": *dryRun}
+		req = map[string]any{"kind": o.kind, "version": o.rollback, "pinned": o.pin, "dry_run": o.dryRun}
 	case len(files) == 0:
-		fs.Usage()
 		return fmt.Errorf("%w: tend apply FILE... (or a templates directory)", errUsage)
 	default:
-		src, err := readApplyFiles(files, content.Kind(*kind))
+		src, err := readApplyFiles(files, content.Kind(o.kind))
 		if err != nil {
 			return err
 		}
 		path = "/api/content/apply"
-		req = map[string]any{"files": src, "pinned": *pin, "dry_run": *dryRun}
+		req = map[string]any{"files": src, "pinned": o.pin, "dry_run": o.dryRun}
 	}
 	c, err := newAdminClient(getenv)
 	if err != nil {
@@ -194,7 +198,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		return err
 	}
-	printApply(stdout, out, *dryRun)
+	printApply(stdout, out, o.dryRun)
 	return nil
 }
 
@@ -282,20 +286,26 @@ func printApply(w io.Writer, out applyAnswer, dryRun bool) {
 	}
 }
 
-func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("versions", stderr)
-	kind := fs.String("kind", "", "only this kind (sequences, scoring, sales, templates)")
-	output := fs.String("output", "table", "table or json")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newVersionsCommand(cl *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "versions [--kind K] [-o table|json]",
+		Short: "list the published content versions (TEND_URL, TEND_API_KEY)",
+		Args:  noArgs,
 	}
-	if *kind != "" {
-		if _, err := content.ParseKind(*kind); err != nil {
+	kind := cmd.Flags().String("kind", "", "only this kind (sequences, scoring, sales, templates)")
+	completeKinds(cmd, "kind")
+	output := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runVersions(cmd.Context(), *kind, *output, cl.stdout, cl.getenv)
+	}
+	return cmd
+}
+
+func runVersions(ctx context.Context, kind string, output outputFormat, stdout io.Writer, getenv func(string) string) error {
+	if kind != "" {
+		if _, err := content.ParseKind(kind); err != nil {
 			return fmt.Errorf("%w: --kind: %v", errUsage, err)
 		}
-	}
-	if *output != "table" && *output != "json" {
-		return fmt.Errorf("%w: --output: %q is not table or json", errUsage, *output)
 	}
 	c, err := newAdminClient(getenv)
 	if err != nil {
@@ -313,13 +323,15 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		} `json:"versions"`
 		InUse map[string]int `json:"in_use"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/api/content/versions?kind="+url.QueryEscape(*kind), nil, &out); err != nil {
+	raw, err := c.get(ctx, "/api/content/versions?kind="+url.QueryEscape(kind))
+	if err != nil {
 		return err
 	}
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+	if output == outputJSON {
+		return writeJSON(stdout, raw)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("read the answer of %s: %w", c.base, err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tVERSION\tAPPLIED AT (UTC)\tBY\tPINNED\tROLLBACK OF\tCHECKSUM\t")
@@ -344,35 +356,37 @@ func runVersions(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	return nil
 }
 
+func newPauseCommand(cl *cli, resume bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "pause SEQUENCE [--step S]",
+		Short:             "hold a running sequence (or one step): leads keep their place",
+		Args:              exactArgs(1, "SEQUENCE (one sequence id)"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	if resume {
+		cmd.Use, cmd.Short = "resume SEQUENCE [--step S] [--ramp 1h]", "let it go on; sends that fell due are spread over the ramp"
+	}
+	step := cmd.Flags().String("step", "", "only this step of the sequence")
+	ramp := new(string)
+	if resume {
+		ramp = cmd.Flags().String("ramp", "", "spread the sends that fell due while paused over this long (e.g. 1h); default: at once")
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runPause(cmd.Context(), resume, args[0], *step, *ramp, cl.stdout, cl.getenv)
+	}
+	return cmd
+}
+
 // runPause pauses (resume false) or resumes a sequence or one of its steps.
-func runPause(ctx context.Context, resume bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	name := "sequences pause"
-	if resume {
-		name = "sequences resume"
-	}
-	fs := newFlags(name, stderr)
-	step := fs.String("step", "", "only this step of the sequence")
-	var ramp *string
-	if resume {
-		ramp = fs.String("ramp", "", "spread the sends that fell due while paused over this long (e.g. 1h); default: at once")
-	}
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		fs.Usage()
-		return fmt.Errorf("%w: tend %s SEQUENCE (one sequence id)", errUsage, name)
-	}
+func runPause(ctx context.Context, resume bool, seq, step, ramp string, stdout io.Writer, getenv func(string) string) error {
 	c, err := newAdminClient(getenv)
 	if err != nil {
 		return err
 	}
-	seq := rest[0]
-	req := map[string]string{"step": *step}
+	req := map[string]string{"step": step}
 	what := seq
-	if *step != "" {
-		what += " step " + *step
+	if step != "" {
+		what += " step " + step
 	}
 	if !resume {
 		var out struct {
@@ -388,7 +402,7 @@ func runPause(ctx context.Context, resume bool, args []string, stdout, stderr io
 		}
 		return nil
 	}
-	req["ramp"] = *ramp
+	req["ramp"] = ramp
 	var out struct {
 		WasPaused bool   `json:"was_paused"`
 		Released  int    `json:"released"`

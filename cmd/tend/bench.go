@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -51,13 +52,13 @@ type benchOptions struct {
 	timeout                                   time.Duration
 }
 
-// runBench starts a private tend stack (as tend dev does, in a temporary directory, on free ports)
-// and measures it through its own front doors: leads captured over the HTTP API, their first
-// emails arriving at the capture SMTP server, site events posted in batches, what those cost in
-// Temporal signals and activities, and the memory of the process. It fails when an email is
-// missing or arrives twice.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("bench", stderr)
+func newBenchCommand(cl *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench [flags]",
+		Short: "measure a private stack: captures, first emails, events, Temporal cost, memory",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
 	var o benchOptions
 	fs.IntVar(&o.leads, "leads", 300, "leads to capture")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "API requests in flight at once")
@@ -67,9 +68,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the first emails have not all arrived by then")
 	keep := fs.Bool("keep", false, "keep the stack's data directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file (go tool pprof)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runBench(cmd.Context(), o, keep, cpuProfile, cl.stdout, cl.stderr, cl.getenv)
 	}
+	return cmd
+}
+
+// runBench starts a private tend stack (as tend dev does, in a temporary directory, on free ports)
+// and measures it through its own front doors: leads captured over the HTTP API, their first
+// emails arriving at the capture SMTP server, site events posted in batches, what those cost in
+// Temporal signals and activities, and the memory of the process. It fails when an email is
+// missing or arrives twice.
+func runBench(ctx context.Context, o benchOptions, keep *bool, cpuProfile *string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if o.leads < 1 || o.concurrency < 1 || o.events < 0 || o.batch < 1 || o.sample < 0 {
 		return fmt.Errorf("%w: --leads, --concurrency and --batch must be at least 1; --events and --sample at least 0", errUsage)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tendhq/tend/internal/cluster"
 )
 
@@ -24,6 +26,30 @@ func defaultClusterOptions() clusterOptions {
 	return clusterOptions{dir: filepath.Join(".tend", "cluster"), servers: 2, workers: 3,
 		httpAddr: "127.0.0.1:8090", inboxAddr: "127.0.0.1:8035", temporalPort: 7333,
 		temporalBin: filepath.Join("bin", "temporal-server"), sqlTool: filepath.Join("bin", "temporal-sql-tool")}
+}
+
+func newClusterCommand(cl *cli) *cobra.Command {
+	o := defaultClusterOptions()
+	cmd := &cobra.Command{
+		Use:   "cluster [flags]",
+		Short: "run the production topology here: Temporal server on Postgres, 2 servers, 3 workers (make cluster)",
+		Long: `Runs tend's production topology on this machine as processes, with no Docker: a private
+Postgres with Temporal's databases apart from tend's, Temporal's schema by temporal-sql-tool, the
+real Temporal server, tend migrate, tend servers behind a round-robin load balancer, tend workers,
+and an SMTP sink with an inbox page. make cluster builds the binaries and runs it.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runCluster(cmd.Context(), o, cl.stdout, cl.getenv) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", o.dir, "data directory: Postgres, Temporal's configuration, keys, logs")
+	f.IntVar(&o.servers, "servers", o.servers, "tend servers behind the load balancer")
+	f.IntVar(&o.workers, "workers", o.workers, "tend workers")
+	f.StringVar(&o.httpAddr, "http", o.httpAddr, "load balancer listen address: tend's public URL")
+	f.StringVar(&o.inboxAddr, "inbox", o.inboxAddr, "SMTP sink's inbox page listen address")
+	f.IntVar(&o.temporalPort, "temporal-port", o.temporalPort, "Temporal frontend port")
+	f.StringVar(&o.temporalBin, "temporal-server", o.temporalBin, "Temporal server binary (make cluster builds it)")
+	f.StringVar(&o.sqlTool, "sql-tool", o.sqlTool, "temporal-sql-tool binary (make cluster builds it)")
+	return cmd
 }
 
 // runCluster brings up the production topology on this machine (internal/cluster) with this

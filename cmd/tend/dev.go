@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tendhq/tend/examples"
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
@@ -27,37 +29,61 @@ import (
 	"github.com/tendhq/tend/internal/track"
 )
 
-// runDev runs everything on this machine: a private Postgres (unless DATABASE_URL is set), an
+// devOptions are the flags of tend dev.
+type devOptions struct {
+	dataDir, httpAddr, metrics                        string
+	temporalPort, uiPort, smtpPort, inboxPort, pgPort int
+	demo                                              bool
+}
+
+func newDevCommand(cl *cli) *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev [flags]",
+		Short: "run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI)",
+		Long: "Runs a private Postgres (unless DATABASE_URL is set), an embedded Temporal server with its Web UI, a capture\n" +
+			"SMTP server with an inbox (unless SMTP_URL is set), the worker and the HTTP API; state is kept in the data\n" +
+			"directory. On the first start it captures three demo leads. Every port flag accepts 0: any free port.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cl) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.dataDir, "data", "", "data directory (default TEND_DATA_DIR or .tend)")
+	fs.StringVar(&o.httpAddr, "http", "", "API listen address (default TEND_HTTP_ADDR or 127.0.0.1:8080)")
+	fs.IntVar(&o.temporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
+	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port (0 disables it)")
+	fs.IntVar(&o.smtpPort, "smtp-port", 1025, "capture SMTP server port")
+	fs.IntVar(&o.inboxPort, "inbox-port", 8025, "capture inbox web page port")
+	fs.IntVar(&o.pgPort, "pg-port", 0, "private Postgres port (default: a free port)")
+	fs.StringVar(&o.metrics, "metrics", "", "metrics and readiness listen address of both parts (default TEND_METRICS_ADDR or 127.0.0.1:9090; off disables)")
+	fs.BoolVar(&o.demo, "demo", true, "capture three demo leads when the database has none")
+	return cmd
+}
+
+// runDev runs tend dev with args, as tend bench starts its private stack.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return run(ctx, append([]string{"dev"}, args...), stdout, stderr, getenv)
+}
+
+// run runs everything on this machine: a private Postgres (unless DATABASE_URL is set), an
 // embedded Temporal server with its Web UI, a capture SMTP server with an inbox (unless SMTP_URL
 // is set), the worker and the HTTP API; and on first start it captures three demo leads.
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("dev", stderr)
-	dataDir := fs.String("data", "", "data directory (default TEND_DATA_DIR or .tend)")
-	httpAddr := fs.String("http", "", "API listen address (default TEND_HTTP_ADDR or 127.0.0.1:8080)")
-	temporalPort := fs.Int("temporal-port", 7233, "embedded Temporal frontend port")
-	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port (0 disables it)")
-	smtpPort := fs.Int("smtp-port", 1025, "capture SMTP server port")
-	inboxPort := fs.Int("inbox-port", 8025, "capture inbox web page port")
-	pgPort := fs.Int("pg-port", 0, "private Postgres port (default: a free port)")
-	metricsFlag := fs.String("metrics", "", "metrics and readiness listen address of both parts (default TEND_METRICS_ADDR or 127.0.0.1:9090; off disables)")
-	demo := fs.Bool("demo", true, "capture three demo leads when the database has none")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+func (o devOptions) run(ctx context.Context, cl *cli) error {
+	stdout, stderr, getenv := cl.stdout, cl.stderr, cl.getenv
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	if o.dataDir != "" {
+		cfg.DataDir = o.dataDir
 	}
-	if *httpAddr != "" {
-		cfg.HTTPAddr = *httpAddr
+	if o.httpAddr != "" {
+		cfg.HTTPAddr = o.httpAddr
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	metricsAddr, explicit, stopTimeout, err := operatorEnv(func(k string) string {
-		if k == "TEND_METRICS_ADDR" && *metricsFlag != "" {
-			return *metricsFlag
+		if k == "TEND_METRICS_ADDR" && o.metrics != "" {
+			return o.metrics
 		}
 		return getenv(k)
 	}, "127.0.0.1:9090")
@@ -81,7 +107,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	// Postgres.
 	if cfg.DatabaseURL == "" {
 		fmt.Fprintln(stdout, "starting Postgres in", filepath.Join(dir, "postgres"))
-		pg, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(dir, "postgres"), Port: *pgPort, Log: newPrefixWriter(stderr, "postgres: ")})
+		pg, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(dir, "postgres"), Port: o.pgPort, Log: newPrefixWriter(stderr, "postgres: ")})
 		if err != nil {
 			return fmt.Errorf("start Postgres: %w", err)
 		}
@@ -94,8 +120,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 
 	// Temporal.
 	fmt.Fprintln(stdout, "starting Temporal (state in", filepath.Join(dir, "temporal.db")+")")
-	tsrv, err := devstack.StartTemporal(ctx, devstack.TemporalConfig{DBPath: filepath.Join(dir, "temporal.db"), Port: *temporalPort,
-		UIPort: *uiPort, Namespace: cfg.TemporalNamespace, Log: log})
+	tsrv, err := devstack.StartTemporal(ctx, devstack.TemporalConfig{DBPath: filepath.Join(dir, "temporal.db"), Port: o.temporalPort,
+		UIPort: o.uiPort, Namespace: cfg.TemporalNamespace, Log: log})
 	if err != nil {
 		return err
 	}
@@ -106,12 +132,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	inboxURL := ""
 	if cfg.SMTPURL == "" {
 		mc := mailcapture.New(mailcapture.Options{Log: log.With("component", "mailcapture"), Dir: filepath.Join(dir, "inbox")})
-		if err := mc.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(*smtpPort))); err != nil {
+		if err := mc.Start(net.JoinHostPort("127.0.0.1", strconv.Itoa(o.smtpPort))); err != nil {
 			return fmt.Errorf("start capture SMTP server: %w", err)
 		}
 		cleanups = append(cleanups, func() { _ = mc.Close() })
 		cfg.SMTPURL = "smtp://" + mc.Addr() + "?tls=none"
-		inboxAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(*inboxPort))
+		inboxAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.inboxPort))
 		ln, err := net.Listen("tcp", inboxAddr)
 		if err != nil {
 			return fmt.Errorf("capture inbox on %s: %w", inboxAddr, err)
@@ -243,7 +269,7 @@ Press Ctrl+C to stop; state is kept in %s and resumes on the next start.
 		TemporalUI: tsrv.UIURL, Namespace: cfg.TemporalNamespace, DatabaseURL: cfg.DatabaseURL, Metrics: metricsURL}); err != nil {
 		return err
 	}
-	if *demo {
+	if o.demo {
 		if err := seedDemo(ctx, svc, stdout); err != nil {
 			log.Warn("demo leads not captured", "err", err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/capture"
 	"github.com/tendhq/tend/internal/content"
@@ -24,22 +26,32 @@ type unreachable struct{ err error }
 
 func (u unreachable) Enroll(context.Context, string, workflows.Capture) error { return u.err }
 
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("leads import", stderr)
-	batch := fs.String("batch", "", "import batch name recorded with each consent (default: file name and time)")
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := parseFlagsAndArgs(fs, args); err != nil {
-		return err
+func newImportCommand(cl *cli) *cobra.Command {
+	var o importOptions
+	cmd := &cobra.Command{
+		Use:   "import [--batch NAME] [--quiet] FILE.csv",
+		Short: "import leads from a CSV file (needs DATABASE_URL)",
+		Args:  exactArgs(1, "FILE.csv"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImport(cmd.Context(), o, args[0], cl.stdout, cl.stderr, cl.getenv)
+		},
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: tend leads import FILE.csv", errUsage)
-	}
-	path := fs.Arg(0)
+	cmd.Flags().StringVar(&o.batch, "batch", "", "import batch name recorded with each consent (default: file name and time)")
+	cmd.Flags().BoolVar(&o.quiet, "quiet", false, "no progress bar (there is none either when stderr is not a terminal)")
+	return cmd
+}
+
+// importOptions are the flags of tend leads import.
+type importOptions struct {
+	batch string
+	quiet bool
+}
+
+func runImport(ctx context.Context, o importOptions, path string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, "warn")
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -49,8 +61,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	if *batch == "" {
-		*batch = filepath.Base(path) + "@" + time.Now().UTC().Format(time.RFC3339)
+	bar := newProgress(stderr, info.Size(), o.quiet || !isTerminal(stderr))
+	// Warnings go through the bar, which keeps them off its line.
+	log := newLogger(bar, "warn")
+	if o.batch == "" {
+		o.batch = filepath.Base(path) + "@" + time.Now().UTC().Format(time.RFC3339)
 	}
 
 	store, err := openStore(ctx, cfg)
@@ -74,7 +89,6 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 
 	counter := &countingReader{r: f}
-	bar := newProgress(stderr, info.Size(), *quiet)
 	var created, updated, pending, skipped int
 	var problems []string
 	err = capture.ReadCSV(counter, func(row capture.Row) error {
@@ -84,7 +98,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 			problems = append(problems, fmt.Sprintf("line %d: %v", row.Line, row.Err))
 			return nil
 		}
-		res, err := svc.Capture(ctx, row.Request, capture.Meta{ImportBatch: *batch})
+		res, err := svc.Capture(ctx, row.Request, capture.Meta{ImportBatch: o.batch})
 		var ve *capture.ValidationError
 		switch {
 		case errors.As(err, &ve):
@@ -131,45 +145,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// progress draws a one-line progress bar on a terminal-like writer, at most ten times a second.
-type progress struct {
-	w     io.Writer
-	total int64
-	quiet bool
-	last  time.Time
-}
-
-func newProgress(w io.Writer, total int64, quiet bool) *progress {
-	return &progress{w: w, total: total, quiet: quiet}
-}
-
-func (p *progress) update(read int64, ok, bad int) {
-	if p.quiet || time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	p.draw(read, ok, bad)
-}
-
-func (p *progress) draw(read int64, ok, bad int) {
-	frac := 1.0
-	if p.total > 0 {
-		frac = float64(read) / float64(p.total)
-	}
-	if frac > 1 {
-		frac = 1
-	}
-	const width = 30
-	fill := int(frac * width)
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %d imported, %d skipped", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), frac*100, ok, bad)
-}
-
-func (p *progress) done(read int64, ok, bad int) {
-	if p.quiet {
-		return
-	}
-	p.draw(read, ok, bad)
-	fmt.Fprintln(p.w)
 }

@@ -1,299 +1,261 @@
 // Command tend is the one binary of tend, the lead-nurturing workflow engine: `tend dev` runs the
 // whole stack on one machine; `tend server` and `tend worker` run the parts separately against a
-// Temporal cluster and Postgres; the other subcommands migrate, lint and import.
+// Temporal cluster and Postgres; the other subcommands migrate, lint, import, publish and report.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 	_ "time/tzdata" // send windows must resolve zones the same way on every machine
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
-
-// command is one line of the usage: how a command is called and what it does.
-type command struct {
-	name    string // as typed after "tend", e.g. "sequences lint"
-	args    string // what follows the name
-	summary string
-}
-
-// commands is every command tend has, in the order the usage lists them; the usage of `tend`
-// and of each command (`tend dev --help`) is made from it.
-var commands = []command{
-	{"dev", "[flags]", "run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI)"},
-	{"server", "", "run the HTTP API (needs DATABASE_URL, TEMPORAL_ADDRESS)"},
-	{"worker", "", "run workflows and activities (needs DATABASE_URL, TEMPORAL_ADDRESS, SMTP_URL)"},
-	{"migrate", "", "apply database migrations (needs DATABASE_URL)"},
-	{"cluster", "[flags]", "run the production topology here: Temporal server on Postgres, 2 servers, 3 workers (make cluster)"},
-	{"apply", "[--dry-run] [--pin] [--kind K] FILE|DIR... | --rollback N --kind K",
-		"lint, diff, dry-run and publish content to a running tend (TEND_URL, TEND_API_KEY)"},
-	{"versions", "[--kind K] [--output json]", "list the published content versions (TEND_URL, TEND_API_KEY)"},
-	{"sequences lint", "FILE...", "validate sequence files; errors as file:line: message"},
-	{"sequences simulate", "FILE|--version N --segment ID [--at TIME] [--variant STEP=V] [--holdout] [--lead ID] …",
-		"when each email would reach a lead: the real workflow, time-skipped"},
-	{"sequences pause", "SEQUENCE [--step S]", "hold a running sequence (or one step): leads keep their place"},
-	{"sequences resume", "SEQUENCE [--step S] [--ramp 1h]", "let it go on; sends that fell due are spread over the ramp"},
-	{"scoring lint", "FILE...", "validate scoring models the same way"},
-	{"sales lint", "FILE...", "validate sales team files the same way"},
-	{"leads import", "[--batch NAME] [--quiet] FILE.csv", "import leads from a CSV file (needs DATABASE_URL)"},
-	{"reports sequences", "[--since 30d] [--output json]", "how sequences, steps and A/B variants perform, with conversions and holdout lift (needs DATABASE_URL)"},
-	{"bench", "[flags]", "measure a private stack: captures, first emails, events, Temporal cost, memory"},
-	{"temporal", "--db FILE [--port N]", "run only the embedded Temporal server (SQLite) until SIGTERM"},
-	{"version", "", "print the version"},
-	{"help", "[COMMAND]", "print this help, or a command's (as does COMMAND --help)"},
-}
-
-// usage is the help of `tend` itself; group, when not "", limits it to one group of subcommands
-// such as "sequences".
-func usage(group string) string {
-	var b strings.Builder
-	b.WriteString("tend — lead nurturing on Temporal\n\nUsage:\n")
-	for _, c := range commands {
-		if group != "" && !strings.HasPrefix(c.name, group+" ") {
-			continue
-		}
-		call := strings.TrimSpace(c.name + " " + c.args)
-		if len(call) > 24 {
-			fmt.Fprintf(&b, "  tend %s\n  %-29s %s\n", call, "", c.summary)
-		} else {
-			fmt.Fprintf(&b, "  tend %-24s %s\n", call, c.summary)
-		}
-	}
-	b.WriteString("\nConfiguration comes from the environment; see the README. `tend COMMAND --help` tells more.\n")
-	return b.String()
-}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// errUsage marks errors caused by how tend was called (exit status 2).
+// errUsage marks errors caused by how tend was called (exit status 2): an unknown command or
+// flag, a bad flag value, a missing or extra argument.
 var errUsage = errors.New("usage")
 
-// helpRequested is what a command returns when it was asked for help (-h, --help or help): its
-// usage is in it, and run prints it on stdout and succeeds. A command returns it before it
-// touches anything, so asking for help never starts or changes a thing.
-type helpRequested struct{ usage string }
-
-func (h *helpRequested) Error() string { return "help requested" }
+// usageError marks err as a usage error, unless it is one already.
+func usageError(err error) error {
+	if err == nil || errors.Is(err, errUsage) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errUsage, err)
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tend:", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	os.Exit(exitCode(err, os.Stderr))
 }
 
+// exitCode prints err and tells the exit status it means: 0 success, 2 a usage error, 1 any
+// other failure.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "tend:", err)
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// cli is what every command is given by run: where it writes and how it reads the environment.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// run runs tend with args (without the program name). Help, asked for in any way, is printed on
+// stdout and returns nil; a usage error prints the usage of the command on stderr and returns an
+// error that wraps errUsage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	err := dispatch(ctx, args, stdout, stderr, getenv)
-	var help *helpRequested
-	if errors.As(err, &help) {
-		fmt.Fprint(stdout, help.usage)
-		return nil
+	root := newRootCommand(&cli{stdout: stdout, stderr: stderr, getenv: getenv})
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if errors.Is(err, errUsage) && cmd != nil {
+		fmt.Fprint(stderr, usage(cmd))
 	}
 	return err
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage(""))
-		return fmt.Errorf("%w: no command given", errUsage)
+// Command groups of the usage, in the order it lists them.
+const (
+	groupRun     = "run"
+	groupContent = "content"
+	groupLeads   = "leads"
+	groupOther   = "other"
+)
+
+// newRootCommand builds the whole command tree of tend, complete with the help and completion
+// commands, so that a test can walk every command there is.
+func newRootCommand(cl *cli) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "tend",
+		Short:   "lead nurturing on Temporal",
+		Version: version,
+		// run prints the usage of a usage error, main the error: once each.
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "dev":
-		return runDev(ctx, rest, stdout, stderr, getenv)
-	case "server":
-		return runServer(ctx, rest, stderr, getenv)
-	case "worker":
-		return runWorker(ctx, rest, stderr, getenv)
-	case "migrate":
-		return runMigrate(ctx, rest, stdout, stderr, getenv)
-	case "cluster":
-		o := defaultClusterOptions()
-		fs := newFlags("cluster", stderr)
-		fs.StringVar(&o.dir, "dir", o.dir, "data directory: Postgres, Temporal's configuration, keys, logs")
-		fs.IntVar(&o.servers, "servers", o.servers, "tend servers behind the load balancer")
-		fs.IntVar(&o.workers, "workers", o.workers, "tend workers")
-		fs.StringVar(&o.httpAddr, "http", o.httpAddr, "load balancer listen address: tend's public URL")
-		fs.StringVar(&o.inboxAddr, "inbox", o.inboxAddr, "SMTP sink's inbox page listen address")
-		fs.IntVar(&o.temporalPort, "temporal-port", o.temporalPort, "Temporal frontend port")
-		fs.StringVar(&o.temporalBin, "temporal-server", o.temporalBin, "Temporal server binary (make cluster builds it)")
-		fs.StringVar(&o.sqlTool, "sql-tool", o.sqlTool, "temporal-sql-tool binary (make cluster builds it)")
-		if err := parseFlags(fs, rest); err != nil {
+	root.SetOut(cl.stdout)
+	root.SetErr(cl.stderr)
+	root.SetVersionTemplate("tend {{.Version}}\n")
+	root.AddGroup(
+		&cobra.Group{ID: groupRun, Title: "Run tend:"},
+		&cobra.Group{ID: groupContent, Title: "Write and publish content (sequences, scoring, sales team, templates):"},
+		&cobra.Group{ID: groupLeads, Title: "Leads and reports:"},
+		&cobra.Group{ID: groupOther, Title: "Other:"},
+	)
+	add := func(group string, cmds ...*cobra.Command) {
+		for _, cmd := range cmds {
+			cmd.GroupID = group
+			root.AddCommand(cmd)
+		}
+	}
+	add(groupRun, newDevCommand(cl), newServerCommand(cl), newWorkerCommand(cl), newMigrateCommand(cl), newClusterCommand(cl), newTemporalCommand(cl), newHealthcheckCommand(cl))
+	add(groupContent, newApplyCommand(cl), newVersionsCommand(cl), newSequencesCommand(cl), newScoringCommand(cl), newSalesCommand(cl))
+	add(groupLeads, newLeadsCommand(cl), newReportsCommand(cl))
+	add(groupOther, newBenchCommand(cl), newVersionCommand(cl))
+
+	help := newHelpCommand(root)
+	help.GroupID = groupOther
+	root.SetHelpCommand(help)
+	root.InitDefaultHelpCmd()
+	root.SetCompletionCommandGroupID(groupOther)
+	root.InitDefaultCompletionCmd()
+	for _, cmd := range root.Commands() {
+		if cmd.Name() == "completion" {
+			cmd.Use = "completion bash|zsh|fish|powershell"
+			cmd.Short = "print the shell completion script, e.g. source <(tend completion bash)"
+			cmd.Annotations = map[string]string{listWhole: "true"}
+		}
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.SetHelpFunc(writeHelp)
+	root.SetUsageFunc(func(cmd *cobra.Command) error {
+		_, err := io.WriteString(cmd.OutOrStderr(), usage(cmd))
+		return err
+	})
+	finish(root)
+	return root
+}
+
+// finish makes every command of the tree behave alike: arguments that do not fit are a usage
+// error; a group (root included) run without a subcommand, or with an unknown one, is a usage
+// error, and `GROUP help` is its help; the synopsis in Use is the whole usage line.
+func finish(cmd *cobra.Command) {
+	cmd.DisableFlagsInUseLine = true
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		cmd.Args = groupArgs
+		cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+			var subs []string
+			for _, s := range cmd.Commands() {
+				if s.IsAvailableCommand() {
+					subs = append(subs, s.Name())
+				}
+			}
+			if !cmd.HasParent() {
+				return fmt.Errorf("%w: no command given", errUsage)
+			}
+			return fmt.Errorf("%w: %s needs a subcommand: %s", errUsage, cmd.CommandPath(), joinNames(subs))
+		}
+	}
+	args := cmd.Args
+	if args == nil {
+		args = cobra.ArbitraryArgs
+	}
+	cmd.Args = func(cmd *cobra.Command, a []string) error {
+		err := args(cmd, a)
+		if errors.Is(err, errHelpArg) {
 			return err
 		}
-		return runCluster(ctx, o, stdout, getenv)
-	case "apply":
-		return runApply(ctx, rest, stdout, stderr, getenv)
-	case "versions":
-		return runVersions(ctx, rest, stdout, stderr, getenv)
-	case "sequences", "scoring", "sales", "leads", "reports":
-		sub, err := subcommand(cmd, rest, stderr)
-		if err != nil {
-			return err
-		}
-		rest = rest[1:]
-		switch sub {
-		case "sequences lint":
-			files, err := fileArgs(sub, rest, stderr)
-			if err != nil {
-				return err
-			}
-			return runLint(files, stdout, getenv)
-		case "sequences simulate":
-			return runSimulate(ctx, rest, stdout, stderr, getenv, time.Now())
-		case "sequences pause", "sequences resume":
-			return runPause(ctx, sub == "sequences resume", rest, stdout, stderr, getenv)
-		case "scoring lint":
-			files, err := fileArgs(sub, rest, stderr)
-			if err != nil {
-				return err
-			}
-			return runScoringLint(files, stdout)
-		case "sales lint":
-			files, err := fileArgs(sub, rest, stderr)
-			if err != nil {
-				return err
-			}
-			return runSalesLint(files, stdout, getenv)
-		case "reports sequences":
-			return runReportSequences(ctx, rest, stdout, stderr, getenv)
-		default: // "leads import", the only one left
-			return runImport(ctx, rest, stdout, stderr, getenv)
-		}
-	case "bench":
-		return runBench(ctx, rest, stdout, stderr, getenv)
-	case "temporal":
-		return runTemporal(ctx, rest, stdout, stderr, getenv)
-	case "version":
-		if err := parseFlags(newFlags("version", stderr), rest); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, "tend", version)
-		return nil
-	case "--version":
-		fmt.Fprintln(stdout, "tend", version)
-		return nil
-	case "help", "-h", "-help", "--help":
-		if cmd == "help" && len(rest) > 0 {
-			// Every command answers --help without doing anything else.
-			return dispatch(ctx, append(rest, "--help"), stdout, stderr, getenv)
-		}
-		return &helpRequested{usage: usage("")}
-	default:
-		fmt.Fprint(stderr, usage(""))
-		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+		return usageError(err)
+	}
+	for _, sub := range cmd.Commands() {
+		finish(sub)
 	}
 }
 
-// subcommand resolves `tend GROUP SUB` to the full name of a command in commands ("sequences
-// lint"); help for the group, with no or an unknown SUB, lists the group's commands.
-func subcommand(group string, rest []string, stderr io.Writer) (string, error) {
-	if len(rest) > 0 {
-		switch rest[0] {
-		case "help", "-h", "-help", "--help":
-			return "", &helpRequested{usage: usage(group)}
-		}
-		for _, c := range commands {
-			if c.name == group+" "+rest[0] {
-				return c.name, nil
+// errHelpArg is what an argument check returns for `COMMAND help`: cobra prints the command's
+// help for it and succeeds, as it does for --help.
+var errHelpArg = pflag.ErrHelp
+
+// groupArgs checks the arguments of a group run without a known subcommand: none (the group's
+// RunE says a subcommand is needed), or help.
+func groupArgs(cmd *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return nil
+	case args[0] == "help":
+		return errHelpArg
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which it sets only where it suggests itself
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", joinNames(s))
+	}
+	return fmt.Errorf("%w: %s", errUsage, msg)
+}
+
+// noArgs is the argument check of a command that takes none; `COMMAND help` asks for its help,
+// as it always has.
+func noArgs(cmd *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return nil
+	case len(args) == 1 && args[0] == "help":
+		return errHelpArg
+	}
+	return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, cmd.CommandPath(), args)
+}
+
+func newVersionCommand(cl *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(cl.stdout, "tend", version)
+			return err
+		},
+	}
+}
+
+// newHelpCommand is `tend help [COMMAND]`: the help of tend or of one command, as COMMAND
+// --help prints it; a command that does not exist is a usage error.
+func newHelpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "print this help, or a command's (as does COMMAND --help)",
+		ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-		}
+			var out []cobra.Completion
+			for _, s := range cmd.Commands() {
+				if s.IsAvailableCommand() {
+					out = append(out, cobra.CompletionWithDesc(s.Name(), s.Short))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil {
+				return usageError(err)
+			}
+			if len(rest) > 0 {
+				return fmt.Errorf("%w: unknown command %q for %q", errUsage, rest[0], target.CommandPath())
+			}
+			target.InitDefaultHelpFlag()
+			target.InitDefaultVersionFlag() // so that tend help lists --version as tend --help does
+			return target.Help()
+		},
 	}
-	fmt.Fprint(stderr, usage(group))
-	if len(rest) == 0 {
-		return "", fmt.Errorf("%w: tend %s needs a subcommand", errUsage, group)
-	}
-	return "", fmt.Errorf("%w: unknown command %q", errUsage, group+" "+rest[0])
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// newFlags returns the flag set of the command named name in commands; its usage is what -h and
-// --help print.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tend "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { writeCommandUsage(fs.Output(), name, fs) }
-	return fs
-}
-
-func writeCommandUsage(w io.Writer, name string, fs *flag.FlagSet) {
-	c := command{name: name}
-	for _, x := range commands {
-		if x.name == name {
-			c = x
-		}
-	}
-	fmt.Fprintf(w, "tend %s — %s\n\nUsage:\n  tend %s\n", c.name, c.summary, strings.TrimSpace(c.name+" "+c.args))
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprintln(w, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	fmt.Fprintln(w, "\nConfiguration comes from the environment; see the README.")
-}
-
-// parseFlags parses the flags of a command that takes no other arguments; `help` in their place
-// asks for help too.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := parseFlagsAndArgs(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return nil
-	}
-	if fs.NArg() == 1 && fs.Arg(0) == "help" {
-		return parseFlagsAndArgs(fs, []string{"--help"})
-	}
-	fs.Usage()
-	return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, fs.Name(), fs.Args())
-}
-
-// parseFlagsAndArgs parses the flags of a command; the arguments after them are left in fs.Args.
-// -h or --help returns a *helpRequested carrying the command's usage.
-func parseFlagsAndArgs(fs *flag.FlagSet, args []string) error {
-	out := fs.Output()
-	var buf bytes.Buffer
-	fs.SetOutput(&buf)
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	if errors.Is(err, flag.ErrHelp) {
-		return &helpRequested{usage: buf.String()}
-	}
-	_, _ = out.Write(buf.Bytes())
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return nil
-}
-
-// fileArgs parses the arguments of a command that takes files and no flags (the lint commands),
-// so that --help is help and not a file name (`--` ends the flags for a file named -x).
-func fileArgs(name string, args []string, stderr io.Writer) ([]string, error) {
-	fs := newFlags(name, stderr)
-	if err := parseFlagsAndArgs(fs, args); err != nil {
-		return nil, err
-	}
-	return fs.Args(), nil
 }

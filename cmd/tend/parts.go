@@ -82,11 +82,7 @@ func randomKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := newFlags("migrate", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+func runMigrate(ctx context.Context, stdout io.Writer, getenv func(string) string) error {
 	store, err := openStoreFromEnv(ctx, getenv)
 	if err != nil {
 		return err
@@ -354,8 +350,8 @@ const (
 	workerMetricsAddr = ":9090"
 )
 
-func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	return runPart(ctx, "server", serverMetricsAddr, args, stderr, getenv,
+func runServer(ctx context.Context, allowExamples bool, stderr io.Writer, getenv func(string) string) error {
+	return runPart(ctx, "server", serverMetricsAddr, allowExamples, stderr, getenv,
 		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			_, stop, err := startServer(ctx, cfg, c, store, tc, log, nil)
 			if err == nil {
@@ -365,8 +361,8 @@ func runServer(ctx context.Context, args []string, stderr io.Writer, getenv func
 		})
 }
 
-func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	return runPart(ctx, "worker", workerMetricsAddr, args, stderr, getenv,
+func runWorker(ctx context.Context, allowExamples bool, stderr io.Writer, getenv func(string) string) error {
+	return runPart(ctx, "worker", workerMetricsAddr, allowExamples, stderr, getenv,
 		func(cfg config.Config, c parts, store *db.Store, tc client.Client, log *slog.Logger) (func(), error) {
 			stop, err := startWorker(ctx, cfg, c, store, tc, log)
 			if err == nil {
@@ -377,19 +373,14 @@ func runWorker(ctx context.Context, args []string, stderr io.Writer, getenv func
 }
 
 // runPart connects to Postgres and Temporal as configured, starts one part of tend and runs it
-// until ctx ends.
-func runPart(ctx context.Context, name, defaultMetricsAddr string, args []string, stderr io.Writer, getenv func(string) string,
+// until ctx ends; allowExamples lets it start with the demo sender identity or example team.
+func runPart(ctx context.Context, name, defaultMetricsAddr string, allowExamples bool, stderr io.Writer, getenv func(string) string,
 	start func(config.Config, parts, *db.Store, client.Client, *slog.Logger) (func(), error)) error {
-	fs := newFlags(name, stderr)
-	allowExamples := fs.Bool("allow-examples", false, "start with the demo sender identity or example team (as TEND_ALLOW_EXAMPLES=1)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	cfg.AllowExamples = cfg.AllowExamples || *allowExamples
+	cfg.AllowExamples = cfg.AllowExamples || allowExamples
 	if err := cfg.CheckNotExample(); err != nil {
 		return fmt.Errorf("tend %s will not send as the demo:\n%w", name, err)
 	}

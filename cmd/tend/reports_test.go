@@ -99,7 +99,7 @@ func TestReportsSequences(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"--since", "lately"}, `--since must be a look-back such as 30d`},
-		{[]string{"--output", "csv"}, `--output must be table or json, not "csv"`},
+		{[]string{"--output", "csv"}, `invalid argument "csv" for "-o, --output" flag: must be table or json`},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		r = tend(t, env, append([]string{"reports", "sequences"}, c.args...)...)

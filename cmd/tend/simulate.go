@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/cobra"
 
 	"github.com/tendhq/tend/internal/app"
 	"github.com/tendhq/tend/internal/content"
@@ -22,18 +23,30 @@ import (
 const simulateUsage = "tend sequences simulate FILE|--version N --segment ID [--at 2006-01-02T15:04] [--tz ZONE] [--clicks STEP,…] [--days N] " +
 	"[--variant STEP=VARIANT]… [--holdout] [--lead ID]"
 
-// runSimulate prints when each email of a sequence file would reach one imaginary lead, and which
-// A/B variant it would be: see simulateUsage. The catalog comes from FILE by loadSimulationCatalog;
-// a catalog from anywhere else (a stored version) simulates the same way through simulate.Run.
-func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
-	fs := newFlags("sequences simulate", stderr)
-	segment := fs.String("segment", "", "the segment the lead is captured into (default: the file's default segment)")
-	at := fs.String("at", "", "when the lead is captured, as 2006-01-02T15:04 in the lead's time zone (default: now)")
-	tz := fs.String("tz", "", "the lead's time zone, e.g. America/New_York (default: the send window's)")
-	clicks := fs.String("clicks", "", "comma-separated step ids whose email the lead clicks")
-	clickAfter := fs.String("click-after", "1h", "how long after an email arrives the lead clicks it")
-	days := fs.Int("days", 120, "how many days to follow the lead")
-	var choices []simulate.Choice
+// simulateOptions are the flags of tend sequences simulate.
+type simulateOptions struct {
+	segment, at, tz, clicks, clickAfter, leadID string
+	days, version                               int
+	choices                                     []simulate.Choice
+	holdout                                     bool
+}
+
+func newSimulateCommand(cl *cli, now func() time.Time) *cobra.Command {
+	var o simulateOptions
+	cmd := &cobra.Command{
+		Use:   "simulate FILE|--version N --segment ID [--at TIME] [--variant STEP=V] [--holdout] [--lead ID] …",
+		Short: "when each email would reach a lead: the real workflow, time-skipped",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSimulate(cmd.Context(), o, args, cl.stdout, cl.stderr, cl.getenv, now())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.segment, "segment", "", "the segment the lead is captured into (default: the file's default segment)")
+	fs.StringVar(&o.at, "at", "", "when the lead is captured, as 2006-01-02T15:04 in the lead's time zone (default: now)")
+	fs.StringVar(&o.tz, "tz", "", "the lead's time zone, e.g. America/New_York (default: the send window's)")
+	fs.StringVar(&o.clicks, "clicks", "", "comma-separated step ids whose email the lead clicks")
+	fs.StringVar(&o.clickAfter, "click-after", "1h", "how long after an email arrives the lead clicks it")
+	fs.IntVar(&o.days, "days", 120, "how many days to follow the lead")
 	fs.Func("variant", "the A/B variant the lead receives at a step, as STEP=VARIANT (SEQUENCE/STEP=VARIANT when several sequences have the step); repeatable",
 		func(v string) error {
 			step, variant, ok := strings.Cut(v, "=")
@@ -41,63 +54,64 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			if !ok || step == "" || variant == "" {
 				return fmt.Errorf("%q is not STEP=VARIANT, e.g. intro=b", v)
 			}
-			choices = append(choices, simulate.Choice{Step: step, Variant: variant})
+			o.choices = append(o.choices, simulate.Choice{Step: step, Variant: variant})
 			return nil
 		})
-	holdout := fs.Bool("holdout", false, "put the lead in the holdout of its segment's sequence: it receives none of its emails")
-	version := fs.Int("version", 0, "simulate published version N of the sequences (read from DATABASE_URL) instead of a FILE")
-	leadID := fs.String("lead", "", "the lead's id, on which its variants and holdout depend (default "+simulate.DefaultLeadID+")")
-	// The file comes first (tend sequences simulate FILE --flags); flags may also precede it.
+	fs.BoolVar(&o.holdout, "holdout", false, "put the lead in the holdout of its segment's sequence: it receives none of its emails")
+	fs.IntVar(&o.version, "version", 0, "simulate published version N of the sequences (read from DATABASE_URL) instead of a FILE")
+	fs.StringVar(&o.leadID, "lead", "", "the lead's id, on which its variants and holdout depend (default "+simulate.DefaultLeadID+")")
+	return cmd
+}
+
+// runSimulate prints when each email of a sequence file would reach one imaginary lead, and which
+// A/B variant it would be: see simulateUsage. The catalog comes from FILE by loadSimulationCatalog;
+// a catalog from anywhere else (a stored version) simulates the same way through simulate.Run.
+func runSimulate(ctx context.Context, o simulateOptions, args []string, stdout, stderr io.Writer, getenv func(string) string, now time.Time) error {
 	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		file, args = args[0], args[1:]
+	if len(args) == 1 {
+		file = args[0]
 	}
-	if err := parseFlagsAndArgs(fs, args); err != nil {
-		return err
-	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	} else if fs.NArg() > 0 || (file == "") == (*version == 0) {
+	if len(args) > 1 || (file == "") == (o.version == 0) {
 		return fmt.Errorf("%w: %s", errUsage, simulateUsage)
 	}
-	if *version < 0 {
-		return fmt.Errorf("%w: --version must be a version number, not %d", errUsage, *version)
+	if o.version < 0 {
+		return fmt.Errorf("%w: --version must be a version number, not %d", errUsage, o.version)
 	}
-	if *leadID != "" {
-		if _, err := uuid.Parse(*leadID); err != nil {
-			return fmt.Errorf("%w: --lead: %q is not a lead id (a UUID)", errUsage, *leadID)
+	if o.leadID != "" {
+		if _, err := uuid.Parse(o.leadID); err != nil {
+			return fmt.Errorf("%w: --lead: %q is not a lead id (a UUID)", errUsage, o.leadID)
 		}
 	}
-	if *days < 1 || *days > 3650 {
+	if o.days < 1 || o.days > 3650 {
 		return fmt.Errorf("%w: --days must be between 1 and 3650", errUsage)
 	}
-	delay, err := yamlcheck.ParseDuration(*clickAfter)
+	delay, err := yamlcheck.ParseDuration(o.clickAfter)
 	if err != nil || delay < 0 {
-		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, *clickAfter)
+		return fmt.Errorf("%w: --click-after: %q is not a duration like 2h or 1d", errUsage, o.clickAfter)
 	}
 
 	var cat *sequence.Catalog
-	if *version > 0 {
-		file = fmt.Sprintf("sequences version %d", *version)
-		cat, err = loadPublishedCatalog(ctx, *version, getenv)
+	if o.version > 0 {
+		file = fmt.Sprintf("sequences version %d", o.version)
+		cat, err = loadPublishedCatalog(ctx, o.version, getenv)
 	} else {
 		cat, err = loadSimulationCatalog(file, stderr, getenv)
 	}
 	if err != nil {
 		return err
 	}
-	if *segment == "" {
-		*segment = cat.DefaultSegment
+	if o.segment == "" {
+		o.segment = cat.DefaultSegment
 	}
-	seg, ok := cat.Segment(*segment)
+	seg, ok := cat.Segment(o.segment)
 	if !ok {
 		var ids []string
 		for _, s := range cat.Segments {
 			ids = append(ids, s.ID)
 		}
-		return fmt.Errorf("%w: --segment: %q is not a segment of %s (one of: %s)", errUsage, *segment, file, strings.Join(ids, ", "))
+		return fmt.Errorf("%w: --segment: %q is not a segment of %s (one of: %s)", errUsage, o.segment, file, strings.Join(ids, ", "))
 	}
-	zone := *tz
+	zone := o.tz
 	if zone == "" {
 		zone = seg.Sequence.Window.TimeZone
 	}
@@ -106,26 +120,26 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return fmt.Errorf("%w: --tz: %q is not a time zone like Europe/Berlin", errUsage, zone)
 	}
 	start := now.In(loc).Truncate(time.Minute)
-	if *at != "" {
-		if start, err = time.ParseInLocation("2006-01-02T15:04", *at, loc); err != nil {
-			return fmt.Errorf("%w: --at: %q is not a time like 2026-11-27T18:00", errUsage, *at)
+	if o.at != "" {
+		if start, err = time.ParseInLocation("2006-01-02T15:04", o.at, loc); err != nil {
+			return fmt.Errorf("%w: --at: %q is not a time like 2026-11-27T18:00", errUsage, o.at)
 		}
 	}
 	var clicked []string
-	for c := range strings.SplitSeq(*clicks, ",") {
+	for c := range strings.SplitSeq(o.clicks, ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			clicked = append(clicked, c)
 		}
 	}
-	res, err := simulate.Run(cat, simulate.Lead{Segment: seg.ID, TimeZone: *tz, Start: start, Clicks: clicked, ClickDelay: delay,
-		For: time.Duration(*days) * 24 * time.Hour, ID: *leadID, Variants: choices, HeldOut: *holdout})
+	res, err := simulate.Run(cat, simulate.Lead{Segment: seg.ID, TimeZone: o.tz, Start: start, Clicks: clicked, ClickDelay: delay,
+		For: time.Duration(o.days) * 24 * time.Hour, ID: o.leadID, Variants: o.choices, HeldOut: o.holdout})
 	if errors.Is(err, simulate.ErrVariantChoice) {
 		return fmt.Errorf("%w: --variant: %v", errUsage, err)
 	}
 	if err != nil {
 		return err
 	}
-	printSimulation(stdout, res, cat, seg, start, loc, clicked, delay, *days, *holdout)
+	printSimulation(stdout, res, cat, seg, start, loc, clicked, delay, o.days, o.holdout)
 	return nil
 }
 
