@@ -65,7 +65,7 @@ func runCluster(ctx context.Context, o clusterOptions, stdout io.Writer, getenv 
 	// The caller's content and sender settings reach every part.
 	var env []string
 	for _, k := range []string{"TEND_SEQUENCES", "TEND_SCORING", "TEND_SALES", "TEND_TEMPLATES_DIR", "TEND_FROM_NAME",
-		"TEND_FROM_ADDRESS", "TEND_POSTAL_ADDRESS", "TEND_MESSAGE_ID_DOMAIN", "TEND_LOG_LEVEL", "TEND_RECONCILE_EVERY"} {
+		"TEND_FROM_ADDRESS", "TEND_POSTAL_ADDRESS", "TEND_MESSAGE_ID_DOMAIN", "TEND_LOG_LEVEL", "TEND_RECONCILE_EVERY", "TEND_WORKFLOW_CACHE_SIZE"} {
 		if v := getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/tendhq/tend/activities"
 	"github.com/tendhq/tend/internal/app"
@@ -270,6 +271,10 @@ func startWorker(ctx context.Context, cfg config.Config, c parts, store *db.Stor
 	mailer, err := mail.New(mcfg, log.With("component", "mail"))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.WorkflowCacheSize > 0 {
+		// Process-wide, and read when the first worker starts.
+		worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	}
 	w := app.NewWorker(tc, cfg.TaskQueue, app.WorkerDeps{Store: store, Live: c.live, Mailer: mailer, PublicURL: cfg.PublicURL,
 		Metrics: c.metrics, StopTimeout: c.stopTimeout,

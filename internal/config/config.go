@@ -47,6 +47,9 @@ type Config struct {
 	WebhookSecret     string // TEND_WEBHOOK_SECRET: shared secret that signs bounce and complaint webhooks (HMAC-SHA256)
 	BounceDomain      string // TEND_BOUNCE_DOMAIN: domain of the VERP envelope sender bounce+<send>@domain; empty keeps TEND_FROM_ADDRESS
 	RetentionDays     int    // TEND_RETENTION_DAYS: raw events older than this are folded into daily counts; 0 keeps them
+	// TEND_WORKFLOW_CACHE_SIZE: how many lead workflows a worker keeps in memory between their
+	// tasks (the SDK's sticky cache, default 10,000); BENCHMARKS.md says how to size it.
+	WorkflowCacheSize int
 	CRMWebhookURL     string // TEND_CRM_WEBHOOK_URL: every stage change is POSTed here (optional)
 	CRMWebhookSecret  string // TEND_CRM_WEBHOOK_SECRET: signs those posts (X-Tend-Signature: sha256=<hex HMAC>)
 	TemplatesDir      string // TEND_TEMPLATES_DIR: a directory whose templates override the built-in ones
@@ -138,6 +141,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("TEND_RETENTION_DAYS: %q is not a number of days (0 keeps raw events)", v))
 		}
 		c.RetentionDays = n
+	}
+	if v := get("TEND_WORKFLOW_CACHE_SIZE", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("TEND_WORKFLOW_CACHE_SIZE: %q is not a whole number of workflows of at least 1", v))
+		}
+		c.WorkflowCacheSize = n
 	}
 	poll, err := time.ParseDuration(get("TEND_CONTENT_POLL", "2s"))
 	if err != nil || poll <= 0 {

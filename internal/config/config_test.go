@@ -125,3 +125,16 @@ func TestContentPoll(t *testing.T) {
 	_, err = config.FromEnv(env(map[string]string{"TEND_CONTENT_POLL": "soon"}))
 	require.ErrorContains(t, err, "TEND_CONTENT_POLL")
 }
+
+func TestWorkflowCacheSize(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.WorkflowCacheSize, "unset keeps the SDK's default")
+	c, err = config.FromEnv(env(map[string]string{"TEND_WORKFLOW_CACHE_SIZE": "2000"}))
+	require.NoError(t, err)
+	assert.Equal(t, 2000, c.WorkflowCacheSize)
+	for _, bad := range []string{"0", "-5", "lots"} {
+		_, err = config.FromEnv(env(map[string]string{"TEND_WORKFLOW_CACHE_SIZE": bad}))
+		require.ErrorContains(t, err, "TEND_WORKFLOW_CACHE_SIZE", bad)
+	}
+}
