@@ -44,11 +44,14 @@ segments:
         stages: [mql, sal, sql, opportunity, customer, evangelist, disqualified]
         unsubscribed: true
       steps:
-        - { id: first, template: analytics-1, subject: "{{.FirstName}}, three numbers every dashboard needs", wait: 0s }
+        - { id: first, template: analytics-1, subject: "{{.FirstName}}%s", wait: 0s }
         - { id: later, template: analytics-2, subject: "Why your weekly report gets ignored", wait: %s }
         - { id: third, template: analytics-3, subject: "One question before Friday", wait: 24h }
-`, stepWait)
+`, benchFirstSubject, stepWait)
 }
+
+// benchFirstSubject ends the subject of the series' first email.
+const benchFirstSubject = ", three numbers every dashboard needs"
 
 // benchOptions are the flags of tend bench.
 type benchOptions struct {
@@ -97,7 +100,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.DurationVar(&o.sla, "sla", time.Minute, "SLA of the lapsing handoffs")
 	fs.DurationVar(&o.trackFor, "track-duration", 10*time.Second, "how long each tracking endpoint is loaded (0 skips tracking)")
 	fs.IntVar(&o.trackConcurrency, "track-concurrency", 32, "tracking requests in flight at once")
-	fs.IntVar(&o.trackAddresses, "track-addresses", 200, "loopback source addresses the tracking load comes from (127.0.0.2 on)")
+	fs.IntVar(&o.trackAddresses, "track-addresses", 1500, "loopback source addresses the tracking load comes from (127.0.0.2 on); tend allows each 20 hits/s")
 	keep := fs.Bool("keep", false, "keep the stack's data directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file (go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
@@ -452,7 +455,7 @@ func (b *bench) firstSent(ctx context.Context) (map[string]time.Time, error) {
 	return out, rows.Err()
 }
 
-// received returns the arrival times of the inbox's messages to this run's leads, by address,
+// received returns the arrival times of the inbox's first emails to this run's leads, by address,
 // and the latest of them.
 func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time, error) {
 	msgs, err := b.messages(ctx)
@@ -462,7 +465,8 @@ func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time
 	mine := map[string][]time.Time{}
 	var last time.Time
 	for _, m := range msgs {
-		if len(m.To) != 1 {
+		// The second email can come within the run (--step-wait): only the first counts here.
+		if len(m.To) != 1 || !strings.HasSuffix(m.Subject, benchFirstSubject) {
 			continue
 		}
 		if _, ok := b.capturedAt[m.To[0]]; ok {

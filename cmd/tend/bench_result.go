@@ -88,9 +88,9 @@ type benchTemporal struct {
 
 // benchCostFigure is the mean cost of one unit of work over a sample of leads.
 type benchCostFigure struct {
-	Sample        int            `json:"sample"`
-	Events        float64        `json:"history_events"`
-	Actions       float64        `json:"billable_actions"`
+	Sample  int     `json:"sample"`
+	Events  float64 `json:"history_events"`
+	Actions float64 `json:"billable_actions"`
 	// ActionsByKind splits Actions by countCost's kinds, per unit too.
 	ActionsByKind map[string]float64 `json:"actions_by_kind,omitempty"`
 	// TargetEvents is the most history events the unit should take (0: no target).
@@ -135,10 +135,13 @@ type benchTracking struct {
 
 // benchLoad is one endpoint under a closed-loop load.
 type benchLoad struct {
-	Requests  int              `json:"requests"`
-	OK        int              `json:"ok"`
-	Limited   int              `json:"limited"` // 429: the per-address limiter refused
-	Failed    int              `json:"failed"`
+	Requests int `json:"requests"`
+	OK       int `json:"ok"`
+	Limited  int `json:"limited"` // 429: the per-address limiter refused
+	Failed   int `json:"failed"`
+	// Recorded is how many events tend stored for the load (opens and clicks; a duplicate or
+	// machine hit is stored too, flagged), counted in its database a moment after the load.
+	Recorded  int              `json:"recorded,omitempty"`
 	Seconds   float64          `json:"seconds"`
 	PerSecond float64          `json:"per_second"` // successful answers per second
 	Latency   benchPercentiles `json:"latency"`

@@ -28,8 +28,34 @@ func TestBenchMeasuresAPrivateStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Postgres and Temporal")
 	}
-	r := tend(t, map[string]string{}, "bench", "--leads", "20", "--concurrency", "4", "--events", "6", "--batch", "6", "--sample", "5")
+	result := filepath.Join(t.TempDir(), "bench.json")
+	r := tend(t, map[string]string{}, "bench", "--leads", "20", "--concurrency", "4", "--events", "6", "--batch", "6", "--sample", "5",
+		"--step-wait", "2s", "--hand-raises", "10", "--lapses", "10", "--sla", "10s", "--track-duration", "1s", "--json", result)
 	require.NoError(t, r.err, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	assert.Regexp(t, `ceiling      20 bare workflows \(one no-op activity\) end to end in \S+: \d+/s`, r.stdout)
+	assert.Regexp(t, `capture      20 leads in \S+: \d+/s = \d+% of the ceiling`, r.stdout)
+	assert.Regexp(t, `temporal     per later email step \(target ≤ 6 events\): [0-9.]+ history events, [0-9.]+ billable actions .*sample of 5\)`, r.stdout)
+	assert.Contains(t, r.stdout, ": 10 handoff emails in the sink; post→email p50 ")
+	assert.Regexp(t, `temporal     per handoff .*: [0-9.]+ history events, [0-9.]+ billable actions .*sample of 5\)`, r.stdout)
+	assert.Contains(t, r.stdout, "unanswered: 10 escalation emails in the sink; lateness p50 ")
+	assert.Regexp(t, `tracking     opens +\d+/s \(\d+% of static\); [1-9]\d* answered, [1-9]\d* recorded, 0 limited`, r.stdout)
+	assert.Regexp(t, `tracking     clicks +\d+/s \(\d+% of static\); [1-9]\d* answered, [1-9]\d* recorded, 0 limited`, r.stdout)
+	assert.Regexp(t, `worker RSS   \d+ MiB with 40 open lead workflows .*\(from metrics\)`, r.stdout)
+
+	raw, err := os.ReadFile(result)
+	require.NoError(t, err)
+	var res benchResult
+	require.NoError(t, json.Unmarshal(raw, &res))
+	require.NotNil(t, res.SpeedToLead)
+	assert.Equal(t, 10, res.SpeedToLead.Received)
+	require.NotNil(t, res.SLA)
+	assert.Equal(t, 10, res.SLA.Lateness.Count)
+	assert.Positive(t, res.SLA.Lateness.P50, "an escalation comes after its deadline")
+	require.NotNil(t, res.Temporal.LaterEmailStep)
+	assert.Equal(t, 1.0, res.Temporal.LaterEmailStep.ActionsByKind["timer"], "one timer per later step")
+	require.NotNil(t, res.Memory)
+	assert.Equal(t, "metrics", res.Memory.Source)
+	assert.Positive(t, res.Tracking.Static.PerSecond)
 	assert.Contains(t, r.stdout, "capture      20 leads in ")
 	assert.Contains(t, r.stdout, "first email  20/20 sent, 0 duplicates among the 20 the inbox kept")
 	assert.Contains(t, r.stdout, "site events  120 in 20 requests")
@@ -226,13 +252,13 @@ func TestQuickSizesGiveWayToFlagsGiven(t *testing.T) {
 
 func TestBenchRefusesOptionsThatMeasureNothing(t *testing.T) {
 	ok := benchOptions{leads: 1, concurrency: 1, batch: 1, stepWait: time.Second, handRaiseRate: 1, sla: 10 * time.Second,
-		trackConcurrency: 1, trackAddresses: 250}
+		trackConcurrency: 1, trackAddresses: benchMaxAddresses}
 	require.NoError(t, ok.validate())
 	for flag, o := range map[string]benchOptions{
 		"--hand-raise-rate": func() benchOptions { o := ok; o.handRaises, o.handRaiseRate = 5, 0; return o }(),
 		"--sla":             func() benchOptions { o := ok; o.lapses, o.sla = 5, 5*time.Second; return o }(),
 		"--step-wait":       func() benchOptions { o := ok; o.stepWait = 0; return o }(),
-		"--track-addresses": func() benchOptions { o := ok; o.trackAddresses = 251; return o }(),
+		"--track-addresses": func() benchOptions { o := ok; o.trackAddresses = benchMaxAddresses + 1; return o }(),
 	} {
 		err := o.validate()
 		require.ErrorIs(t, err, errUsage, flag)
@@ -255,6 +281,18 @@ func TestBenchSequenceAndTeamAreValid(t *testing.T) {
 	require.Empty(t, diags)
 	assert.Equal(t, time.Hour, team.Policy("demo_request").Response)
 	assert.Equal(t, 90*time.Second, team.Policy("callback_request").Response)
+}
+
+func TestLoopbackSourcesAreDistinctAddressesOfTheLoopbackRange(t *testing.T) {
+	assert.Equal(t, "127.0.0.2", loopbackSource(0).String())
+	assert.Equal(t, "127.0.1.0", loopbackSource(254).String())
+	seen := map[string]bool{}
+	for i := range benchMaxAddresses {
+		a := loopbackSource(i)
+		require.True(t, a.IsLoopback(), a.String())
+		require.False(t, seen[a.String()], "%s twice", a)
+		seen[a.String()] = true
+	}
 }
 
 func TestMetricValueReadsAnUnlabelledSample(t *testing.T) {

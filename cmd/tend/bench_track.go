@@ -92,14 +92,22 @@ func (b *bench) tracking(ctx context.Context, opens, clicks []string) error {
 	r := &benchTracking{SourceAddresses: len(clients), Concurrency: b.o.trackConcurrency, TargetRatio: trackTargetRatio,
 		TargetP99: ms(trackTargetP99)}
 	r.Static = loadURLs(ctx, clients, []string{"http://" + ln.Addr().String() + "/pixel.gif"}, b.o.trackConcurrency, b.o.trackFor)
-	r.Opens = loadURLs(ctx, clients, opens, b.o.trackConcurrency, b.o.trackFor)
-	r.Clicks = loadURLs(ctx, clients, clicks, b.o.trackConcurrency, b.o.trackFor)
+	if r.Opens, err = b.loadRecorded(ctx, clients, opens, "open"); err != nil {
+		return err
+	}
+	if r.Clicks, err = b.loadRecorded(ctx, clients, clicks, "click"); err != nil {
+		return err
+	}
 	r.OpenRatio = ratio(r.Opens.PerSecond, r.Static.PerSecond)
 	r.ClickRatio = ratio(r.Clicks.PerSecond, r.Static.PerSecond)
 	b.res.Tracking = r
 	line := func(name string, l benchLoad, extra string) {
-		fmt.Fprintf(b.out, "tracking     %-10s %6.0f/s%s; %d answered, %d limited, %d failed; %s\n", name, l.PerSecond, extra, l.OK, l.Limited,
-			l.Failed, l.Latency)
+		recorded := ""
+		if name != "static GIF" {
+			recorded = fmt.Sprintf(", %d recorded", l.Recorded)
+		}
+		fmt.Fprintf(b.out, "tracking     %-10s %6.0f/s%s; %d answered%s, %d limited, %d failed; %s\n", name, l.PerSecond, extra, l.OK, recorded,
+			l.Limited, l.Failed, l.Latency)
 	}
 	fmt.Fprintf(b.out, "tracking     %s each, %d in flight from %d loopback addresses; %d open and %d click URLs of real sends; target ≥ %.0f%% of the static GIF, p99 ≤ %s\n",
 		b.o.trackFor, b.o.trackConcurrency, len(clients), len(opens), len(clicks), 100*trackTargetRatio, trackTargetP99)
@@ -117,12 +125,19 @@ func (b *bench) tracking(ctx context.Context, opens, clicks []string) error {
 func sourceClients(addresses, perClient int) []*http.Client {
 	out := make([]*http.Client, addresses)
 	for i := range out {
-		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: loopbackSource(i)}}
 		out[i] = &http.Client{Timeout: 10 * time.Second,
 			Transport:     &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: perClient, DisableCompression: true},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return out
+}
+
+// loopbackSource is the i-th source address of the load, from 127.0.0.2 on through the whole of
+// 127.0.0.0/8, which Linux answers on the loopback interface.
+func loopbackSource(i int) net.IP {
+	n := uint32(i) + 2
+	return net.IPv4(127, byte(n>>16), byte(n>>8), byte(n))
 }
 
 // loadURLs keeps inFlight GETs going for d, each worker taking the next source address and URL
@@ -177,4 +192,19 @@ func loadURLs(ctx context.Context, clients []*http.Client, urls []string, inFlig
 	l.PerSecond = rate(l.OK, elapsed)
 	l.Latency = percentiles(lat)
 	return l
+}
+
+// loadRecorded loads tend's tracking URLs of one kind, then counts the events tend stored for them
+// once its open queue had a moment to drain: an answer is only half of a tracking hit.
+func (b *bench) loadRecorded(ctx context.Context, clients []*http.Client, urls []string, kind string) (benchLoad, error) {
+	var since time.Time
+	if err := b.store.Pool().QueryRow(ctx, `SELECT now()`).Scan(&since); err != nil {
+		return benchLoad{}, fmt.Errorf("tracking: read the database's clock: %w", err)
+	}
+	l := loadURLs(ctx, clients, urls, b.o.trackConcurrency, b.o.trackFor)
+	time.Sleep(2 * time.Second)
+	if err := b.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events WHERE type = $1 AND received_at >= $2`, kind, since).Scan(&l.Recorded); err != nil {
+		return l, fmt.Errorf("tracking: count the recorded %ss: %w", kind, err)
+	}
+	return l, nil
 }
