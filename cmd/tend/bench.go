@@ -77,10 +77,12 @@ type benchOptions struct {
 }
 
 // runBench starts a private tend stack (as tend dev does, in a temporary directory, on free ports)
-// and measures it through its own front doors: leads captured over the HTTP API, their first
-// emails arriving at the capture SMTP server, site events posted in batches, what those cost in
-// Temporal signals and activities, and the memory of the process. It fails when an email is
-// missing or arrives twice.
+// and measures it through its own front doors: the engine's bare ceiling on the same Temporal
+// server, leads captured over the HTTP API, their first emails, one later email step's and one
+// handoff's history events and billable actions, site events posted in batches, hand-raise →
+// handoff email (speed to lead), the lateness of escalations when many SLA clocks lapse together,
+// opens and clicks beside a static GIF, and the worker's memory. It fails when an email is missing
+// or arrives twice. The measuring depends only on a benchTarget, so a cluster is measured alike.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlags("bench", stderr)
 	var o benchOptions
