@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Computed, so a new package is raced from its first test (scripts/race-pkgs.sh says which are left out).
 RACE_PKGS = $(shell scripts/race-pkgs.sh)
 
-.PHONY: dev cluster temporal-bins build test deps check-repo vet fmt-check lint unit race bench bench-stack chaos lint-examples clean
+.PHONY: dev cluster temporal-bins bench-cluster build test deps check-repo vet fmt-check lint unit race bench bench-stack chaos lint-examples clean
 
 dev: deps ## run the whole stack on this machine (Temporal, Postgres, SMTP capture, UI, API, worker)
 	$(GO) run -ldflags "-X main.version=$(VERSION)" ./cmd/tend dev
@@ -56,6 +56,9 @@ bench: ## benchmarks; record results in the README
 
 bench-stack: deps ## the whole stack measured from outside: captures, first emails, events, Temporal cost, memory
 	$(GO) run ./cmd/tend bench
+
+bench-cluster: deps build temporal-bins ## the same measured on the production topology (tend cluster), beside the engine's ceiling there
+	bin/tend bench --cluster
 
 chaos: deps ## 1,000 leads on the real parts as processes while they are killed and restarted; fails on any loss or duplicate
 	TEND_ALLOW_EXAMPLES=1 CHAOS_LEADS=$${CHAOS_LEADS:-1000} CHAOS_FULL=1 $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 60m ./e2e/chaos

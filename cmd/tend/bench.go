@@ -28,9 +28,11 @@ import (
 	"github.com/tendhq/tend/workflows"
 )
 
-// benchSequences is the series `tend bench` runs: a first email at once, a second one a day later,
-// so every lead's workflow stays open, waiting on its timer, the way a real nurture does.
-const benchSequences = `version: 1
+// benchSequences is the series `tend bench` runs: a first email at once, a second one stepWait
+// later, so that one later email step is measured within the run, and a third a day after that, so
+// every lead's workflow stays open, waiting on its timer, the way a real nurture does.
+func benchSequences(stepWait time.Duration) string {
+	return fmt.Sprintf(`version: 1
 default_segment: bench
 send_window: { cron: "* * * * *", time_zone: UTC }
 segments:
@@ -42,21 +44,53 @@ segments:
         stages: [mql, sal, sql, opportunity, customer, evangelist, disqualified]
         unsubscribed: true
       steps:
-        - { id: first, template: analytics-1, subject: "{{.FirstName}}, three numbers every dashboard needs", wait: 0s }
-        - { id: later, template: analytics-2, subject: "Why your weekly report gets ignored", wait: 24h }
-`
+        - { id: first, template: analytics-1, subject: "{{.FirstName}}%s", wait: 0s }
+        - { id: later, template: analytics-2, subject: "Why your weekly report gets ignored", wait: %s }
+        - { id: third, template: analytics-3, subject: "One question before Friday", wait: 24h }
+`, benchFirstSubject, stepWait)
+}
+
+// benchFirstSubject ends the subject of the series' first email.
+const benchFirstSubject = ", three numbers every dashboard needs"
 
 // benchOptions are the flags of tend bench.
 type benchOptions struct {
 	leads, concurrency, events, batch, sample int
 	timeout                                   time.Duration
+
+	quick    bool
+	jsonFile string
+	// stepWait is the wait before the sequence's second email.
+	stepWait time.Duration
+	// ceiling is the number of bare workflows run for the engine's own ceiling (0: as many as leads).
+	ceiling int
+	// handRaises demo requests are posted at handRaiseRate per second for the speed to lead.
+	handRaises    int
+	handRaiseRate float64
+	// lapses handoffs get an SLA of sla and are never answered.
+	lapses int
+	sla    time.Duration
+	// trackFor is how long each tracking endpoint is loaded, by trackConcurrency requests in flight
+	// from trackAddresses loopback source addresses.
+	trackFor                         time.Duration
+	trackConcurrency, trackAddresses int
+	// cluster measures the topology of tend cluster, whose Temporal binaries are temporalBin and
+	// sqlTool, instead of the embedded stack.
+	cluster              bool
+	temporalBin, sqlTool string
 }
 
 func newBenchCommand(cl *cli) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "bench [flags]",
-		Short: "measure a private stack: captures, first emails, events, Temporal cost, memory",
-		Args:  noArgs,
+		Use:   "bench [--cluster] [flags]",
+		Short: "measure a private stack beside the engine's ceiling: enrolment, Temporal cost, speed to lead, SLA, tracking, memory",
+		Long: `Starts a private stack in a temporary directory — the embedded one of tend dev, or with
+--cluster the production topology of tend cluster (the Temporal server on Postgres, 2 servers
+behind a load balancer, 3 workers; make temporal-bins builds its binaries) — and measures it from
+outside: the engine's bare ceiling on the same Temporal server, captures and first emails, the
+history events and billable actions of a later email step and of a handoff, speed to lead, SLA
+lateness, opens and clicks beside a static GIF, and the workers' memory. --json writes the result.`,
+		Args: noArgs,
 	}
 	fs := cmd.Flags()
 	var o benchOptions
@@ -66,90 +100,89 @@ func newBenchCommand(cl *cli) *cobra.Command {
 	fs.IntVar(&o.batch, "batch", 10, "events per API request")
 	fs.IntVar(&o.sample, "sample", 20, "leads whose Temporal histories are read")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the first emails have not all arrived by then")
+	fs.BoolVar(&o.quick, "quick", false, "small sizes for every measurement, so the bench finishes in a couple of minutes")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the result as JSON to this file")
+	fs.DurationVar(&o.stepWait, "step-wait", 20*time.Second, "wait before the second email, so a later email step is measured")
+	fs.IntVar(&o.ceiling, "ceiling", 0, "bare workflows (one no-op activity) run for the engine's ceiling (default: as many as --leads)")
+	fs.IntVar(&o.handRaises, "hand-raises", 400, "demo requests posted for the speed to lead (0 skips it)")
+	fs.Float64Var(&o.handRaiseRate, "hand-raise-rate", 20, "demo requests posted per second")
+	fs.IntVar(&o.lapses, "lapses", 1000, "handoffs whose SLA clocks lapse together, never answered (0 skips them)")
+	fs.DurationVar(&o.sla, "sla", time.Minute, "SLA of the lapsing handoffs")
+	fs.DurationVar(&o.trackFor, "track-duration", 10*time.Second, "how long each tracking endpoint is loaded (0 skips tracking)")
+	fs.IntVar(&o.trackConcurrency, "track-concurrency", 32, "tracking requests in flight at once")
+	fs.IntVar(&o.trackAddresses, "track-addresses", 1500, "loopback source addresses the tracking load comes from (127.0.0.2 on); tend allows each 20 hits/s")
 	keep := fs.Bool("keep", false, "keep the stack's data directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file (go tool pprof)")
+	fs.BoolVar(&o.cluster, "cluster", false, "measure the production topology of tend cluster instead of the embedded stack")
+	fs.StringVar(&o.temporalBin, "temporal-server", filepath.Join("bin", "temporal-server"), "with --cluster: the Temporal server binary (make temporal-bins)")
+	fs.StringVar(&o.sqlTool, "sql-tool", filepath.Join("bin", "temporal-sql-tool"), "with --cluster: temporal-sql-tool (make temporal-bins)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return runBench(cmd.Context(), o, keep, cpuProfile, cl.stdout, cl.stderr, cl.getenv)
+		if o.quick {
+			o.applyQuick(cmd.Flags().Changed)
+		}
+		if err := o.validate(); err != nil {
+			return err
+		}
+		return runBench(cmd.Context(), o, *keep, *cpuProfile, cl.stdout, cl.getenv)
 	}
 	return cmd
 }
 
-// runBench starts a private tend stack (as tend dev does, in a temporary directory, on free ports)
-// and measures it through its own front doors: leads captured over the HTTP API, their first
-// emails arriving at the capture SMTP server, site events posted in batches, what those cost in
-// Temporal signals and activities, and the memory of the process. It fails when an email is
-// missing or arrives twice.
-func runBench(ctx context.Context, o benchOptions, keep *bool, cpuProfile *string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if o.leads < 1 || o.concurrency < 1 || o.events < 0 || o.batch < 1 || o.sample < 0 {
-		return fmt.Errorf("%w: --leads, --concurrency and --batch must be at least 1; --events and --sample at least 0", errUsage)
-	}
-
+// runBench starts a private stack (the embedded one of tend dev, or the cluster topology) in a
+// temporary directory, on free ports, and measures it through its own front doors: the engine's
+// bare ceiling on the same Temporal server, leads captured over the HTTP API, their first emails,
+// one later email step's and one handoff's history events and billable actions, site events posted
+// in batches, hand-raise → handoff email (speed to lead), the lateness of escalations when many SLA
+// clocks lapse together, opens and clicks beside a static GIF, and the workers' memory. It fails
+// when an email is missing or arrives twice. The measuring depends only on a benchTarget, so both
+// topologies are measured by the same code.
+func runBench(ctx context.Context, o benchOptions, keep bool, cpuProfile string, stdout io.Writer, getenv func(string) string) error {
 	dir, err := os.MkdirTemp("", "tend-bench-")
 	if err != nil {
 		return err
 	}
-	if *keep {
+	if keep {
 		fmt.Fprintln(stdout, "data directory:", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
 	seqFile := filepath.Join(dir, "bench-sequences.yaml")
-	if err := os.WriteFile(seqFile, []byte(benchSequences), 0o644); err != nil {
+	if err := os.WriteFile(seqFile, []byte(benchSequences(o.stepWait)), 0o644); err != nil {
 		return err
 	}
-	devLog, err := os.Create(filepath.Join(dir, "tend.log"))
-	if err != nil {
+	salesFile := filepath.Join(dir, "bench-sales.yaml")
+	if err := os.WriteFile(salesFile, []byte(benchSales(o.sla)), 0o644); err != nil {
 		return err
 	}
-	defer devLog.Close()
-	env := map[string]string{"TEND_SEQUENCES": seqFile, "TEND_SALES": "off", "TEND_LOG_LEVEL": "warn",
-		"DATABASE_URL": "", "SMTP_URL": "", "TEND_API_KEYS": "", "TEND_PUBLIC_URL": ""}
-	benchEnv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return getenv(k)
-	}
-	devCtx, stopDev := context.WithCancel(ctx)
-	defer stopDev()
-	devDone := make(chan error, 1)
-	data := filepath.Join(dir, "data")
-	go func() {
-		devDone <- runDev(devCtx, []string{"--data", data, "--http", "127.0.0.1:0", "--temporal-port", "0", "--ui-port", "0",
-			"--smtp-port", "0", "--inbox-port", "0", "--demo=false"}, io.Discard, devLog, benchEnv)
-	}()
-	defer func() {
-		stopDev()
-		<-devDone
-	}()
-
 	fmt.Fprintf(stdout, "tend bench: %d leads, %d events each in requests of %d, %d requests in flight; %d cores (GOMAXPROCS %d)\n",
 		o.leads, o.events, o.batch, o.concurrency, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Fprintln(stdout, "starting a private stack (Postgres, Temporal on SQLite, capture SMTP, API, worker) …")
-	ep, err := waitEndpoints(ctx, data, devDone, filepath.Join(dir, "tend.log"))
+	var t benchTarget
+	var stop func()
+	if o.cluster {
+		t, stop, err = startBenchCluster(ctx, o, dir, seqFile, salesFile, stdout)
+	} else {
+		t, stop, err = startBenchEmbedded(ctx, dir, seqFile, salesFile, stdout, getenv)
+	}
 	if err != nil {
 		return err
 	}
-	key, err := os.ReadFile(filepath.Join(data, "api-key"))
-	if err != nil {
-		return err
-	}
-	b := &bench{o: o, api: ep.API, inbox: ep.Inbox, key: strings.TrimSpace(string(key)), http: &http.Client{Timeout: time.Minute},
-		out: stdout, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	defer stop()
+	b := &bench{o: o, t: t, api: t.API, inbox: t.Inbox, key: t.APIKey, http: &http.Client{Timeout: time.Minute},
+		out: stdout, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36), res: newBenchResult(t.Topology, o)}
 	// First emails are counted where they are recorded, in the sends table: the capture inbox keeps
 	// only its latest messages.
-	if b.store, err = db.Open(ctx, ep.DatabaseURL); err != nil {
+	if b.store, err = db.Open(ctx, t.DatabaseURL); err != nil {
 		return fmt.Errorf("connect to the stack's Postgres: %w", err)
 	}
 	defer b.store.Close()
-	tc, err := client.Dial(client.Options{HostPort: ep.Temporal, Namespace: ep.Namespace, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	tc, err := client.Dial(client.Options{HostPort: t.Temporal, Namespace: t.Namespace, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return fmt.Errorf("connect to the stack's Temporal: %w", err)
 	}
 	defer tc.Close()
 	b.temporal = tc
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -159,7 +192,14 @@ func runBench(ctx context.Context, o benchOptions, keep *bool, cpuProfile *strin
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return b.measure(ctx)
+	err = b.measure(ctx)
+	if o.jsonFile != "" {
+		// Written on a failure too: what was measured before it is still worth reading.
+		if werr := b.res.write(o.jsonFile); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
 }
 
 func waitEndpoints(ctx context.Context, data string, done <-chan error, logFile string) (endpoints, error) {
@@ -185,6 +225,8 @@ func waitEndpoints(ctx context.Context, data string, done <-chan error, logFile 
 
 type bench struct {
 	o               benchOptions
+	t               benchTarget
+	res             *benchResult
 	api, inbox, key string
 	run             string
 	http            *http.Client
@@ -206,6 +248,11 @@ func (b *bench) email(i int) string { return fmt.Sprintf("bench-%s-%d@bench.exam
 
 func (b *bench) measure(ctx context.Context) error {
 	b.heapBefore, _ = memory()
+
+	// 0. The engine's own ceiling, on the same server, before tend's work begins.
+	if err := b.ceiling(ctx); err != nil {
+		return err
+	}
 
 	// 1. Capture.
 	b.leadIDs = make([]string, b.o.leads)
@@ -231,7 +278,10 @@ func (b *bench) measure(ctx context.Context) error {
 		return fmt.Errorf("capture: %w", err)
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(b.out, "capture      %d leads in %s: %.0f/s; request %s\n", b.o.leads, round(elapsed), rate(b.o.leads, elapsed), lat)
+	b.res.Capture = &benchRate{Count: b.o.leads, Seconds: elapsed.Seconds(), PerSecond: rate(b.o.leads, elapsed), Latency: lat}
+	b.res.Capture.RatioToCeiling = b.ceilingRatio(b.res.Capture.PerSecond)
+	fmt.Fprintf(b.out, "capture      %d leads in %s: %.0f/s%s; request %s\n", b.o.leads, round(elapsed), b.res.Capture.PerSecond,
+		b.ofCeiling(b.res.Capture.PerSecond), lat)
 
 	// 2. First emails.
 	if err := b.firstEmails(ctx, start); err != nil {
@@ -239,6 +289,19 @@ func (b *bench) measure(ctx context.Context) error {
 	}
 	runtime.GC()
 	b.heapAfter, b.rssAfter = memory()
+	// Tracking URLs are taken now, while the sink still holds the first emails.
+	var opens, clicks []string
+	if b.o.trackFor > 0 {
+		var err error
+		if opens, clicks, err = b.trackingURLs(ctx); err != nil {
+			return err
+		}
+	}
+
+	// 2b. One later email step, in Temporal events and actions.
+	if err := b.laterStep(ctx); err != nil {
+		return err
+	}
 
 	// 3. Site events.
 	for _, id := range b.sampled() {
@@ -254,15 +317,63 @@ func (b *bench) measure(ctx context.Context) error {
 		}
 	}
 
-	// 4. What it cost in Temporal, and in memory.
+	// 4. What it cost in Temporal.
 	if err := b.temporalCost(ctx); err != nil {
 		return err
+	}
+
+	// 5. Speed to lead and SLA lapses, watched in the SMTP sink.
+	if b.o.handRaises > 0 || b.o.lapses > 0 {
+		in := &benchInbox{b: b, notices: map[string]map[string]time.Time{}}
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { in.watch(wctx); close(watched) }()
+		err := b.salesFigures(ctx, in)
+		stopWatch()
+		<-watched
+		if in.missed > 0 {
+			fmt.Fprintf(b.out, "             (the sink dropped %d messages before a poll saw them)\n", in.missed)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	// 6. Tracking beside a static GIF.
+	if b.o.trackFor > 0 {
+		if err := b.tracking(ctx, opens, clicks); err != nil {
+			return err
+		}
+	}
+
+	// 7. Memory. On the cluster this process is only the load; the workers' RSS is what counts.
+	if b.t.Topology == "cluster" {
+		return b.workerMemory(ctx)
 	}
 	perLead := float64(int64(b.heapAfter)-int64(b.heapBefore)) / float64(b.o.leads)
 	fmt.Fprintf(b.out, "memory       heap in use %s with %d open lead workflows (%s more than before the first capture: %s per lead); RSS %s\n",
 		mib(b.heapAfter), b.o.leads, mib(b.heapAfter-min(b.heapAfter, b.heapBefore)), kib(perLead), mib(b.rssAfter))
 	fmt.Fprintln(b.out, "             (one process holds the Temporal server, the worker, the API and this benchmark; Postgres runs apart)")
+	return b.workerMemory(ctx)
+}
+
+func (b *bench) salesFigures(ctx context.Context, in *benchInbox) error {
+	if b.o.handRaises > 0 {
+		if err := b.speedToLead(ctx, in); err != nil {
+			return err
+		}
+	}
+	if b.o.lapses > 0 {
+		return b.lapses(ctx, in)
+	}
 	return nil
+}
+
+func (b *bench) ceilingRatio(perSecond float64) float64 {
+	if b.res.Ceiling == nil {
+		return 0
+	}
+	return ratio(perSecond, b.res.Ceiling.PerSecond)
 }
 
 // inboxMessage is what the capture inbox lists.
@@ -308,8 +419,11 @@ func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
 			last = at
 		}
 	}
-	fmt.Fprintf(b.out, "first email  %d/%d sent, %d duplicates among the %d the inbox kept; all in %s from the first capture (%.0f emails/s); capture→sent %s\n",
-		len(sent), b.o.leads, dups, len(mine), round(last.Sub(start)), rate(len(sent), last.Sub(start)), summarize(delays))
+	perSecond := rate(len(sent), last.Sub(start))
+	b.res.FirstEmail = &benchRate{Count: len(sent), Seconds: last.Sub(start).Seconds(), PerSecond: perSecond,
+		RatioToCeiling: b.ceilingRatio(perSecond), Latency: percentiles(delays), Duplicates: dups}
+	fmt.Fprintf(b.out, "first email  %d/%d sent, %d duplicates among the %d the inbox kept; all in %s from the first capture (%.0f emails/s%s); capture→sent %s\n",
+		len(sent), b.o.leads, dups, len(mine), round(last.Sub(start)), perSecond, b.ofCeiling(perSecond), summarize(delays))
 	if len(sent) < b.o.leads {
 		return fmt.Errorf("only %d of %d first emails were sent within %s", len(sent), b.o.leads, b.o.timeout)
 	}
@@ -341,7 +455,7 @@ func (b *bench) firstSent(ctx context.Context) (map[string]time.Time, error) {
 	return out, rows.Err()
 }
 
-// received returns the arrival times of the inbox's messages to this run's leads, by address,
+// received returns the arrival times of the inbox's first emails to this run's leads, by address,
 // and the latest of them.
 func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time, error) {
 	msgs, err := b.messages(ctx)
@@ -351,7 +465,8 @@ func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time
 	mine := map[string][]time.Time{}
 	var last time.Time
 	for _, m := range msgs {
-		if len(m.To) != 1 {
+		// The second email can come within the run (--step-wait): only the first counts here.
+		if len(m.To) != 1 || !strings.HasSuffix(m.Subject, benchFirstSubject) {
 			continue
 		}
 		if _, ok := b.capturedAt[m.To[0]]; ok {
@@ -396,6 +511,7 @@ func (b *bench) siteEvents(ctx context.Context) error {
 	}
 	elapsed := time.Since(b.eventsFrom)
 	n := b.o.leads * b.o.events
+	b.res.SiteEvents = &benchRate{Count: n, Seconds: elapsed.Seconds(), PerSecond: rate(n, elapsed), Latency: lat}
 	fmt.Fprintf(b.out, "site events  %d in %d requests in %s: %.0f events/s; request %s\n", n, b.o.leads*perLead, round(elapsed),
 		rate(n, elapsed), lat)
 	return nil
@@ -458,6 +574,8 @@ func (b *bench) temporalCost(ctx context.Context) error {
 		signals += h.signalsSince
 	}
 	f := float64(len(leads))
+	tr := b.temporalResult()
+	tr.Sample, tr.EventsPerLead, tr.SignalsPerLead, tr.RescoresPerLead = len(leads), float64(events)/f, float64(signals)/f, float64(rescores)/f
 	fmt.Fprintf(b.out, "temporal     per lead (sample of %d): %.1f history events; the %d site events cost %.1f signals and %.1f rescores\n",
 		len(leads), float64(events)/f, b.o.events, float64(signals)/f, float64(rescores)/f)
 	if pending > 0 {
@@ -489,7 +607,7 @@ func (b *bench) history(ctx context.Context, leadID string) (leadHistory, error)
 
 // parallel runs do(0..n-1) on b.o.concurrency goroutines and summarises the call latencies. The
 // first error stops it.
-func (b *bench) parallel(ctx context.Context, n int, do func(i int) error) (string, error) {
+func (b *bench) parallel(ctx context.Context, n int, do func(i int) error) (benchPercentiles, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	next := make(chan int)
@@ -518,9 +636,9 @@ feed:
 	close(next)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return "", err
+		return benchPercentiles{}, err
 	}
-	return summarize(lat), nil
+	return percentiles(lat), nil
 }
 
 func (b *bench) post(ctx context.Context, path, body string, want int, out any) error {
