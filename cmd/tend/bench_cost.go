@@ -98,6 +98,17 @@ func laterStepWindow(events []*historypb.HistoryEvent) []*historypb.HistoryEvent
 	return events[sends[0]+1 : sends[1]+1]
 }
 
+// enrolmentWindow is a lead's history from its start (the capture's signal-with-start) through the
+// first email's activity being scheduled: what enrolling a lead costs.
+func enrolmentWindow(events []*historypb.HistoryEvent) []*historypb.HistoryEvent {
+	for i, ev := range events {
+		if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "SendStep" {
+			return events[:i+1]
+		}
+	}
+	return nil
+}
+
 // fromSignal is the history from the first engagement signal at or after t to its end: what an
 // event posted at t set off, when nothing else happened to the lead since.
 func fromSignal(events []*historypb.HistoryEvent, t time.Time) []*historypb.HistoryEvent {
@@ -206,6 +217,12 @@ func (b *bench) laterStep(ctx context.Context) error {
 	}
 	f.TargetEvents = laterStepTarget
 	b.temporalResult().LaterEmailStep = f
+	enrol, err := b.costFigure(ctx, leads, func(_ int, h []*historypb.HistoryEvent) []*historypb.HistoryEvent { return enrolmentWindow(h) })
+	if err != nil {
+		return err
+	}
+	b.temporalResult().Enrolment = enrol
+	fmt.Fprintf(b.out, "temporal     per enrolment (capture → first email's activity): %s\n", enrol)
 	fmt.Fprintf(b.out, "temporal     per later email step (target ≤ %d events): %s\n", laterStepTarget, f)
 	if f.Sample < len(leads) {
 		return fmt.Errorf("only %d of the %d sampled leads were sent their second email within %s", f.Sample, len(leads), b.o.stepWait+b.o.timeout)

@@ -77,6 +77,8 @@ type benchTemporal struct {
 	EventsPerLead   float64 `json:"events_per_lead"`
 	SignalsPerLead  float64 `json:"site_event_signals_per_lead"`
 	RescoresPerLead float64 `json:"site_event_rescores_per_lead"`
+	// Enrolment is from the capture's signal-with-start through the first email's activity.
+	Enrolment *benchCostFigure `json:"enrolment"`
 	// LaterEmailStep is one email step after the first: from the first email's activity being
 	// scheduled (exclusive) to the second's (inclusive), timer and all.
 	LaterEmailStep *benchCostFigure `json:"later_email_step"`

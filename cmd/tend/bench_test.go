@@ -190,6 +190,11 @@ func TestLaterStepWindowIsOneCycleOfTheStepLoop(t *testing.T) {
 	assert.Equal(t, map[string]int{"timer": 1, "activity": 1}, c.ByKind)
 
 	assert.Nil(t, laterStepWindow(h[:13]), "no second send yet: no window")
+
+	e := enrolmentWindow(h)
+	require.Len(t, e, 3, "start, plan, first SendStep")
+	assert.Equal(t, map[string]int{"workflow_started": 1, "activity": 2}, countCost(e).ByKind)
+	assert.Nil(t, enrolmentWindow(h[:2]), "no send yet: no window")
 }
 
 func TestFromSignalStartsAtTheFirstEngagementSignalSinceThePost(t *testing.T) {
