@@ -78,7 +78,10 @@ func (in *benchInbox) watch(ctx context.Context) {
 }
 
 func (in *benchInbox) poll(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.b.inbox+"/api/messages", nil)
+	in.mu.Lock()
+	url := fmt.Sprintf("%s/api/messages?after=%d", in.b.inbox, in.lastID)
+	in.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -40,7 +41,7 @@ type jsonMessage struct {
 //	GET    /messages/{id}       one message: headers, text, HTML in a sandboxed iframe
 //	GET    /messages/{id}/raw   the raw message as text/plain
 //	POST   /clear               clears the inbox from the page, then redirects to /
-//	GET    /api/messages        JSON list in arrival order
+//	GET    /api/messages        JSON list in arrival order; ?after=ID only those that came after message ID
 //	DELETE /api/messages        clears the inbox
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -104,9 +105,25 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveAPIList(w http.ResponseWriter, r *http.Request) {
+	// ?after=ID lists only the messages that arrived after message ID, so that a client polling a
+	// busy inbox reads each message once.
+	var after uint64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "after: want a message id (a whole number)", http.StatusBadRequest)
+			return
+		}
+		after = n
+	}
 	msgs := s.Messages()
 	out := make([]jsonMessage, 0, len(msgs))
 	for _, m := range msgs {
+		if after > 0 {
+			if id, err := strconv.ParseUint(m.ID, 10, 64); err == nil && id <= after {
+				continue
+			}
+		}
 		out = append(out, jsonMessage{
 			ID: m.ID, From: m.From, To: m.To, Subject: m.Subject,
 			MessageID: m.MessageID, Received: m.Received,

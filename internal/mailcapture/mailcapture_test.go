@@ -276,6 +276,15 @@ Content-Type: text/html
 		require.False(t, got.Received.IsZero())
 	})
 
+	t.Run("json list after an id", func(t *testing.T) {
+		_, body := get("/api/messages?after=1")
+		require.Equal(t, "[]\n", body, "nothing came after message 1")
+		_, body = get("/api/messages?after=0")
+		require.Contains(t, body, `"id":"1"`, "after=0 lists everything")
+		res, _ := get("/api/messages?after=last")
+		require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	})
+
 	t.Run("delete clears", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodDelete, ts.URL+"/api/messages", nil)
 		require.NoError(t, err)
