@@ -282,7 +282,7 @@ func (b *bench) lapses(ctx context.Context, in *benchInbox) error {
 	if _, err := b.parallel(ctx, n, func(i int) error { return b.handRaise(ctx, "callback_request", ids[i], i) }); err != nil {
 		return fmt.Errorf("post a callback request: %w", err)
 	}
-	due, err := b.deadlines(ctx, "sla", n, time.Now().Add(b.o.timeout))
+	due, err := b.deadlines(ctx, "sla", n, b.o.sla, time.Now().Add(b.o.timeout))
 	if err != nil {
 		return err
 	}
@@ -330,11 +330,15 @@ func (b *bench) lapses(ctx context.Context, in *benchInbox) error {
 }
 
 // deadlines waits until each of the n leads of a prefix has its handoff recorded and returns the
-// first assignment's deadline by the lead's address.
-func (b *bench) deadlines(ctx context.Context, prefix string, n int, until time.Time) (map[string]time.Time, error) {
+// first assignment's first deadline (under a policy of response time sla) by the lead's address.
+func (b *bench) deadlines(ctx context.Context, prefix string, n int, sla time.Duration, until time.Time) (map[string]time.Time, error) {
 	for {
-		rows, err := b.store.Pool().Query(ctx, `SELECT l.email, h.due_at FROM handoffs h JOIN leads l ON l.id = h.lead_id
-			WHERE h.seq = 1 AND h.assignment = 1 AND l.email LIKE $1`, prefix+"-"+b.run+"-%")
+		// The first deadline is the handoff's time plus the policy's response time (the bench's
+		// calendar is always open), not due_at: a lapse moves due_at on to the next clock, and on a
+		// busy stack the first lapses come before the last handoffs are recorded.
+		rows, err := b.store.Pool().Query(ctx, `SELECT l.email, h.handed_off_at + make_interval(secs => $2) FROM handoffs h
+			JOIN leads l ON l.id = h.lead_id WHERE h.seq = 1 AND h.assignment = 1 AND l.email LIKE $1`,
+			prefix+"-"+b.run+"-%", sla.Seconds())
 		if err != nil {
 			return nil, fmt.Errorf("read the deadlines: %w", err)
 		}
