@@ -100,7 +100,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:4: unknown field "colour" (valid: version, default_segment, send_window, frequency_cap, quiet_hours, reengagement, consent, segments)`,
 		`testdata/bad.yaml:6: send_window: invalid cron spec "* 25 * * *": end of range (25) above maximum (23): 25`,
 		`testdata/bad.yaml:7: send_window: unknown time zone "Mars/Base"`,
-		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone)`,
+		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone, spread)`,
 		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, when, sequence)`,
 		`testdata/bad.yaml:12: segment "analytics": interest "reporting" is listed twice`,
 		`testdata/bad.yaml:12: segment "analytics": empty interest`,
