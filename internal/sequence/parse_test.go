@@ -34,7 +34,7 @@ func TestExamples(t *testing.T) {
 	}{
 		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute,
 			[]string{"analytics", "automation", "security", "general"}, 0},
-		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour,
+		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin", Spread: 2 * time.Hour}, 7 * 24 * time.Hour,
 			[]string{"analytics", "automation", "security-regulated", "security", "general"}, 0.1},
 	}
 	for _, tt := range tests {
