@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tendhq/tend/activities"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/sequence"
 )
@@ -187,4 +188,22 @@ func TestSpreadNeverLeavesTheWindow(t *testing.T) {
 	assert.Positive(t, onTime)
 	assert.Positive(t, spread)
 	assert.Positive(t, fallback)
+}
+
+// The end of quiet hours is an opening too: a lead captured at night is mailed at 08:00 plus its
+// offset, not with every other night's lead at 08:00 sharp.
+func TestSpreadSpreadsTheEndOfQuietHours(t *testing.T) {
+	seq := series("general-series", 1, 0)
+	seq.Window.Spread = 2 * time.Hour
+	start := time.Date(2026, 11, 24, 23, 0, 0, 0, berlin)
+	e := newPolicyEnv(t, start, func(activities.PlanInput) activities.Plan {
+		return activities.Plan{Segment: "general", Stage: lifecycle.Lead, Sequence: seq,
+			QuietHours: &sequence.QuietHours{From: "20:00", To: "08:00"}}
+	})
+	e.run(t, 2*day)
+	require.Equal(t, []string{"general-series/s1"}, e.sent)
+	off := seq.Window.SpreadOffset("3f1c0a3e-0000-4000-8000-0000000000bb", seq.ID, "s1")
+	require.NotZero(t, off, "this lead's offset must not be 0, or the test shows nothing")
+	want := time.Date(2026, 11, 25, 8, 0, 0, 0, berlin).Add(off)
+	assert.True(t, want.Equal(e.sentAt[0]), "sent at %s, want %s", e.sentAt[0].In(berlin), want)
 }
