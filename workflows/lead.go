@@ -209,6 +209,12 @@ func retryBackoff(failures int) time.Duration {
 // keep the version they were enrolled with, so their histories replay.
 const liveChange = "live-sequences"
 
+// spreadChange marks send-window spread: a send that waited for its window to open goes out at
+// the lead's own offset inside the window's spread instead of at the opening minute. Runs record
+// it only when their sequence has a spread (leadRun.spreads); runs without the marker send at the
+// opening, so their histories replay.
+const spreadChange = "send-spread"
+
 // localActivitiesChange marks the change from regular to local activities for Plan and Rescore.
 // Runs that started before it keep scheduling regular activities, so their histories replay.
 const localActivitiesChange = "local-plan-rescore"
@@ -371,7 +377,11 @@ func Lead(ctx workflow.Context, in LeadInput) error {
 		if r.live() && due.Before(r.st.NotBefore) {
 			due = r.st.NotBefore // the lead's slot in a resume's ramp
 		}
-		r.st.NextSendAt = r.sendTime(due)
+		if r.st.Sequence.Window.Spread > 0 && r.spreads() {
+			r.st.NextSendAt = r.spreadTime(step.ID, r.st.StepBase.Add(wait), due)
+		} else {
+			r.st.NextSendAt = r.sendTime(due)
+		}
 		if at := r.inactiveAt(); !at.IsZero() && at.Before(r.st.NextSendAt) {
 			if !r.waitUntil(at) {
 				r.startReengagement()
@@ -396,6 +406,10 @@ type leadRun struct {
 	captures    workflow.ReceiveChannel
 	engaged     workflow.ReceiveChannel
 	content     workflow.ReceiveChannel
+
+	// spreadVersion is spreadChange's version for this run, read once spreadAsked (see spreads).
+	spreadVersion workflow.Version
+	spreadAsked   bool
 	// rescore is set when engagement arrived and the score must be computed again.
 	rescore bool
 

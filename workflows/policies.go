@@ -27,14 +27,19 @@ type SavedNurture struct {
 }
 
 // sendTime is the first instant at or after due that is inside the sequence's send window (in the
-// lead's time zone when known), outside quiet hours, and within the frequency cap. Each rule can
-// only move the time later, so a few rounds settle it.
+// lead's time zone when known), outside quiet hours, and within the frequency cap.
 func (r *leadRun) sendTime(due time.Time) time.Time {
 	w, err := schedule.Compile(r.st.Sequence.Window.Cron, r.st.Sequence.Window.TimeZone)
 	if err != nil {
 		// The catalog was validated when loaded; sending on time beats never sending.
 		return due
 	}
+	return r.settle(w, due)
+}
+
+// settle is sendTime with the window compiled. Each rule can only move the time later, so a few
+// rounds settle it.
+func (r *leadRun) settle(w *schedule.Window, due time.Time) time.Time {
 	t := w.Next(due, r.st.TimeZone)
 	for range 20 {
 		next := w.Next(r.quietNext(r.capNext(t)), r.st.TimeZone)
@@ -44,6 +49,55 @@ func (r *leadRun) sendTime(due time.Time) time.Time {
 		t = next
 	}
 	return t
+}
+
+// spreadTime is sendTime for a sequence whose window has a spread (spreadChange): a send that
+// had to wait — for the window to open, quiet hours to end, the cap — goes out at the lead's own
+// offset after the instant it waited for, so that the leads that waited together (every lead
+// whose step fell due over the weekend, at Monday 09:00) do not all fire in the same second. A
+// step that is due inside the window goes out on time. planned is the step's due time before the
+// workflow moved it to now: the slot counts from the opening after it, so a signal that wakes the
+// lead while it waits for its slot leaves the slot where it was.
+func (r *leadRun) spreadTime(stepID string, planned, due time.Time) time.Time {
+	win := r.st.Sequence.Window
+	w, err := schedule.Compile(win.Cron, win.TimeZone)
+	if err != nil {
+		return due
+	}
+	off := win.SpreadOffset(r.st.LeadID, r.st.Sequence.ID, stepID)
+	// slot returns, for a step due at from, the instant the rules move it to, that instant plus
+	// the offset, and whether the step had to wait and the offset kept it where the rules allow.
+	slot := func(from time.Time) (time.Time, time.Time, bool) {
+		at := r.settle(w, from)
+		if at.Equal(from) || off == 0 {
+			return at, at, false
+		}
+		s := at.Add(off)
+		return at, s, r.settle(w, s).Equal(s)
+	}
+	if planned.Before(due) {
+		if _, s, ok := slot(planned); ok && !s.Before(due) {
+			return s
+		}
+	}
+	at, s, ok := slot(due)
+	if !ok {
+		// On time, or the offset would leave the window (a short window, quiet hours, the cap):
+		// the instant it waited for, as without a spread.
+		return at
+	}
+	return s
+}
+
+// spreads reports whether this run spreads sends over the window's spread (spreadChange). It
+// asks Temporal only once a sequence with a spread is run, so that the histories of leads
+// without one carry no marker for it.
+func (r *leadRun) spreads() bool {
+	if !r.spreadAsked {
+		r.spreadVersion = workflow.GetVersion(r.ctx, spreadChange, workflow.DefaultVersion, 1)
+		r.spreadAsked = true
+	}
+	return r.spreadVersion >= 1
 }
 
 // capNext postpones t until the lead has had fewer than Max marketing emails in the Per before it.

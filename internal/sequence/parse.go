@@ -35,7 +35,7 @@ var (
 	quietFields     = []string{"from", "to"}
 	reengageFields  = []string{"after", "sequence"}
 	consentFields   = []string{"required", "legitimate_interest_regions"}
-	windowFields    = []string{"cron", "time_zone"}
+	windowFields    = []string{"cron", "time_zone", "spread"}
 	segmentFields   = []string{"id", "name", "interests", "inactive_after", "when", "sequence"}
 	sequenceFields  = []string{"id", "send_window", "goal", "holdout", "exit", "steps"}
 	goalFields      = []string{"event", "tag", "stage"}
@@ -112,7 +112,7 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 	}
 	cat := &Catalog{}
 	if n := f["send_window"]; n != nil {
-		cat.Window = p.window(n, "send_window")
+		cat.Window = p.window(n, "send_window", Window{})
 	}
 	if n := f["segments"]; n != nil {
 		items := p.List(n, "", "segments")
@@ -219,20 +219,34 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 	return cat
 }
 
-func (p *parser) window(n *yaml.Node, ctx string) Window {
+// window reads a send window written over base: the fields it leaves out (or, for cron and
+// time_zone, leaves empty) are base's.
+func (p *parser) window(n *yaml.Node, ctx string, base Window) Window {
 	f := p.Fields(n, ctx, windowFields)
-	var w Window
+	w := base
 	if c := f["cron"]; c != nil {
-		if w.Cron, _ = p.Scalar(c, ctx, "cron"); w.Cron != "" {
-			if _, err := schedule.Compile(w.Cron, ""); err != nil {
+		if cron, _ := p.Scalar(c, ctx, "cron"); cron != "" {
+			w.Cron = cron
+			if _, err := schedule.Compile(cron, ""); err != nil {
 				p.Errorf(c, ctx, "%v", err)
 			}
 		}
 	}
 	if z := f["time_zone"]; z != nil {
-		if w.TimeZone, _ = p.Scalar(z, ctx, "time_zone"); w.TimeZone != "" {
-			if err := schedule.ValidTimeZone(w.TimeZone); err != nil {
+		if tz, _ := p.Scalar(z, ctx, "time_zone"); tz != "" {
+			w.TimeZone = tz
+			if err := schedule.ValidTimeZone(tz); err != nil {
 				p.Errorf(z, ctx, "%v", err)
+			}
+		}
+	}
+	if s := f["spread"]; s != nil {
+		// Written, it replaces base's even when 0: a sequence may turn the catalog's spread off.
+		if d, ok := p.Duration(s, ctx, "spread", false); ok {
+			if d > MaxSpread {
+				p.Errorf(s, ctx, "spread: must be at most 24h, got %s", yamlcheck.Resolve(s).Value)
+			} else {
+				w.Spread = d
 			}
 		}
 	}
@@ -317,13 +331,7 @@ func (p *parser) sequence(n *yaml.Node, segCtx string, window Window) Sequence {
 	}
 	p.Required(n, f, ctx, "id", "steps")
 	if wn := f["send_window"]; wn != nil {
-		own := p.window(wn, ctx+": send_window")
-		if own.Cron != "" {
-			seq.Window.Cron = own.Cron
-		}
-		if own.TimeZone != "" {
-			seq.Window.TimeZone = own.TimeZone
-		}
+		seq.Window = p.window(wn, ctx+": send_window", window)
 	}
 	if en := f["exit"]; en != nil {
 		seq.Exit = p.exit(en, ctx)

@@ -34,7 +34,7 @@ func TestExamples(t *testing.T) {
 	}{
 		{"../../examples/sequences.yaml", Window{Cron: "* * * * *", TimeZone: "Europe/Berlin"}, 2 * time.Minute,
 			[]string{"analytics", "automation", "security", "general"}, 0},
-		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin"}, 7 * 24 * time.Hour,
+		{"../../examples/sequences-production.yaml", Window{Cron: "* 9-16 * * MON-FRI", TimeZone: "Europe/Berlin", Spread: 2 * time.Hour}, 7 * 24 * time.Hour,
 			[]string{"analytics", "automation", "security-regulated", "security", "general"}, 0.1},
 	}
 	for _, tt := range tests {
@@ -100,7 +100,7 @@ func TestBadFile(t *testing.T) {
 		`testdata/bad.yaml:4: unknown field "colour" (valid: version, default_segment, send_window, frequency_cap, quiet_hours, reengagement, consent, segments)`,
 		`testdata/bad.yaml:6: send_window: invalid cron spec "* 25 * * *": end of range (25) above maximum (23): 25`,
 		`testdata/bad.yaml:7: send_window: unknown time zone "Mars/Base"`,
-		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone)`,
+		`testdata/bad.yaml:8: send_window: unknown field "timezone" (valid: cron, time_zone, spread)`,
 		`testdata/bad.yaml:11: segment "analytics": unknown field "intrests" (valid: id, name, interests, inactive_after, when, sequence)`,
 		`testdata/bad.yaml:12: segment "analytics": interest "reporting" is listed twice`,
 		`testdata/bad.yaml:12: segment "analytics": empty interest`,

@@ -262,6 +262,25 @@ func (e Exit) Reached(stage lifecycle.Stage) bool {
 type Window struct {
 	Cron     string `json:"cron"`
 	TimeZone string `json:"time_zone"`
+	// Spread, when set, spreads the sends that waited for the window to open over its first
+	// Spread instead of firing them all at the opening minute: each lead goes out at its own
+	// SpreadOffset. With millions of leads a weekday window's opening would otherwise be a peak
+	// of timers and sends far above what Temporal (or the mail relay) takes per second.
+	Spread time.Duration `json:"spread,omitempty"`
+}
+
+// MaxSpread is the longest Spread: beyond a day a send would drift into another day's window.
+const MaxSpread = 24 * time.Hour
+
+// SpreadOffset is how long after the window opens the lead's send of step of sequenceID goes
+// out: in [0, Spread), whole seconds, the same on every machine and in every run (so a replay or
+// a continue-as-new keeps the slot), and different from lead to lead.
+func (w Window) SpreadOffset(leadID, sequenceID, stepID string) time.Duration {
+	secs := int64(w.Spread / time.Second)
+	if secs <= 0 {
+		return 0
+	}
+	return time.Duration(int64(bucket(leadID, "spread", sequenceID, stepID)*float64(secs))) * time.Second
 }
 
 // Segment returns the segment with the given id.

@@ -41,19 +41,23 @@ func sends(r simulate.Result) []sent {
 
 // A lead captured on a Friday evening in Berlin gets the analytics series in business hours
 // (09:00-16:59 on weekdays), three days and then seven apart; 30 days of silence after enrolment
-// start the re-engagement series, and silence to its end sunsets the lead.
+// start the re-engagement series, and silence to its end sunsets the lead. The window's spread
+// (2h) sends what waited for the window at the lead's own offset after the opening.
 func TestProductionCalendarForASilentLead(t *testing.T) {
 	berlin, _ := time.LoadLocation("Europe/Berlin")
-	r, err := simulate.Run(production(t), simulate.Lead{Segment: "analytics", Start: time.Date(2026, 11, 27, 18, 0, 0, 0, berlin),
+	cat := production(t)
+	r, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", Start: time.Date(2026, 11, 27, 18, 0, 0, 0, berlin),
 		For: 120 * 24 * time.Hour})
 	require.NoError(t, err)
 	at := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 9, 0, 0, 0, berlin) }
+	intro := cat.Window.SpreadOffset(simulate.DefaultLeadID, "analytics-series", "intro")
+	still := cat.Window.SpreadOffset(simulate.DefaultLeadID, "reengagement", "still-interested")
 	want := []sent{
-		{"analytics-series/intro", at(2026, 11, 30)},        // Monday 09:00, the window's first minute
-		{"analytics-series/deep-dive", at(2026, 12, 3)},     // + 3 days
-		{"analytics-series/case-study", at(2026, 12, 10)},   // + 7 days
-		{"reengagement/still-interested", at(2026, 12, 28)}, // 30 days after enrolment fall on a Sunday
-		{"reengagement/last-call", at(2027, 1, 11)},         // + 14 days
+		{"analytics-series/intro", at(2026, 11, 30).Add(intro)},        // Monday, the window's first 2h
+		{"analytics-series/deep-dive", at(2026, 12, 3).Add(intro)},     // + 3 days, inside the window: on time
+		{"analytics-series/case-study", at(2026, 12, 10).Add(intro)},   // + 7 days
+		{"reengagement/still-interested", at(2026, 12, 28).Add(still)}, // 30 days after enrolment fall on a Sunday
+		{"reengagement/last-call", at(2027, 1, 11).Add(still)},         // + 14 days
 	}
 	got := sends(r)
 	require.Len(t, got, len(want))
@@ -64,17 +68,38 @@ func TestProductionCalendarForASilentLead(t *testing.T) {
 	assert.Equal(t, workflows.ModeSunset, r.Mode)
 }
 
+// The spread's slot is the lead's own: two leads captured at the same moment get the weekend's
+// email at different times of Monday's first two hours.
+func TestSpreadDependsOnTheLead(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	monday := time.Date(2026, 11, 30, 9, 0, 0, 0, berlin)
+	var at []time.Time
+	for _, id := range []string{"3f1c0a3e-0000-4000-8000-000000000001", "3f1c0a3e-0000-4000-8000-000000000002"} {
+		r, err := simulate.Run(production(t), simulate.Lead{ID: id, Segment: "analytics", Start: time.Date(2026, 11, 27, 18, 0, 0, 0, berlin),
+			For: 7 * 24 * time.Hour})
+		require.NoError(t, err)
+		got := sends(r)
+		require.NotEmpty(t, got, id)
+		assert.False(t, got[0].at.Before(monday), "%s: intro at %s, before the window", id, got[0].at.In(berlin))
+		assert.True(t, got[0].at.Before(monday.Add(2*time.Hour)), "%s: intro at %s, after the spread", id, got[0].at.In(berlin))
+		at = append(at, got[0].at)
+	}
+	assert.False(t, at[0].Equal(at[1]), "both leads at %s", at[0].In(berlin))
+}
+
 // A click is engagement: the inactivity clock restarts from it, in the lead's own time zone.
 func TestClickDelaysReengagement(t *testing.T) {
 	ny, _ := time.LoadLocation("America/New_York")
-	r, err := simulate.Run(production(t), simulate.Lead{Segment: "analytics", TimeZone: "America/New_York",
+	cat := production(t)
+	r, err := simulate.Run(cat, simulate.Lead{Segment: "analytics", TimeZone: "America/New_York",
 		Start: time.Date(2026, 11, 27, 18, 0, 0, 0, ny), Clicks: []string{"intro"}, ClickDelay: time.Hour, For: 90 * 24 * time.Hour})
 	require.NoError(t, err)
 	got := sends(r)
 	require.Len(t, got, 5)
-	assert.True(t, time.Date(2026, 11, 30, 9, 0, 0, 0, ny).Equal(got[0].at), "intro in New York business hours, got %s", got[0].at.In(ny))
-	// Clicked Monday 10:00; 30 days later is Wednesday 30 December 10:00, inside the window.
-	assert.True(t, time.Date(2026, 12, 30, 10, 0, 0, 0, ny).Equal(got[3].at), "re-engagement at %s", got[3].at.In(ny))
+	intro := time.Date(2026, 11, 30, 9, 0, 0, 0, ny).Add(cat.Window.SpreadOffset(simulate.DefaultLeadID, "analytics-series", "intro"))
+	assert.True(t, intro.Equal(got[0].at), "intro in New York business hours, got %s", got[0].at.In(ny))
+	// Clicked an hour later; 30 days after that is Wednesday 30 December, inside the window: on time.
+	assert.True(t, intro.Add(time.Hour).AddDate(0, 0, 30).Equal(got[3].at), "re-engagement at %s", got[3].at.In(ny))
 }
 
 func TestUnknownSegment(t *testing.T) {
