@@ -344,10 +344,10 @@ func TestSequencesSimulate(t *testing.T) {
 	require.NoError(t, r.err, r.stderr)
 	lines := strings.Split(r.stdout, "\n")
 	assert.Contains(t, lines[0], "segment analytics (analytics-series), captured Fri 27 Nov 2026 18:00 Europe/Berlin")
-	assert.Contains(t, r.stdout, "  Mon 30 Nov 2026 09:00  +2d15h     analytics-series/intro")
-	assert.Contains(t, r.stdout, "  Thu 03 Dec 2026 09:00  +3d        analytics-series/deep-dive")
-	assert.Contains(t, r.stdout, "  Thu 10 Dec 2026 09:00  +7d        analytics-series/case-study")
-	assert.Contains(t, r.stdout, "  Mon 28 Dec 2026 09:00  +18d       reengagement/still-interested")
+	assert.Contains(t, r.stdout, "  Mon 30 Nov 2026 10:04  +2d16h4m   analytics-series/intro")
+	assert.Contains(t, r.stdout, "  Thu 03 Dec 2026 10:04  +3d        analytics-series/deep-dive")
+	assert.Contains(t, r.stdout, "  Thu 10 Dec 2026 10:04  +7d        analytics-series/case-study")
+	assert.Contains(t, r.stdout, "  Mon 28 Dec 2026 10:41  +18d37m    reengagement/still-interested")
 	assert.Contains(t, r.stdout, "5 email(s) sent. Then: sunset")
 }
 

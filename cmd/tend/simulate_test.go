@@ -38,8 +38,8 @@ func TestSimulationShowsVariants(t *testing.T) {
 		var out bytes.Buffer
 		printSimulation(&out, res, cat, seg, start, berlin, nil, 0, 20, false)
 		subject := map[string]string{"short": "Three numbers that matter", "long": "A field guide to your analytics"}[variant]
-		assert.Contains(t, out.String(), `  Mon 30 Nov 2026 09:00  +2d15h     analytics-series/intro                   sent  variant `+variant+`: "`+subject+`"`)
-		assert.Regexp(t, `(?m)^  Thu 10 Dec 2026 09:00  \+7d +analytics-series/case-study +sent  "[^"]+"$`, out.String(), "a step without variants shows its subject")
+		assert.Contains(t, out.String(), `  Mon 30 Nov 2026 10:04  +2d16h4m   analytics-series/intro                   sent  variant `+variant+`: "`+subject+`"`)
+		assert.Regexp(t, `(?m)^  Thu 10 Dec 2026 10:04  \+7d +analytics-series/case-study +sent  "[^"]+"$`, out.String(), "a step without variants shows its subject")
 		assert.Contains(t, out.String(), "lead "+simulate.DefaultLeadID+"\n")
 	}
 }
@@ -51,7 +51,7 @@ func TestSequencesSimulateHoldout(t *testing.T) {
 	require.NoError(t, r.err, r.stderr)
 	assert.Contains(t, r.stdout, "lead 6f1c1f4e-3a0b-4c55-9d0e-5b8f1d2a7c10\n")
 	assert.Contains(t, r.stdout, "holdout: this lead would receive no email from analytics-series (--holdout)\n")
-	assert.Contains(t, r.stdout, "  Mon 30 Nov 2026 09:00  +2d15h     analytics-series/intro                   held_out (holdout: nothing mailed)")
+	assert.Contains(t, r.stdout, "  Mon 30 Nov 2026 09:07  +2d15h8m   analytics-series/intro                   held_out (holdout: nothing mailed)")
 	assert.Contains(t, r.stdout, "\n0 email(s) sent.")
 	assert.Equal(t, 3, strings.Count(r.stdout, "held_out"))
 }
