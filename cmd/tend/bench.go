@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -580,6 +581,16 @@ func (b *bench) temporalCost(ctx context.Context) error {
 		len(leads), float64(events)/f, b.o.events, float64(signals)/f, float64(rescores)/f)
 	if pending > 0 {
 		return fmt.Errorf("%d sampled leads had not rescored their site events after a minute", pending)
+	}
+	if b.o.events > 0 {
+		burst, err := b.costFigure(ctx, leads, func(_ int, h []*historypb.HistoryEvent) []*historypb.HistoryEvent {
+			return fromSignal(h, b.eventsFrom)
+		})
+		if err != nil {
+			return err
+		}
+		tr.EngagementBurst = burst
+		fmt.Fprintf(b.out, "temporal     per engagement burst (%d site events → one signal, one rescore): %s\n", b.o.events, burst)
 	}
 	return nil
 }

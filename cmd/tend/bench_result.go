@@ -77,6 +77,8 @@ type benchTemporal struct {
 	EventsPerLead   float64 `json:"events_per_lead"`
 	SignalsPerLead  float64 `json:"site_event_signals_per_lead"`
 	RescoresPerLead float64 `json:"site_event_rescores_per_lead"`
+	// EngagementBurst is from the signal a burst of site events set off to the end of the history.
+	EngagementBurst *benchCostFigure `json:"engagement_burst"`
 	// Enrolment is from the capture's signal-with-start through the first email's activity.
 	Enrolment *benchCostFigure `json:"enrolment"`
 	// LaterEmailStep is one email step after the first: from the first email's activity being
