@@ -10,10 +10,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tendhq/tend/internal/cluster"
+	"github.com/tendhq/tend/internal/mailcapture"
 )
 
 const (
@@ -140,6 +143,13 @@ func TestWorkerKilledMidRunLosesAndRepeatsNothing(t *testing.T) {
 	// worker-3 may have sent a few more between its last scrape and the kill, never fewer.
 	assert.LessOrEqual(t, after[0]+after[1]+sentBy[2], float64(leads*steps), "no worker counts an email twice")
 
+	// A burst of clicks through the balancer, from many client addresses as real readers are:
+	// every one is followed to its link, none refused for want of a database connection.
+	clicks := clickURLs(msgs)
+	require.NotEmpty(t, clicks, "the emails carry tracked links")
+	codes := burst(ctx, clicks, 3, 32)
+	assert.Equal(t, map[int]int{http.StatusFound: 3 * len(clicks)}, codes, "every click redirects")
+
 	// Both servers answered through the balancer, and each part's scrape shows its metrics.
 	for _, s := range c.Servers {
 		n := scrapeCount(t, s.MetricsURL, "tend_http_request_duration_seconds", "route", "POST /api/v1/leads")
@@ -151,6 +161,57 @@ func TestWorkerKilledMidRunLosesAndRepeatsNothing(t *testing.T) {
 			"temporal_activity_execution_latency", "process_resident_memory_bytes")
 	}
 	exposes(t, "temporal", c.TemporalMetrics, "persistence_requests")
+}
+
+var clickLink = regexp.MustCompile(`https?://[^\s"<>]+/t/c/[A-Za-z0-9_.~-]+`)
+
+// clickURLs is one tracked link from each message.
+func clickURLs(msgs []mailcapture.Message) []string {
+	var out []string
+	for _, m := range msgs {
+		if u := clickLink.FindString(m.Text); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// burst GETs each URL rounds times with inFlight requests at once, each from its own loopback
+// address (tend limits hits per client address), and counts the answers by status.
+func burst(ctx context.Context, urls []string, rounds, inFlight int) map[int]int {
+	var mu sync.Mutex
+	codes := map[int]int{}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Go(func() {
+			for i := range jobs {
+				ip := net.IPv4(127, 3, byte(i/250), byte(i%250+1))
+				c := &http.Client{Timeout: 10 * time.Second,
+					Transport:     &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext},
+					CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				code := 0
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, urls[i%len(urls)], nil)
+				if err == nil {
+					if resp, err := c.Do(req); err == nil {
+						code = resp.StatusCode
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
+				c.CloseIdleConnections()
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range rounds * len(urls) {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return codes
 }
 
 // exposes checks that a scrape of url has each metric family in names.

@@ -155,7 +155,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.pg, err = pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(cfg.Dir, "postgres"), Log: pgLog, Ephemeral: cfg.Ephemeral}); err != nil {
+	// Temporal's four services each keep their own pools (maxConns in temporal.yaml), beside five
+	// tend parts and their leader sessions: more than Postgres's default 100 connections, which a
+	// burst of clicks found ("too many clients already").
+	if c.pg, err = pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(cfg.Dir, "postgres"), Log: pgLog, Ephemeral: cfg.Ephemeral,
+		Settings: []string{"max_connections=300"}}); err != nil {
 		pgLog.Close()
 		return nil, fmt.Errorf("start Postgres: %w", err)
 	}

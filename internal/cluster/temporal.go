@@ -76,7 +76,8 @@ type temporalPorts struct {
 }
 
 // temporalConfig is Temporal's development-postgres12.yaml, trimmed to what this topology uses:
-// both stores on the local Postgres, the given ports, Prometheus metrics, no archival.
+// both stores on the local Postgres, the given ports, Prometheus metrics, no archival. Each of
+// the four services opens its own pools, so 10 + 4 connections each, not the example's 20 + 2.
 var temporalConfig = template.Must(template.New("temporal").Parse(`# written by tend cluster; edits are overwritten at the next start
 log:
   stdout: true
@@ -93,8 +94,8 @@ persistence:
         connectAddr: "127.0.0.1:{{.PGPort}}"
         connectProtocol: tcp
         user: {{.User}}
-        maxConns: 20
-        maxIdleConns: 20
+        maxConns: 10
+        maxIdleConns: 10
         maxConnLifetime: 1h
     visibility:
       sql:

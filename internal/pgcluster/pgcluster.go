@@ -48,6 +48,9 @@ type Config struct {
 	// Ephemeral trades durability for speed (fsync and synchronous_commit
 	// off). Only for data that may be lost, such as a test run's.
 	Ephemeral bool
+	// Settings are more server settings as name=value (max_connections=300),
+	// given after tend's own, so they win.
+	Settings []string
 }
 
 // Cluster is a running PostgreSQL server started by Start.
@@ -61,6 +64,8 @@ type Cluster struct {
 	logDone   chan struct{}
 	// lock is the owner lock of a given data directory (see lockOwner); nil for a temporary one.
 	lock *os.File
+	// settings are Config.Settings.
+	settings []string
 
 	stopOnce sync.Once
 	stopErr  error
@@ -86,7 +91,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{port: cfg.Port, log: cfg.Log, bins: bins}
+	for _, kv := range cfg.Settings {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			return nil, fmt.Errorf("PostgreSQL setting %q: want name=value", kv)
+		}
+	}
+	c := &Cluster{port: cfg.Port, log: cfg.Log, bins: bins, settings: cfg.Settings}
 	if c.log == nil {
 		c.log = io.Discard
 	}
@@ -415,6 +425,7 @@ func (c *Cluster) pgCtlStart(ctx context.Context, ephemeral bool) error {
 			"max_connections=200",
 		)
 	}
+	settings = append(settings, c.settings...)
 	var opts []string
 	for _, s := range settings {
 		// pg_ctl passes -o through /bin/sh, so each value is shell-quoted.

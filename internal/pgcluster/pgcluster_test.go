@@ -70,6 +70,18 @@ func TestStartCreateStopTemporary(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "temporary data dir is removed")
 }
 
+func TestSettingsReachTheServer(t *testing.T) {
+	t.Parallel()
+	var log syncBuffer
+	c, err := Start(context.Background(), Config{Ephemeral: true, Log: &log, Settings: []string{"max_connections=321"}})
+	require.NoError(t, err, log.String())
+	t.Cleanup(func() { c.Stop() })
+	require.Equal(t, "321", query(t, c.URL("postgres"), "SHOW max_connections"), "the caller's setting wins over the ephemeral default")
+
+	_, err = Start(context.Background(), Config{Ephemeral: true, Settings: []string{"max_connections"}})
+	require.ErrorContains(t, err, `"max_connections": want name=value`)
+}
+
 // TestPersistentRestartAfterKill uses a Dir under t.TempDir (0700, owned by
 // root when tests run as root), keeps durability, and checks that data
 // survives a kill -9 of the postmaster and a restart on the same directory.
