@@ -34,7 +34,7 @@ type clicks struct {
 
 // setupClicks returns a service whose database holds sends sends of links links each, all sent,
 // and each send already clicked prior times by a person within the last hour (spread over its
-// links), as a popular email is.
+// links) and opened as often, as a popular email is.
 func setupClicks(t testing.TB, sends, links, prior int) *clicks {
 	t.Helper()
 	ctx := context.Background()
@@ -66,6 +66,8 @@ func setupClicks(t testing.TB, sends, links, prior int) *clicks {
 			history = append(history, db.Event{LeadID: capt.Lead.ID, Type: "click", SendID: claim.Send.ID, LinkIndex: &l,
 				URL: ls[l].URL, UserAgent: browserUA, Duplicate: k >= links,
 				OccurredAt: now.Add(-time.Hour + time.Duration(k+1)*time.Hour/time.Duration(prior+1))})
+			history = append(history, db.Event{LeadID: capt.Lead.ID, Type: "open", SendID: claim.Send.ID, UserAgent: browserUA,
+				Duplicate: k > 0, OccurredAt: now.Add(-time.Hour + time.Duration(k+1)*time.Hour/time.Duration(prior+1))})
 		}
 	}
 	for chunk := range slices.Chunk(history, 10000) {
@@ -140,6 +142,8 @@ func BenchmarkTrackingHTTP(b *testing.B) {
 					urls = append(urls, hs.URL+"/t/c/"+t)
 				}
 			}
+			var before int
+			require.NoError(b, c.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'open'`).Scan(&before))
 			b.ResetTimer()
 			lat := loadHTTP(b, urls, b.N, 32, want)
 			if kind == "opens" {
@@ -151,7 +155,7 @@ func BenchmarkTrackingHTTP(b *testing.B) {
 			if kind == "opens" {
 				var n int
 				require.NoError(b, c.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'open'`).Scan(&n))
-				require.Equal(b, b.N, n, "every answered open is stored")
+				require.Equal(b, b.N, n-before, "every answered open is stored")
 			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), kind+"/s")
