@@ -34,23 +34,46 @@ func (s *Store) SentMessages(ctx context.Context, ids []string) (map[string]Sent
 	return out, translate(rows.Err())
 }
 
-// HumanEventTimes returns, by send id, when the person-made (not machine) events of the type
-// happened for the sends among ids, from since on.
-func (s *Store) HumanEventTimes(ctx context.Context, ids []string, typ string, since time.Time) (map[string][]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT send_id, occurred_at FROM events
-		WHERE send_id = ANY($1::uuid[]) AND type = $2 AND NOT machine AND occurred_at >= $3 ORDER BY occurred_at, id`, ids, typ, since)
+// EventProbe asks when a person (not a machine) last hit a send's link (Link -1: the send's open
+// pixel) with an event of the type, strictly between After and Before.
+type EventProbe struct {
+	SendID        string
+	Type          string
+	Link          int
+	After, Before time.Time
+}
+
+// LatestHumanEvents answers each probe with the time of the latest matching event, or the zero
+// time when there is none: one index probe each (events_send_human_idx), however often the send
+// was hit before, where reading the send's history grew with every hit.
+func (s *Store) LatestHumanEvents(ctx context.Context, probes []EventProbe) ([]time.Time, error) {
+	out := make([]time.Time, len(probes))
+	if len(probes) == 0 {
+		return out, nil
+	}
+	sends, types, links := make([]string, len(probes)), make([]string, len(probes)), make([]int32, len(probes))
+	after, before := make([]time.Time, len(probes)), make([]time.Time, len(probes))
+	for i, p := range probes {
+		sends[i], types[i], links[i], after[i], before[i] = p.SendID, p.Type, int32(p.Link), p.After, p.Before
+	}
+	rows, err := s.pool.Query(ctx, `SELECT k.i, (SELECT max(e.occurred_at) FROM events e
+		WHERE e.send_id = k.send_id AND e.type = k.type AND coalesce(e.link_idx, -1) = k.link AND NOT e.machine
+		AND e.occurred_at > k.after AND e.occurred_at < k.before)
+		FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY
+		AS k(send_id, type, link, after, before, i)`, sends, types, links, after, before)
 	if err != nil {
 		return nil, translate(err)
 	}
 	defer rows.Close()
-	out := map[string][]time.Time{}
 	for rows.Next() {
-		var id uuid.UUID
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
+		var i int64
+		var at *time.Time
+		if err := rows.Scan(&i, &at); err != nil {
 			return nil, translate(err)
 		}
-		out[id.String()] = append(out[id.String()], at)
+		if at != nil {
+			out[i-1] = *at
+		}
 	}
 	return out, translate(rows.Err())
 }

@@ -132,21 +132,8 @@ func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
 		e.Tags = []string{link.Tag}
 	}
 	if !v.Machine {
-		window := max(s.Heuristics.DedupeWindow, s.Heuristics.AllLinksWindow)
-		prev, err := s.Store.SendEvents(ctx, sendID, "click", h.At.Add(-window))
-		if err != nil {
+		if err := s.judgeClick(ctx, &e, sent.Links); err != nil {
 			return "", err
-		}
-		e.Duplicate = s.Heuristics.Duplicate(humanTimes(prev, idx), h.At)
-		// Every link of the message clicked within a second: a scanner walked the message.
-		clicks := map[int]time.Time{idx: h.At}
-		for _, p := range prev {
-			if p.LinkIndex != nil && !p.Machine && h.At.Sub(p.OccurredAt) <= s.Heuristics.AllLinksWindow {
-				clicks[*p.LinkIndex] = p.OccurredAt
-			}
-		}
-		if s.Heuristics.AllLinksClicked(clicks, sent.Links) {
-			e.Machine, e.MachineReason = true, track.ReasonAllLinks
 		}
 	}
 	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
@@ -159,17 +146,48 @@ func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
 	return link.URL, nil
 }
 
-// humanTimes returns the times of the person-made events among prev, for one link (or all when
-// link < 0).
-func humanTimes(prev []db.Event, link int) []time.Time {
-	var out []time.Time
-	for _, p := range prev {
-		if p.Machine || (link >= 0 && (p.LinkIndex == nil || *p.LinkIndex != link)) {
-			continue
-		}
-		out = append(out, p.OccurredAt)
+// judgeClick marks a person's click as a duplicate (its link clicked by a person within
+// DedupeWindow) or as machine (every link of the message clicked within AllLinksWindow: a scanner
+// walked the message). It asks the database only when each link was last clicked by a person,
+// one index probe per link, never for the send's history.
+func (s *Service) judgeClick(ctx context.Context, e *db.Event, links int) error {
+	h := s.Heuristics
+	window := max(h.DedupeWindow, h.AllLinksWindow)
+	if window <= 0 {
+		return nil
 	}
-	return out
+	probe := func(link int) db.EventProbe {
+		return db.EventProbe{SendID: e.SendID, Type: "click", Link: link, After: e.OccurredAt.Add(-window), Before: e.OccurredAt.Add(window)}
+	}
+	idx := *e.LinkIndex
+	probes := []db.EventProbe{probe(idx)}
+	allLinks := h.AllLinksWindow > 0 && links >= 2
+	if allLinks {
+		for l := range links {
+			if l != idx {
+				probes = append(probes, probe(l))
+			}
+		}
+	}
+	latest, err := s.Store.LatestHumanEvents(ctx, probes)
+	if err != nil {
+		return err
+	}
+	if !latest[0].IsZero() {
+		e.Duplicate = h.Duplicate(latest[:1], e.OccurredAt)
+	}
+	if allLinks {
+		clicks := map[int]time.Time{idx: e.OccurredAt}
+		for i, p := range probes[1:] {
+			if at := latest[i+1]; !at.IsZero() && e.OccurredAt.Sub(at) <= h.AllLinksWindow {
+				clicks[p.Link] = at
+			}
+		}
+		if h.AllLinksClicked(clicks, links) {
+			e.Machine, e.MachineReason = true, track.ReasonAllLinks
+		}
+	}
+	return nil
 }
 
 // Unsubscribe unsubscribes the lead the token was sent to, at once; repeats are harmless. how

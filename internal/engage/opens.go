@@ -282,13 +282,9 @@ func (s *Service) recordBatch(ctx context.Context, batch []queuedOpen) (waiting 
 		return waiting
 	}
 	// An open within DedupeWindow of an earlier person-made open of the send, stored or earlier
-	// in this batch, is a duplicate.
+	// in this batch, is a duplicate. Of the stored ones only the latest matters: one probe a send.
 	if !earliest.IsZero() && s.Heuristics.DedupeWindow > 0 {
-		var human map[string][]time.Time
-		err := s.retry(ctx, func() (err error) {
-			human, err = s.Store.HumanEventTimes(ctx, ids, "open", earliest.Add(-s.Heuristics.DedupeWindow))
-			return err
-		})
+		human, err := s.latestHumanOpens(ctx, events)
 		if err != nil {
 			s.log().Error("record opens: read earlier opens", "opens", len(events), "err", err)
 			o.failed.Add(int64(len(events)))
@@ -312,6 +308,50 @@ func (s *Service) recordBatch(ctx context.Context, batch []queuedOpen) (waiting 
 		}
 	}
 	return waiting
+}
+
+// latestHumanOpens returns, by send, the time of the latest stored person-made open within
+// DedupeWindow of the batch's person-made opens of that send.
+func (s *Service) latestHumanOpens(ctx context.Context, events []db.Event) (map[string][]time.Time, error) {
+	window := s.Heuristics.DedupeWindow
+	span := map[string][2]time.Time{} // the earliest and latest person-made open of each send
+	var order []string
+	for _, e := range events {
+		if e.Machine {
+			continue
+		}
+		sp, ok := span[e.SendID]
+		if !ok {
+			order = append(order, e.SendID)
+			sp = [2]time.Time{e.OccurredAt, e.OccurredAt}
+		}
+		if e.OccurredAt.Before(sp[0]) {
+			sp[0] = e.OccurredAt
+		}
+		if e.OccurredAt.After(sp[1]) {
+			sp[1] = e.OccurredAt
+		}
+		span[e.SendID] = sp
+	}
+	probes := make([]db.EventProbe, len(order))
+	for i, id := range order {
+		probes[i] = db.EventProbe{SendID: id, Type: "open", Link: -1, After: span[id][0].Add(-window), Before: span[id][1].Add(window)}
+	}
+	var latest []time.Time
+	err := s.retry(ctx, func() (err error) {
+		latest, err = s.Store.LatestHumanEvents(ctx, probes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	human := make(map[string][]time.Time, len(order))
+	for i, id := range order {
+		if !latest[i].IsZero() {
+			human[id] = []time.Time{latest[i]}
+		}
+	}
+	return human, nil
 }
 
 // storeOpens writes the events in one COPY, retrying while the database is unreachable. When the
