@@ -34,6 +34,60 @@ func (s *Store) SentMessages(ctx context.Context, ids []string) (map[string]Sent
 	return out, translate(rows.Err())
 }
 
+// ClickTarget is what a click token leads to: the send, if it was sent, and the link, if the
+// send has it.
+type ClickTarget struct {
+	SentMessage
+	Link      Link
+	LinkFound bool
+}
+
+// ClickTargets returns, for clicks of the sends' links (sends[i], links[i]), the sent messages and
+// their links, keyed by send id and link index; a send that is not (yet) recorded as sent is
+// missing. It is SentMessage and SendLink for a batch of clicks, in one query.
+func (s *Store) ClickTargets(ctx context.Context, sends []string, links []int) (map[SendLinkKey]ClickTarget, error) {
+	idx := make([]int32, len(links))
+	for i, l := range links {
+		idx[i] = int32(l)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT k.send_id, k.idx, s.lead_id, s.sent_at,
+		(SELECT count(*) FROM send_links c WHERE c.send_id = s.id), l.url, l.tag
+		FROM unnest($1::uuid[], $2::int[]) AS k(send_id, idx)
+		JOIN sends s ON s.id = k.send_id AND s.status = 'sent'
+		LEFT JOIN send_links l ON l.send_id = k.send_id AND l.idx = k.idx`, sends, idx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := make(map[SendLinkKey]ClickTarget, len(sends))
+	for rows.Next() {
+		var send, lead uuid.UUID
+		var link int32
+		var sentAt *time.Time
+		var url, tag *string
+		var t ClickTarget
+		if err := rows.Scan(&send, &link, &lead, &sentAt, &t.Links, &url, &tag); err != nil {
+			return nil, translate(err)
+		}
+		t.SendID, t.LeadID = send.String(), lead.String()
+		if sentAt != nil {
+			t.SentAt = *sentAt
+		}
+		t.Link.Index = int(link)
+		if url != nil {
+			t.LinkFound, t.Link.URL, t.Link.Tag = true, *url, *tag
+		}
+		out[SendLinkKey{SendID: t.SendID, Link: int(link)}] = t
+	}
+	return out, translate(rows.Err())
+}
+
+// SendLinkKey names one link of one send.
+type SendLinkKey struct {
+	SendID string
+	Link   int
+}
+
 // EventProbe asks when a person (not a machine) last hit a send's link (Link -1: the send's open
 // pixel) with an event of the type, strictly between After and Before.
 type EventProbe struct {

@@ -2,6 +2,7 @@ package engage_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,40 @@ func TestMachineClicksAreStoredNotCounted(t *testing.T) {
 	}
 	assert.Equal(t, []clickRow{{Machine: true, Reason: track.ReasonHEAD}, {Machine: true, Reason: track.ReasonScanner}, {}}, c.storedClicks(t, 0))
 	assert.Equal(t, c.leads, c.notified.Leads())
+}
+
+// A double click (a person's two clicks arriving at the same moment, on two connections) counts
+// once: of many clicks of one link at once exactly one is not a duplicate, and each is stored
+// before its redirect is answered.
+func TestClicksOfOneLinkAtOnceCountOnce(t *testing.T) {
+	t.Parallel()
+	c := setupClicks(t, 1, 2, 0)
+	stop := c.run()
+	defer stop()
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := c.svc.Click(context.Background(), engage.Hit{Token: c.token(0, 1, 2), Method: "GET", UserAgent: browserUA, At: time.Now()})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got := c.storedClicks(t, 0)
+	require.Len(t, got, n, "every answered click is stored by the time it is answered")
+	counted := 0
+	for _, r := range got {
+		if !r.Duplicate && !r.Machine {
+			counted++
+		}
+	}
+	assert.Equal(t, 1, counted)
+	assert.Len(t, c.notified.Leads(), 1)
 }
 
 // A validly signed token whose link index the send never had is an invalid link: nothing is stored.

@@ -51,7 +51,12 @@ type Service struct {
 	OpenDrain     time.Duration // how long a stop waits for the queued opens; default 10s
 	LossLogEvery  time.Duration // how often lost opens are logged; default 10s
 
-	opens openRecorder
+	// How clicks are stored (see Click); zero values take the defaults.
+	ClickWriters int // batches of clicks written at once; default 4, at most half the pool
+	ClickBatch   int // most clicks one write stores; default 500
+
+	opens  openRecorder
+	clicks clickGroup
 }
 
 // Hit is one request to a tracking URL.
@@ -106,88 +111,6 @@ func (s *Service) sent(ctx context.Context, token string, kind track.Kind) (trac
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// Click records a click and returns the URL recorded for that send and link — never a URL from
-// the request. The event is stored before Click returns.
-func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
-	t, sent, err := s.sent(ctx, h.Token, track.KindClick)
-	if err != nil {
-		return "", err
-	}
-	sendID := sent.SendID
-	link, err := s.Store.SendLink(ctx, sendID, t.Link)
-	if errors.Is(err, db.ErrNotFound) {
-		return "", ErrInvalidLink
-	}
-	if err != nil {
-		return "", err
-	}
-	v := s.Heuristics.Classify(track.Hit{Kind: track.KindClick, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
-		SentAt: sent.SentAt, Purpose: h.Purpose})
-	idx := t.Link
-	e := db.Event{LeadID: sent.LeadID, Type: "click", SendID: sendID, LinkIndex: &idx, URL: link.URL, UserAgent: h.UserAgent,
-		Machine: v.Machine, MachineReason: v.Reason, OccurredAt: h.At}
-	if link.Tag != "" {
-		e.Tags = []string{link.Tag}
-	}
-	if !v.Machine {
-		if err := s.judgeClick(ctx, &e, sent.Links); err != nil {
-			return "", err
-		}
-	}
-	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
-		return "", err
-	}
-	s.Metrics.Tracked("click", e.Machine)
-	if !e.Machine && !e.Duplicate {
-		s.notify(sent.LeadID)
-	}
-	return link.URL, nil
-}
-
-// judgeClick marks a person's click as a duplicate (its link clicked by a person within
-// DedupeWindow) or as machine (every link of the message clicked within AllLinksWindow: a scanner
-// walked the message). It asks the database only when each link was last clicked by a person,
-// one index probe per link, never for the send's history.
-func (s *Service) judgeClick(ctx context.Context, e *db.Event, links int) error {
-	h := s.Heuristics
-	window := max(h.DedupeWindow, h.AllLinksWindow)
-	if window <= 0 {
-		return nil
-	}
-	probe := func(link int) db.EventProbe {
-		return db.EventProbe{SendID: e.SendID, Type: "click", Link: link, After: e.OccurredAt.Add(-window), Before: e.OccurredAt.Add(window)}
-	}
-	idx := *e.LinkIndex
-	probes := []db.EventProbe{probe(idx)}
-	allLinks := h.AllLinksWindow > 0 && links >= 2
-	if allLinks {
-		for l := range links {
-			if l != idx {
-				probes = append(probes, probe(l))
-			}
-		}
-	}
-	latest, err := s.Store.LatestHumanEvents(ctx, probes)
-	if err != nil {
-		return err
-	}
-	if !latest[0].IsZero() {
-		e.Duplicate = h.Duplicate(latest[:1], e.OccurredAt)
-	}
-	if allLinks {
-		clicks := map[int]time.Time{idx: e.OccurredAt}
-		for i, p := range probes[1:] {
-			if at := latest[i+1]; !at.IsZero() && e.OccurredAt.Sub(at) <= h.AllLinksWindow {
-				clicks[p.Link] = at
-			}
-		}
-		if h.AllLinksClicked(clicks, links) {
-			e.Machine, e.MachineReason = true, track.ReasonAllLinks
-		}
-	}
-	return nil
 }
 
 // Unsubscribe unsubscribes the lead the token was sent to, at once; repeats are harmless. how
