@@ -201,13 +201,6 @@ func (s *Store) SentMessage(ctx context.Context, sendID string) (SentMessage, er
 	return m, nil
 }
 
-// SendLink returns the stored link of a send.
-func (s *Store) SendLink(ctx context.Context, sendID string, idx int) (Link, error) {
-	l := Link{Index: idx}
-	err := s.pool.QueryRow(ctx, `SELECT url, tag FROM send_links WHERE send_id = $1 AND idx = $2`, sendID, idx).Scan(&l.URL, &l.Tag)
-	return l, translate(err)
-}
-
 // Unsubscribe records that the lead unsubscribed (once; repeats change nothing) and returns
 // whether this call did it. It waits for a send in flight to the lead to finish: the send's claim
 // holds the lead's row.
