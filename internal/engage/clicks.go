@@ -56,11 +56,7 @@ func (s *Service) clickShards() []clickShard {
 	g.init.Do(func() {
 		n := s.ClickWriters
 		if n <= 0 {
-			// Leave half the pool to the open recorders and the other requests.
-			n = 4
-			if s.Store != nil {
-				n = min(n, max(1, int(s.Store.Pool().Config().MaxConns)/2))
-			}
+			n = s.writers()
 		}
 		g.shards = make([]clickShard, n)
 	})

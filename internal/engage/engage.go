@@ -45,14 +45,14 @@ type Service struct {
 	Metrics *metrics.Set
 
 	// How opens are recorded (see QueueOpen); zero values take the defaults.
-	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
+	OpenRecorders int           // recorders writing at once; default one per core, at most 4 and half the pool
 	OpenBatch     int           // most opens one write stores; default 1,000
 	OpenQueue     int           // opens waiting to be stored before the pixel drops them; default 50,000
 	OpenDrain     time.Duration // how long a stop waits for the queued opens; default 10s
 	LossLogEvery  time.Duration // how often lost opens are logged; default 10s
 
 	// How clicks are stored (see Click); zero values take the defaults.
-	ClickWriters int // batches of clicks written at once; default 4, at most half the pool
+	ClickWriters int // batches of clicks written at once; default one per core, at most 4 and half the pool
 	ClickBatch   int // most clicks one write stores; default 500
 
 	opens  openRecorder
