@@ -3,6 +3,7 @@ package engage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -42,6 +43,8 @@ type clickReq struct {
 	link   int
 	sendID string
 	res    chan clickResult // one value: the result, or the turn to write the next batch
+	// answered is set by the batch's writer once it has sent the result.
+	answered bool
 }
 
 type clickResult struct {
@@ -117,23 +120,41 @@ func (s *Service) submitClick(ctx context.Context, req *clickReq) clickResult {
 	sh.pending = sh.pending[n:]
 	sh.mu.Unlock()
 
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clickWriteTimeout)
-	s.recordClicks(wctx, batch)
-	cancel()
-
-	sh.mu.Lock()
-	if len(sh.pending) == 0 {
-		sh.busy = false
-	} else {
-		sh.pending[0].res <- clickResult{write: true}
-	}
-	sh.mu.Unlock()
+	s.writeClicks(ctx, sh, batch)
 	return <-req.res
+}
+
+// writeClicks records a batch and passes the turn on, even if recording panics (a bug): then each
+// click of the batch not yet answered gets an error, so no request of the shard waits forever.
+func (s *Service) writeClicks(ctx context.Context, sh *clickShard, batch []*clickReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				if !r.answered {
+					r.res <- clickResult{err: fmt.Errorf("record click: %v", p)}
+				}
+			}
+			s.log().Error("record clicks: panic", "panic", p)
+		}
+		sh.mu.Lock()
+		if len(sh.pending) == 0 {
+			sh.busy = false
+		} else {
+			sh.pending[0].res <- clickResult{write: true}
+		}
+		sh.mu.Unlock()
+	}()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clickWriteTimeout)
+	defer cancel()
+	s.recordClicks(wctx, batch)
 }
 
 // recordClicks stores a batch of clicks as Click would one by one, and answers each.
 func (s *Service) recordClicks(ctx context.Context, batch []*clickReq) {
-	answer := func(r *clickReq, res clickResult) { r.res <- res }
+	answer := func(r *clickReq, res clickResult) {
+		r.answered = true
+		r.res <- res
+	}
 	sends, links := make([]string, 0, len(batch)), make([]int, 0, len(batch))
 	seen := map[db.SendLinkKey]bool{}
 	for _, r := range batch {

@@ -154,3 +154,27 @@ func TestClickOfALinkTheSendNeverHadIsInvalid(t *testing.T) {
 	require.ErrorIs(t, err, engage.ErrInvalidLink)
 	assert.Empty(t, c.storedClicks(t, 0))
 }
+
+// A click whose recording fails in an unforeseen way (here: no database at all, a panic) is
+// answered with an error, and the clicks after it are still answered: no shard is left waiting.
+func TestAClickThatCannotBeRecordedDoesNotBlockTheNext(t *testing.T) {
+	t.Parallel()
+	keys, err := track.ParseKeys(track.GenerateKey("k1"))
+	require.NoError(t, err)
+	svc := &engage.Service{Keys: keys, Heuristics: track.DefaultHeuristics(), ClickWriters: 1}
+	token := keys.Sign(track.Token{Kind: track.KindClick, SendID: [16]byte{1}, Link: 0})
+	for range 3 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := svc.Click(context.Background(), engage.Hit{Token: token, Method: "GET", UserAgent: browserUA, At: time.Now()})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, engage.ErrInvalidLink)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the click was never answered")
+		}
+	}
+}
