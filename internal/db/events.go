@@ -154,17 +154,6 @@ func (s *Store) LeadEvents(ctx context.Context, leadID string) ([]Event, error) 
 	return scanEvents(rows)
 }
 
-// SendEvents returns the open or click events already stored for a send since a time, for
-// deduplication and scanner detection.
-func (s *Store) SendEvents(ctx context.Context, sendID, typ string, since time.Time) ([]Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE send_id = $1 AND type = $2 AND occurred_at >= $3
-		ORDER BY occurred_at, id`, sendID, typ, since)
-	if err != nil {
-		return nil, translate(err)
-	}
-	return scanEvents(rows)
-}
-
 // Link is a link of a sent email.
 type Link struct {
 	Index int
@@ -210,13 +199,6 @@ func (s *Store) SentMessage(ctx context.Context, sendID string) (SentMessage, er
 		m.SentAt = *sentAt
 	}
 	return m, nil
-}
-
-// SendLink returns the stored link of a send.
-func (s *Store) SendLink(ctx context.Context, sendID string, idx int) (Link, error) {
-	l := Link{Index: idx}
-	err := s.pool.QueryRow(ctx, `SELECT url, tag FROM send_links WHERE send_id = $1 AND idx = $2`, sendID, idx).Scan(&l.URL, &l.Tag)
-	return l, translate(err)
 }
 
 // Unsubscribe records that the lead unsubscribed (once; repeats change nothing) and returns

@@ -45,13 +45,18 @@ type Service struct {
 	Metrics *metrics.Set
 
 	// How opens are recorded (see QueueOpen); zero values take the defaults.
-	OpenRecorders int           // recorders writing at once; default 4, at most half the pool
+	OpenRecorders int           // recorders writing at once; default one per core, at most 4 and half the pool
 	OpenBatch     int           // most opens one write stores; default 1,000
 	OpenQueue     int           // opens waiting to be stored before the pixel drops them; default 50,000
 	OpenDrain     time.Duration // how long a stop waits for the queued opens; default 10s
 	LossLogEvery  time.Duration // how often lost opens are logged; default 10s
 
-	opens openRecorder
+	// How clicks are stored (see Click); zero values take the defaults.
+	ClickWriters int // batches of clicks written at once; default one per core, at most 4 and half the pool
+	ClickBatch   int // most clicks one write stores; default 500
+
+	opens  openRecorder
+	clicks clickGroup
 }
 
 // Hit is one request to a tracking URL.
@@ -106,70 +111,6 @@ func (s *Service) sent(ctx context.Context, token string, kind track.Kind) (trac
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// Click records a click and returns the URL recorded for that send and link — never a URL from
-// the request. The event is stored before Click returns.
-func (s *Service) Click(ctx context.Context, h Hit) (string, error) {
-	t, sent, err := s.sent(ctx, h.Token, track.KindClick)
-	if err != nil {
-		return "", err
-	}
-	sendID := sent.SendID
-	link, err := s.Store.SendLink(ctx, sendID, t.Link)
-	if errors.Is(err, db.ErrNotFound) {
-		return "", ErrInvalidLink
-	}
-	if err != nil {
-		return "", err
-	}
-	v := s.Heuristics.Classify(track.Hit{Kind: track.KindClick, Method: h.Method, UserAgent: h.UserAgent, At: h.At,
-		SentAt: sent.SentAt, Purpose: h.Purpose})
-	idx := t.Link
-	e := db.Event{LeadID: sent.LeadID, Type: "click", SendID: sendID, LinkIndex: &idx, URL: link.URL, UserAgent: h.UserAgent,
-		Machine: v.Machine, MachineReason: v.Reason, OccurredAt: h.At}
-	if link.Tag != "" {
-		e.Tags = []string{link.Tag}
-	}
-	if !v.Machine {
-		window := max(s.Heuristics.DedupeWindow, s.Heuristics.AllLinksWindow)
-		prev, err := s.Store.SendEvents(ctx, sendID, "click", h.At.Add(-window))
-		if err != nil {
-			return "", err
-		}
-		e.Duplicate = s.Heuristics.Duplicate(humanTimes(prev, idx), h.At)
-		// Every link of the message clicked within a second: a scanner walked the message.
-		clicks := map[int]time.Time{idx: h.At}
-		for _, p := range prev {
-			if p.LinkIndex != nil && !p.Machine && h.At.Sub(p.OccurredAt) <= s.Heuristics.AllLinksWindow {
-				clicks[*p.LinkIndex] = p.OccurredAt
-			}
-		}
-		if s.Heuristics.AllLinksClicked(clicks, sent.Links) {
-			e.Machine, e.MachineReason = true, track.ReasonAllLinks
-		}
-	}
-	if _, err := s.Store.InsertEvents(ctx, []db.Event{e}); err != nil {
-		return "", err
-	}
-	s.Metrics.Tracked("click", e.Machine)
-	if !e.Machine && !e.Duplicate {
-		s.notify(sent.LeadID)
-	}
-	return link.URL, nil
-}
-
-// humanTimes returns the times of the person-made events among prev, for one link (or all when
-// link < 0).
-func humanTimes(prev []db.Event, link int) []time.Time {
-	var out []time.Time
-	for _, p := range prev {
-		if p.Machine || (link >= 0 && (p.LinkIndex == nil || *p.LinkIndex != link)) {
-			continue
-		}
-		out = append(out, p.OccurredAt)
-	}
-	return out
 }
 
 // Unsubscribe unsubscribes the lead the token was sent to, at once; repeats are harmless. how

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,11 +52,7 @@ func (s *Service) recorder() *openRecorder {
 	o.init.Do(func() {
 		n := s.OpenRecorders
 		if n <= 0 {
-			// Leave half the pool to the requests that wait on the database (clicks, captures).
-			n = 4
-			if s.Store != nil {
-				n = min(n, max(1, int(s.Store.Pool().Config().MaxConns)/2))
-			}
+			n = s.writers()
 		}
 		size := s.OpenQueue
 		if size <= 0 {
@@ -67,6 +64,18 @@ func (s *Service) recorder() *openRecorder {
 		}
 	})
 	return o
+}
+
+// writers is how many batches of opens, or of clicks, are written at once by default: one per
+// core, at most four, and at most half the pool, left to the requests that wait on the database
+// (captures, the other kind of hit). More writers make smaller batches, and on 2 cores measurably
+// fewer hits a second (BENCHMARKS.md, "Tracking").
+func (s *Service) writers() int {
+	n := min(4, runtime.GOMAXPROCS(0))
+	if s.Store != nil {
+		n = min(n, int(s.Store.Pool().Config().MaxConns)/2)
+	}
+	return max(1, n)
 }
 
 // Start opens the queue of opens (again, after a RunOpenRecorder has stopped); RunOpenRecorder
@@ -282,13 +291,9 @@ func (s *Service) recordBatch(ctx context.Context, batch []queuedOpen) (waiting 
 		return waiting
 	}
 	// An open within DedupeWindow of an earlier person-made open of the send, stored or earlier
-	// in this batch, is a duplicate.
+	// in this batch, is a duplicate. Of the stored ones only the latest matters: one probe a send.
 	if !earliest.IsZero() && s.Heuristics.DedupeWindow > 0 {
-		var human map[string][]time.Time
-		err := s.retry(ctx, func() (err error) {
-			human, err = s.Store.HumanEventTimes(ctx, ids, "open", earliest.Add(-s.Heuristics.DedupeWindow))
-			return err
-		})
+		human, err := s.latestHumanOpens(ctx, events)
 		if err != nil {
 			s.log().Error("record opens: read earlier opens", "opens", len(events), "err", err)
 			o.failed.Add(int64(len(events)))
@@ -312,6 +317,50 @@ func (s *Service) recordBatch(ctx context.Context, batch []queuedOpen) (waiting 
 		}
 	}
 	return waiting
+}
+
+// latestHumanOpens returns, by send, the time of the latest stored person-made open within
+// DedupeWindow of the batch's person-made opens of that send.
+func (s *Service) latestHumanOpens(ctx context.Context, events []db.Event) (map[string][]time.Time, error) {
+	window := s.Heuristics.DedupeWindow
+	span := map[string][2]time.Time{} // the earliest and latest person-made open of each send
+	var order []string
+	for _, e := range events {
+		if e.Machine {
+			continue
+		}
+		sp, ok := span[e.SendID]
+		if !ok {
+			order = append(order, e.SendID)
+			sp = [2]time.Time{e.OccurredAt, e.OccurredAt}
+		}
+		if e.OccurredAt.Before(sp[0]) {
+			sp[0] = e.OccurredAt
+		}
+		if e.OccurredAt.After(sp[1]) {
+			sp[1] = e.OccurredAt
+		}
+		span[e.SendID] = sp
+	}
+	probes := make([]db.EventProbe, len(order))
+	for i, id := range order {
+		probes[i] = db.EventProbe{SendID: id, Type: "open", Link: -1, After: span[id][0].Add(-window), Before: span[id][1].Add(window)}
+	}
+	var latest []time.Time
+	err := s.retry(ctx, func() (err error) {
+		latest, err = s.Store.LatestHumanEvents(ctx, probes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	human := make(map[string][]time.Time, len(order))
+	for i, id := range order {
+		if !latest[i].IsZero() {
+			human[id] = []time.Time{latest[i]}
+		}
+	}
+	return human, nil
 }
 
 // storeOpens writes the events in one COPY, retrying while the database is unreachable. When the
