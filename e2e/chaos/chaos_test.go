@@ -33,6 +33,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tendhq/tend/internal/cluster"
 	"github.com/tendhq/tend/internal/mailcapture"
 	"github.com/tendhq/tend/internal/pgcluster"
 )
@@ -89,11 +90,13 @@ type stack struct {
 	pg       *pgcluster.Cluster
 	db       *pgxpool.Pool
 	sink     *mailcapture.Server
-	temporal *part
-	server   *part
-	worker   *part
-	base     string // the server's URL, also TEND_PUBLIC_URL
-	apiKey   string
+	temporal *cluster.Proc
+	server   *cluster.Proc
+	worker   *cluster.Proc
+	// temporalAddr is the Temporal frontend's host:port.
+	temporalAddr string
+	base         string // the server's URL, also TEND_PUBLIC_URL
+	apiKey       string
 }
 
 func TestChaos(t *testing.T) {
@@ -121,8 +124,8 @@ func TestChaos(t *testing.T) {
 	fmt.Print(rep.String())
 	t.Log("\n" + rep.String())
 	if !rep.ok() {
-		for _, pt := range []*part{s.server, s.worker, s.temporal} {
-			t.Logf("---- %s: warnings and errors (first 30):\n%s", pt.name, strings.Join(grepLog(pt.logPath, 30, "level=WARN", "level=ERROR", "---- chaos", "panic"), "\n"))
+		for _, pt := range []*cluster.Proc{s.server, s.worker, s.temporal} {
+			t.Logf("---- %s: warnings and errors (first 30):\n%s", pt.Name, strings.Join(grepLog(pt.LogPath, 30, "level=WARN", "level=ERROR", "---- supervisor", "panic"), "\n"))
 		}
 		t.Logf("problems (first 40):\n  %s", strings.Join(rep.problems[:min(40, len(rep.problems))], "\n  "))
 		t.Fatalf("chaos run lost or duplicated something: %d problem(s); logs in %s (CHAOS_KEEP=1 keeps them)", len(rep.problems), dir)
@@ -192,11 +195,11 @@ func up(ctx context.Context, t *testing.T, dir string) *stack {
 		"TEND_LOG_LEVEL=info",
 	)
 
-	s.temporal = &part{name: "temporal", bin: bin, env: env, logPath: filepath.Join(dir, "temporal.log"), restartDelay: 500 * time.Millisecond,
-		args: []string{"temporal", "--db", filepath.Join(dir, "temporal.db"), "--port", strconv.Itoa(temporalPort)}}
-	startPart(t, s.temporal)
-	if err := waitTCP(ctx, "127.0.0.1:"+strconv.Itoa(temporalPort), 2*time.Minute); err != nil {
-		t.Fatalf("%v\n%s", err, s.temporal.logTail(30))
+	s.temporalAddr = "127.0.0.1:" + strconv.Itoa(temporalPort)
+	s.temporal = startPart(t, "temporal", bin, []string{"temporal", "--db", filepath.Join(dir, "temporal.db"), "--port", strconv.Itoa(temporalPort)},
+		env, filepath.Join(dir, "temporal.log"), 500*time.Millisecond)
+	if err := cluster.WaitTCP(ctx, s.temporalAddr, 2*time.Minute, nil); err != nil {
+		t.Fatalf("%v\n%s", err, cluster.Tail(s.temporal.LogPath, 30))
 	}
 
 	migrate := exec.CommandContext(ctx, bin, "migrate")
@@ -205,15 +208,11 @@ func up(ctx context.Context, t *testing.T, dir string) *stack {
 		t.Fatalf("tend migrate: %v\n%s", err, out)
 	}
 
-	s.server = &part{name: "server", bin: bin, env: env, args: []string{"server"}, logPath: filepath.Join(dir, "server.log"),
-		restartDelay: time.Second}
-	startPart(t, s.server)
+	s.server = startPart(t, "server", bin, []string{"server"}, env, filepath.Join(dir, "server.log"), time.Second)
 	if err := waitHealthy(ctx, s.base, time.Minute); err != nil {
-		t.Fatalf("%v\n%s", err, s.server.logTail(30))
+		t.Fatalf("%v\n%s", err, cluster.Tail(s.server.LogPath, 30))
 	}
-	s.worker = &part{name: "worker", bin: bin, env: env, args: []string{"worker"}, logPath: filepath.Join(dir, "worker.log"),
-		restartDelay: 500 * time.Millisecond}
-	startPart(t, s.worker)
+	s.worker = startPart(t, "worker", bin, []string{"worker"}, env, filepath.Join(dir, "worker.log"), 500*time.Millisecond)
 	return s
 }
 
@@ -236,7 +235,7 @@ func (f *faults) note(format string, args ...any) {
 
 // killWorker SIGKILLs the worker; its supervisor starts it again half a second later.
 func (r *run) killWorker() {
-	if err := r.s.worker.signal(syscall.SIGKILL, 10*time.Second); err != nil {
+	if err := r.s.worker.Signal(syscall.SIGKILL, 10*time.Second); err != nil {
 		r.f.note("worker kill: %v", err)
 		return
 	}
@@ -265,11 +264,10 @@ func (r *run) restartPostgres(ctx context.Context) {
 // supervisor start it again on the same SQLite file.
 func (r *run) restartTemporal(ctx context.Context) {
 	start := time.Now()
-	if err := r.s.temporal.signal(syscall.SIGTERM, 20*time.Second); err != nil {
+	if err := r.s.temporal.Signal(syscall.SIGTERM, 20*time.Second); err != nil {
 		r.f.note("temporal: %v", err)
 	}
-	addr := envValue(r.s.temporal.env, "TEMPORAL_ADDRESS")
-	if err := waitTCP(ctx, addr, 2*time.Minute); err != nil {
+	if err := cluster.WaitTCP(ctx, r.s.temporalAddr, 2*time.Minute, nil); err != nil {
 		r.fail("temporal did not come back: %v", err)
 		return
 	}
@@ -277,15 +275,6 @@ func (r *run) restartTemporal(ctx context.Context) {
 	r.f.temporalRestarts++
 	r.f.mu.Unlock()
 	r.f.note("temporal restarted in %s", time.Since(start).Round(time.Millisecond))
-}
-
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }
 
 // killServerDuringBurst holds the leads' opens and clicks back for a few seconds, lets them all
@@ -306,7 +295,7 @@ func (r *run) killServerDuringBurst(ctx context.Context) {
 	}
 	answered := r.eng.answeredCount() - answeredBefore
 	killedAt := time.Now()
-	if err := r.s.server.signal(syscall.SIGKILL, 10*time.Second); err != nil {
+	if err := r.s.server.Signal(syscall.SIGKILL, 10*time.Second); err != nil {
 		r.f.note("server kill: %v", err)
 		return
 	}

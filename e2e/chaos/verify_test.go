@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"github.com/tendhq/tend/internal/cluster"
 	"os"
 	"slices"
 	"strings"
@@ -92,8 +93,8 @@ func (r *run) verify(ctx context.Context) *report {
 	}
 	r.f.mu.Unlock()
 	var unexpected []string
-	for _, p := range []*part{r.s.temporal, r.s.server, r.s.worker} {
-		unexpected = append(unexpected, p.unexpectedExits()...)
+	for _, p := range []*cluster.Proc{r.s.temporal, r.s.server, r.s.worker} {
+		unexpected = append(unexpected, p.UnexpectedExits()...)
 	}
 	r.eng.mu.Lock()
 	rep.harness = fmt.Sprintf("open/click requests unanswered %d, refused %v, given up %d; events API requests %v; part exits not caused by the harness %d",

@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		if want != 0 {
 			return want, portFree(want)
 		}
-		return freePort(taken)
+		return FreePort(taken)
 	}
 	var tp temporalPorts
 	if tp.Frontend, err = port(cfg.TemporalPort); err != nil {
@@ -190,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	taken[tp.Frontend] = true
 	for _, p := range []*int{&tp.FrontendHTTP, &tp.FrontendMembership, &tp.History, &tp.HistoryMembership, &tp.Matching,
 		&tp.MatchingMembership, &tp.Worker, &tp.WorkerMembership, &tp.Metrics} {
-		if *p, err = freePort(taken); err != nil {
+		if *p, err = FreePort(taken); err != nil {
 			return nil, err
 		}
 	}
@@ -201,13 +201,12 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c.Endpoints.Temporal = net.JoinHostPort("127.0.0.1", strconv.Itoa(tp.Frontend))
 	c.Endpoints.Namespace = Namespace
 	c.Endpoints.TemporalMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", tp.Metrics)
-	c.Temporal = &Proc{Name: "temporal", LogPath: filepath.Join(logs, "temporal.log"), MetricsURL: c.Endpoints.TemporalMetrics,
-		bin: cfg.Bin.TemporalServer, args: []string{"--config-file", confPath, "--allow-no-auth", "start"},
-		env: os.Environ(), supervise: cfg.Supervise}
-	if err := c.Temporal.start(); err != nil {
+	if c.Temporal, err = StartProc(ProcConfig{Name: "temporal", LogPath: filepath.Join(logs, "temporal.log"), MetricsURL: c.Endpoints.TemporalMetrics,
+		Bin: cfg.Bin.TemporalServer, Args: []string{"--config-file", confPath, "--allow-no-auth", "start"},
+		Env: os.Environ(), Supervise: cfg.Supervise}); err != nil {
 		return nil, err
 	}
-	if err := waitTCP(ctx, c.Endpoints.Temporal, 2*time.Minute, c.Temporal); err != nil {
+	if err := WaitTCP(ctx, c.Endpoints.Temporal, 2*time.Minute, c.Temporal); err != nil {
 		return nil, err
 	}
 	nsCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -271,22 +270,22 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	for i := range cfg.Servers {
 		name := fmt.Sprintf("server-%d", i+1)
-		httpPort, err := freePort(taken)
+		httpPort, err := FreePort(taken)
 		if err != nil {
 			return nil, err
 		}
-		metricsPort, err := freePort(taken)
+		metricsPort, err := FreePort(taken)
 		if err != nil {
 			return nil, err
 		}
-		p := &Proc{Name: name, LogPath: filepath.Join(logs, name+".log"),
+		partEnv := append(append([]string{}, env...),
+			fmt.Sprintf("TEND_HTTP_ADDR=127.0.0.1:%d", httpPort), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))
+		p, err := StartProc(ProcConfig{Name: name, LogPath: filepath.Join(logs, name+".log"),
 			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 			ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort),
-			bin:        cfg.Bin.Tend, args: []string{"server"}, supervise: cfg.Supervise,
-			env: append(append([]string{}, env...),
-				fmt.Sprintf("TEND_HTTP_ADDR=127.0.0.1:%d", httpPort), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))}
-		p.env = append(p.env, cfg.Env...) // the caller's settings win over the part's own
-		if err := p.start(); err != nil {
+			Bin:        cfg.Bin.Tend, Args: []string{"server"}, Supervise: cfg.Supervise,
+			Env: append(partEnv, cfg.Env...)}) // the caller's settings win over the part's own
+		if err != nil {
 			return nil, err
 		}
 		c.Servers = append(c.Servers, p)
@@ -295,17 +294,17 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	for i := range cfg.Workers {
 		name := fmt.Sprintf("worker-%d", i+1)
-		metricsPort, err := freePort(taken)
+		metricsPort, err := FreePort(taken)
 		if err != nil {
 			return nil, err
 		}
-		p := &Proc{Name: name, LogPath: filepath.Join(logs, name+".log"),
+		partEnv := append(append([]string{}, env...), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))
+		p, err := StartProc(ProcConfig{Name: name, LogPath: filepath.Join(logs, name+".log"),
 			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 			ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort),
-			bin:        cfg.Bin.Tend, args: []string{"worker"}, supervise: cfg.Supervise,
-			env: append(append([]string{}, env...), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))}
-		p.env = append(p.env, cfg.Env...)
-		if err := p.start(); err != nil {
+			Bin:        cfg.Bin.Tend, Args: []string{"worker"}, Supervise: cfg.Supervise,
+			Env: append(partEnv, cfg.Env...)})
+		if err != nil {
 			return nil, err
 		}
 		c.Workers = append(c.Workers, p)

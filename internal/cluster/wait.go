@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// freePort picks a free port on 127.0.0.1 below Linux's ephemeral range, so that no outgoing
-// connection takes it while its part is down between a crash and its restart.
-func freePort(taken map[int]bool) (int, error) {
+// FreePort picks a free port on 127.0.0.1 below Linux's ephemeral range, so that no outgoing
+// connection takes it while its part is down between a crash and its restart; it records the
+// port in taken and never returns one already there.
+func FreePort(taken map[int]bool) (int, error) {
 	for range 1000 {
 		p := 20000 + rand.IntN(12000)
 		if taken[p] {
@@ -38,8 +39,9 @@ func portFree(p int) error {
 	return l.Close()
 }
 
-// waitTCP waits until addr accepts connections, failing early when p exits.
-func waitTCP(ctx context.Context, addr string, timeout time.Duration, p *Proc) error {
+// WaitTCP waits until addr accepts connections, failing early when p (when not nil, and not
+// supervised) exits.
+func WaitTCP(ctx context.Context, addr string, timeout time.Duration, p *Proc) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -47,11 +49,11 @@ func waitTCP(ctx context.Context, addr string, timeout time.Duration, p *Proc) e
 			c.Close()
 			return nil
 		}
-		if !p.Running() && !p.supervise {
-			return fmt.Errorf("%s exited before it listened on %s; its log %s ends:\n%s", p.Name, addr, p.LogPath, tail(p.LogPath, 20))
+		if p != nil && !p.Running() && !p.supervise {
+			return fmt.Errorf("%s exited before it listened on %s; its log %s ends:\n%s", p.Name, addr, p.LogPath, Tail(p.LogPath, 20))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s does not accept connections on %s after %s (log %s)", p.Name, addr, timeout, p.LogPath)
+			return fmt.Errorf("%s does not accept connections after %s: %w", addr, timeout, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -75,7 +77,7 @@ func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
 			err = errors.New(resp.Status)
 		}
 		if !p.Running() && !p.supervise {
-			return fmt.Errorf("%s exited before it was ready; its log %s ends:\n%s", p.Name, p.LogPath, tail(p.LogPath, 20))
+			return fmt.Errorf("%s exited before it was ready; its log %s ends:\n%s", p.Name, p.LogPath, Tail(p.LogPath, 20))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %s: %v (log %s)", p.Name, timeout, err, p.LogPath)
@@ -88,8 +90,8 @@ func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
 	}
 }
 
-// tail is the last n lines of the file at path.
-func tail(path string, n int) string {
+// Tail is the last n lines of the file at path (a log's end, for an error message).
+func Tail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
