@@ -89,28 +89,11 @@ func (s *Server) bounceWebhook(seen *replayGuard) http.HandlerFunc {
 				}
 			}()
 		}
-		rec := &statusRecorder{ResponseWriter: w}
-		s.applyWebhook(rec, r, auth)
-		applied = rec.status >= 200 && rec.status < 300
+		sw := &statusWriter{ResponseWriter: w}
+		s.applyWebhook(sw, r, auth)
+		// A handler that wrote nothing applied nothing: the raw status, not code()'s default.
+		applied = sw.status >= 200 && sw.status < 300
 	}
-}
-
-// statusRecorder notes the status a handler answered with.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
 }
 
 // applyWebhook reads and applies an inbound report whose headers were authenticated.
