@@ -85,16 +85,9 @@ func TestRescoreCountsScoresAndTheStageChangeOnce(t *testing.T) {
 // after the deadline that was — once, however often the activities run.
 func TestHandoffsAndSLABreachesAreCountedOnce(t *testing.T) {
 	ctx := context.Background()
-	cat, err := sequence.Load("../examples/sequences.yaml", sequence.Options{})
-	require.NoError(t, err)
-	var segs []string
-	for _, s := range cat.Segments {
-		segs = append(segs, s.ID)
-	}
-	team, err := sales.Load("../examples/sales.yaml", sales.Options{Segments: segs, EventTypes: score.EventTypes()})
-	require.NoError(t, err)
+	segment, team := exampleTeam(t)
 	store := dbtest.Store(t)
-	c, err := store.RecordCapture(ctx, db.Capture{Email: "ada@example.com", Name: "Ada", Source: "api", Segment: segs[0], Stage: "mql"})
+	c, err := store.RecordCapture(ctx, db.Capture{Email: "ada@example.com", Name: "Ada", Source: "api", Segment: segment, Stage: "mql"})
 	require.NoError(t, err)
 	set := metrics.New()
 	m := &recordingMailer{}
@@ -115,4 +108,19 @@ func TestHandoffsAndSLABreachesAreCountedOnce(t *testing.T) {
 	assert.Contains(t, body, `tend_handoffs_total{kind="handoff"} 1`)
 	assert.Contains(t, body, "tend_sla_breaches_total 1")
 	assert.Contains(t, body, "tend_escalation_lateness_seconds_count 1")
+}
+
+// exampleTeam loads the examples' sales team, checked against the examples' segments, and returns
+// the first segment with it.
+func exampleTeam(t *testing.T) (segment string, team *sales.Team) {
+	t.Helper()
+	cat, err := sequence.Load("../examples/sequences.yaml", sequence.Options{})
+	require.NoError(t, err)
+	var segs []string
+	for _, s := range cat.Segments {
+		segs = append(segs, s.ID)
+	}
+	team, err = sales.Load("../examples/sales.yaml", sales.Options{Segments: segs, EventTypes: score.EventTypes()})
+	require.NoError(t, err)
+	return segs[0], team
 }

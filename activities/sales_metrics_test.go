@@ -13,30 +13,20 @@ import (
 	"github.com/tendhq/tend/internal/dbtest"
 	"github.com/tendhq/tend/internal/lifecycle"
 	"github.com/tendhq/tend/internal/metrics"
-	"github.com/tendhq/tend/internal/sales"
-	"github.com/tendhq/tend/internal/score"
-	"github.com/tendhq/tend/internal/sequence"
 )
 
 // A rep's answer (accept, reject) counts its stage change once: its retry stores nothing new and
 // counts nothing, and an answer the lead's stage refuses counts nothing either.
 func TestAnswersCountTheirStageChangeOnce(t *testing.T) {
 	ctx := context.Background()
-	cat, err := sequence.Load("../examples/sequences.yaml", sequence.Options{})
-	require.NoError(t, err)
-	var segs []string
-	for _, s := range cat.Segments {
-		segs = append(segs, s.ID)
-	}
-	team, err := sales.Load("../examples/sales.yaml", sales.Options{Segments: segs, EventTypes: score.EventTypes()})
-	require.NoError(t, err)
+	segment, team := exampleTeam(t)
 	store := dbtest.Store(t)
 	set := metrics.New()
 	a := &Sales{Store: store, Team: team, Mailer: &recordingMailer{}, From: From{Name: "tend", Address: "tend@acme.test", Domain: "acme.test"},
 		Metrics: set}
 	handedOff := func(email string) (leadID string, handoffID int64) {
 		t.Helper()
-		c, err := store.RecordCapture(ctx, db.Capture{Email: email, Name: "Ada", Source: "api", Segment: segs[0], Stage: "mql"})
+		c, err := store.RecordCapture(ctx, db.Capture{Email: email, Name: "Ada", Source: "api", Segment: segment, Stage: "mql"})
 		require.NoError(t, err)
 		as, err := a.Assign(ctx, AssignInput{LeadID: c.Lead.ID, Seq: 1, Assignment: 1, Reason: "demo request", At: time.Now()})
 		require.NoError(t, err)
