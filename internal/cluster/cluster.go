@@ -268,23 +268,26 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := runLogged(ctx, migrate, env, cfg.Bin.Tend, "migrate"); err != nil {
 		return nil, fmt.Errorf("tend migrate: %w", err)
 	}
-	for i := range cfg.Servers {
-		name := fmt.Sprintf("server-%d", i+1)
-		httpPort, err := FreePort(taken)
-		if err != nil {
-			return nil, err
-		}
+	// startPart starts one tend part on a metrics address of its own; own are its other settings,
+	// and the caller's Env comes last, so it wins over them.
+	startPart := func(name, command string, own ...string) (*Proc, error) {
 		metricsPort, err := FreePort(taken)
 		if err != nil {
 			return nil, err
 		}
-		partEnv := append(append([]string{}, env...),
-			fmt.Sprintf("TEND_HTTP_ADDR=127.0.0.1:%d", httpPort), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))
-		p, err := StartProc(ProcConfig{Name: name, LogPath: filepath.Join(logs, name+".log"),
+		partEnv := append(append(append([]string{}, env...), own...), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))
+		return StartProc(ProcConfig{Name: name, LogPath: filepath.Join(logs, name+".log"),
 			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 			ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort),
-			Bin:        cfg.Bin.Tend, Args: []string{"server"}, Supervise: cfg.Supervise,
-			Env: append(partEnv, cfg.Env...)}) // the caller's settings win over the part's own
+			Bin:        cfg.Bin.Tend, Args: []string{command}, Supervise: cfg.Supervise,
+			Env: append(partEnv, cfg.Env...)})
+	}
+	for i := range cfg.Servers {
+		httpPort, err := FreePort(taken)
+		if err != nil {
+			return nil, err
+		}
+		p, err := startPart(fmt.Sprintf("server-%d", i+1), "server", fmt.Sprintf("TEND_HTTP_ADDR=127.0.0.1:%d", httpPort))
 		if err != nil {
 			return nil, err
 		}
@@ -293,24 +296,14 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		c.Endpoints.ServerMetrics = append(c.Endpoints.ServerMetrics, p.MetricsURL)
 	}
 	for i := range cfg.Workers {
-		name := fmt.Sprintf("worker-%d", i+1)
-		metricsPort, err := FreePort(taken)
-		if err != nil {
-			return nil, err
-		}
-		partEnv := append(append([]string{}, env...), fmt.Sprintf("TEND_METRICS_ADDR=127.0.0.1:%d", metricsPort))
-		p, err := StartProc(ProcConfig{Name: name, LogPath: filepath.Join(logs, name+".log"),
-			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
-			ReadyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort),
-			Bin:        cfg.Bin.Tend, Args: []string{"worker"}, Supervise: cfg.Supervise,
-			Env: append(partEnv, cfg.Env...)})
+		p, err := startPart(fmt.Sprintf("worker-%d", i+1), "worker")
 		if err != nil {
 			return nil, err
 		}
 		c.Workers = append(c.Workers, p)
 		c.Endpoints.WorkerMetrics = append(c.Endpoints.WorkerMetrics, p.MetricsURL)
 	}
-	for _, p := range append(append([]*Proc{}, c.Servers...), c.Workers...) {
+	for _, p := range c.Parts() {
 		if err := waitReady(ctx, p, 2*time.Minute); err != nil {
 			return nil, err
 		}
