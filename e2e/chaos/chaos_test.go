@@ -209,7 +209,7 @@ func up(ctx context.Context, t *testing.T, dir string) *stack {
 	}
 
 	s.server = startPart(t, "server", bin, []string{"server"}, env, filepath.Join(dir, "server.log"), time.Second)
-	if err := waitHealthy(ctx, s.base, time.Minute); err != nil {
+	if err := cluster.WaitOK(ctx, s.base+"/healthz", time.Minute, nil); err != nil {
 		t.Fatalf("%v\n%s", err, cluster.Tail(s.server.LogPath, 30))
 	}
 	s.worker = startPart(t, "worker", bin, []string{"worker"}, env, filepath.Join(dir, "worker.log"), 500*time.Millisecond)
@@ -306,7 +306,7 @@ func (r *run) killServerDuringBurst(ctx context.Context) {
 	r.f.burstAnsweredBeforeKill += answered
 	r.f.mu.Unlock()
 	r.f.note("server SIGKILLed during a burst of %d engagement jobs (%d opens/clicks answered by then)", n, answered)
-	if err := waitHealthy(ctx, r.s.base, time.Minute); err != nil {
+	if err := cluster.WaitOK(ctx, r.s.base+"/healthz", time.Minute, nil); err != nil {
 		r.fail("server did not come back: %v", err)
 	}
 	r.f.note("server back")

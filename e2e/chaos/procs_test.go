@@ -2,10 +2,6 @@ package chaos
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,28 +72,4 @@ func freePort(t *testing.T, taken map[int]bool) int {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// waitHealthy waits until the tend server answers /healthz.
-func waitHealthy(ctx context.Context, base string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := c.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("tend server not healthy after %s: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

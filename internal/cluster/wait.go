@@ -65,10 +65,16 @@ func WaitTCP(ctx context.Context, addr string, timeout time.Duration, p *Proc) e
 
 // waitReady waits until the part's /readyz answers 200: its Postgres and Temporal are reachable.
 func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
+	return WaitOK(ctx, p.ReadyURL, timeout, p)
+}
+
+// WaitOK waits until a GET of url answers 200, failing early when p (when not nil, and not
+// supervised) exits.
+func WaitOK(ctx context.Context, url string, timeout time.Duration, p *Proc) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := hc.Get(p.ReadyURL)
+		resp, err := hc.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -76,16 +82,16 @@ func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
 			}
 			err = errors.New(resp.Status)
 		}
-		if !p.Running() && !p.supervise {
-			return fmt.Errorf("%s exited before it was ready; its log %s ends:\n%s", p.Name, p.LogPath, Tail(p.LogPath, 20))
+		if p != nil && !p.Running() && !p.supervise {
+			return fmt.Errorf("%s exited before %s answered; its log %s ends:\n%s", p.Name, url, p.LogPath, Tail(p.LogPath, 20))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %v (log %s)", p.Name, timeout, err, p.LogPath)
+			return fmt.Errorf("%s does not answer 200 after %s: %w", url, timeout, err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
