@@ -19,8 +19,8 @@ func newHealthcheckCommand(cl *cli) *cobra.Command {
 		Use:   "healthcheck [URL]",
 		Short: "exit 0 when a tend server or worker is ready (container healthchecks)",
 		Long: `Asks a tend server or worker whether it is ready and exits 0 when it answers 200, 1 otherwise,
-printing why. URL defaults to /readyz on this process's TEND_METRICS_ADDR (127.0.0.1:9090 when
-unset): run inside a container it checks the part beside it. tend's image has no shell or wget,
+printing why. URL defaults to /readyz on this process's TEND_METRICS_ADDR (port 9090, a worker's
+default, when unset): run inside a container it checks the part beside it. tend's image has no shell or wget,
 so docker-compose's healthchecks run this.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,14 +38,14 @@ so docker-compose's healthchecks run this.`,
 // runHealthcheck GETs target (or the readiness endpoint of TEND_METRICS_ADDR) and succeeds on 200.
 func runHealthcheck(ctx context.Context, target string, timeout time.Duration, stdout io.Writer, getenv func(string) string) error {
 	if target == "" {
-		addr := strings.TrimSpace(getenv("TEND_METRICS_ADDR"))
+		addr, _, err := metricsAddrEnv(getenv, workerMetricsAddr)
+		if err != nil {
+			return fmt.Errorf("%w: %v; give the URL to check", errUsage, err)
+		}
 		if addr == "" {
-			addr = "127.0.0.1:9090"
+			return fmt.Errorf("%w: TEND_METRICS_ADDR is off: this part serves no /readyz; give the URL to check", errUsage)
 		}
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil || strings.EqualFold(addr, "off") {
-			return fmt.Errorf("%w: TEND_METRICS_ADDR %q is not a listen address; give the URL to check", errUsage, addr)
-		}
+		host, port, _ := net.SplitHostPort(addr) // metricsAddrEnv checked it
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}

@@ -190,15 +190,8 @@ const defaultWorkerStopTimeout = 30 * time.Second
 // operatorEnv reads the operator settings of a server or worker: TEND_METRICS_ADDR (def when
 // empty, "off" for none; explicit says the operator set it) and TEND_WORKER_STOP_TIMEOUT.
 func operatorEnv(getenv func(string) string, def string) (addr string, explicit bool, stopTimeout time.Duration, err error) {
-	addr = strings.TrimSpace(getenv("TEND_METRICS_ADDR"))
-	explicit = addr != ""
-	if !explicit {
-		addr = def
-	}
-	if strings.EqualFold(addr, "off") {
-		addr = ""
-	} else if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", false, 0, fmt.Errorf("TEND_METRICS_ADDR: %q is not a listen address like :9090 or 127.0.0.1:9090 (or off)", addr)
+	if addr, explicit, err = metricsAddrEnv(getenv, def); err != nil {
+		return "", false, 0, err
 	}
 	stopTimeout = defaultWorkerStopTimeout
 	if v := strings.TrimSpace(getenv("TEND_WORKER_STOP_TIMEOUT")); v != "" {
@@ -207,6 +200,23 @@ func operatorEnv(getenv func(string) string, def string) (addr string, explicit 
 		}
 	}
 	return addr, explicit, stopTimeout, nil
+}
+
+// metricsAddrEnv reads TEND_METRICS_ADDR (def when empty; "off", returned as "", for none);
+// explicit says the operator set it.
+func metricsAddrEnv(getenv func(string) string, def string) (addr string, explicit bool, err error) {
+	addr = strings.TrimSpace(getenv("TEND_METRICS_ADDR"))
+	explicit = addr != ""
+	if !explicit {
+		addr = def
+	}
+	if strings.EqualFold(addr, "off") {
+		return "", explicit, nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", false, fmt.Errorf("TEND_METRICS_ADDR: %q is not a listen address like :9090 or 127.0.0.1:9090 (or off)", addr)
+	}
+	return addr, explicit, nil
 }
 
 // serveOperator serves the operator endpoints — /metrics, /readyz, /healthz — on addr, apart
