@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -297,40 +296,35 @@ func matching(m *dto.Metric, label, value string) bool {
 // scrape is the sum of the counter name's series whose label has value.
 func scrape(t *testing.T, url, name, label, value string) float64 {
 	t.Helper()
-	var sum float64
-	if f, ok := families(t, url)[name]; ok {
-		for _, m := range f.GetMetric() {
-			if matching(m, label, value) {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return sumSeries(t, url, name, label, value, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
 }
 
 // scrapeCount is the number of observations of the histogram name's series whose label has value.
 func scrapeCount(t *testing.T, url, name, label, value string) float64 {
 	t.Helper()
+	return sumSeries(t, url, name, label, value, func(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) })
+}
+
+// sumSeries adds up of(series) over the series of the metric name whose label has value.
+func sumSeries(t *testing.T, url, name, label, value string, of func(*dto.Metric) float64) float64 {
+	t.Helper()
 	var sum float64
 	if f, ok := families(t, url)[name]; ok {
 		for _, m := range f.GetMetric() {
 			if matching(m, label, value) {
-				sum += float64(m.GetHistogram().GetSampleCount())
+				sum += of(m)
 			}
 		}
 	}
 	return sum
 }
 
+// tailFile is cluster.Tail with each line cut at 400 characters: Temporal's errors carry stack
+// traces.
 func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	lines = lines[max(0, len(lines)-n):]
+	lines := strings.Split(cluster.Tail(path, n), "\n")
 	for i, l := range lines {
-		if len(l) > 400 { // Temporal's errors carry stack traces
+		if len(l) > 400 {
 			lines[i] = l[:400] + " …"
 		}
 	}
