@@ -168,7 +168,7 @@ func runBench(ctx context.Context, o benchOptions, keep bool, cpuProfile string,
 		return err
 	}
 	defer stop()
-	b := &bench{o: o, t: t, api: t.API, inbox: t.Inbox, key: t.APIKey, http: &http.Client{Timeout: time.Minute},
+	b := &bench{o: o, t: t, http: &http.Client{Timeout: time.Minute},
 		out: stdout, run: strconv.FormatInt(time.Now().UnixNano()%1e9, 36), res: newBenchResult(t.Topology, o)}
 	// First emails are counted where they are recorded, in the sends table: the capture inbox keeps
 	// only its latest messages.
@@ -225,15 +225,14 @@ func waitEndpoints(ctx context.Context, data string, done <-chan error, logFile 
 }
 
 type bench struct {
-	o               benchOptions
-	t               benchTarget
-	res             *benchResult
-	api, inbox, key string
-	run             string
-	http            *http.Client
-	temporal        client.Client
-	store           *db.Store
-	out             io.Writer
+	o        benchOptions
+	t        benchTarget
+	res      *benchResult
+	run      string
+	http     *http.Client
+	temporal client.Client
+	store    *db.Store
+	out      io.Writer
 
 	leadIDs    []string
 	capturedAt map[string]time.Time // by email address
@@ -481,7 +480,7 @@ func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time
 }
 
 func (b *bench) messages(ctx context.Context) ([]benchMessage, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.inbox+"/api/messages", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.t.Inbox+"/api/messages", nil)
 	resp, err := b.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read the capture inbox: %w", err)
@@ -653,11 +652,11 @@ feed:
 }
 
 func (b *bench) post(ctx context.Context, path, body string, want int, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.api+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.t.API+path, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Authorization", "Bearer "+b.t.APIKey)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.http.Do(req)
 	if err != nil {

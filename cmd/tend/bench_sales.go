@@ -79,7 +79,7 @@ func (in *benchInbox) watch(ctx context.Context) {
 
 func (in *benchInbox) poll(ctx context.Context) error {
 	in.mu.Lock()
-	url := fmt.Sprintf("%s/api/messages?after=%d", in.b.inbox, in.lastID)
+	url := fmt.Sprintf("%s/api/messages?after=%d", in.b.t.Inbox, in.lastID)
 	in.mu.Unlock()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

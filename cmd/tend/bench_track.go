@@ -31,7 +31,7 @@ var trackingURL = regexp.MustCompile(`https?://[^\s"'<>]+/t/[oc]/[^\s"'<>&?]+`)
 // trackingURLs collects the open and click URLs of this run's emails still in the sink: real
 // tokens, signed by tend for real sends.
 func (b *bench) trackingURLs(ctx context.Context) (opens, clicks []string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.inbox+"/api/messages", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.t.Inbox+"/api/messages", nil)
 	if err != nil {
 		return nil, nil, err
 	}
