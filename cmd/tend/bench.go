@@ -378,9 +378,13 @@ func (b *bench) ceilingRatio(perSecond float64) float64 {
 
 // inboxMessage is what the capture inbox lists.
 type benchMessage struct {
-	To       []string  `json:"to"`
-	Subject  string    `json:"subject"`
-	Received time.Time `json:"received"`
+	ID       string              `json:"id"`
+	To       []string            `json:"to"`
+	Subject  string              `json:"subject"`
+	Received time.Time           `json:"received"`
+	Text     string              `json:"text"`
+	HTML     string              `json:"html"`
+	Headers  map[string][]string `json:"headers"`
 }
 
 func (b *bench) firstEmails(ctx context.Context, start time.Time) error {
@@ -479,8 +483,14 @@ func (b *bench) received(ctx context.Context) (map[string][]time.Time, time.Time
 	return mine, last, nil
 }
 
-func (b *bench) messages(ctx context.Context) ([]benchMessage, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.t.Inbox+"/api/messages", nil)
+func (b *bench) messages(ctx context.Context) ([]benchMessage, error) { return b.messagesAfter(ctx, 0) }
+
+// messagesAfter lists the sink's messages that came after message id after (0: all it kept).
+func (b *bench) messagesAfter(ctx context.Context, after uint64) ([]benchMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/messages?after=%d", b.t.Inbox, after), nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := b.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read the capture inbox: %w", err)

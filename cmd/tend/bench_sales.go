@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -79,25 +78,11 @@ func (in *benchInbox) watch(ctx context.Context) {
 
 func (in *benchInbox) poll(ctx context.Context) error {
 	in.mu.Lock()
-	url := fmt.Sprintf("%s/api/messages?after=%d", in.b.t.Inbox, in.lastID)
+	after := in.lastID
 	in.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	msgs, err := in.b.messagesAfter(ctx, after)
 	if err != nil {
 		return err
-	}
-	resp, err := in.b.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var msgs []struct {
-		ID       string              `json:"id"`
-		Received time.Time           `json:"received"`
-		Text     string              `json:"text"`
-		Headers  map[string][]string `json:"headers"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
-		return fmt.Errorf("read the capture inbox: %w", err)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,21 +30,9 @@ var trackingURL = regexp.MustCompile(`https?://[^\s"'<>]+/t/[oc]/[^\s"'<>&?]+`)
 // trackingURLs collects the open and click URLs of this run's emails still in the sink: real
 // tokens, signed by tend for real sends.
 func (b *bench) trackingURLs(ctx context.Context) (opens, clicks []string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.t.Inbox+"/api/messages", nil)
+	msgs, err := b.messages(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the capture inbox: %w", err)
-	}
-	defer resp.Body.Close()
-	var msgs []struct {
-		To   []string `json:"to"`
-		HTML string   `json:"html"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
-		return nil, nil, fmt.Errorf("read the capture inbox: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
