@@ -109,29 +109,58 @@ func TestWorkerKilledMidRunLosesAndRepeatsNothing(t *testing.T) {
 		sentBy[2], beforeKill, leads*steps, sentBy[0], sentBy[1])
 	require.Less(t, beforeKill, leads*steps, "the kill comes while emails are still due")
 
-	// Every email arrives, exactly once.
-	_, err = c.Sink.WaitFor(ctx, leads*steps)
-	require.NoError(t, err, "all %d emails arrive after the kill", leads*steps)
-	time.Sleep(3 * time.Second) // a duplicate would arrive within the activity's retry
-	msgs := c.Sink.Messages()
-	perPair := map[string]int{}
-	ids := map[string]int{}
-	for _, m := range msgs {
-		require.Len(t, m.To, 1)
-		perPair[m.To[0]+" | "+m.Subject]++
-		ids[m.MessageID]++
-	}
+	// Every email arrives, once: under one Message-ID per lead and step. The one copy tend's
+	// promise allows (README, "What each failure does") is a send whose worker died between the
+	// SMTP server's 250 and the commit that records it: the retry sends it again under the same
+	// Message-ID, which receivers deduplicate. A second Message-ID would be a second email.
+	key := func(to, subject string) string { return to + " | " + subject }
+	due := map[string]bool{}
 	for i := range leads {
 		for s := 1; s <= steps; s++ {
-			key := fmt.Sprintf("%s | Cluster %d of 3 for Lead%d", email(i), s, i)
-			assert.Equal(t, 1, perPair[key], "%s received once", key)
+			due[key(email(i), fmt.Sprintf("Cluster %d of 3 for Lead%d", s, i))] = true
 		}
 	}
-	assert.Len(t, msgs, leads*steps, "no email beyond the %d due", leads*steps)
-	assert.Len(t, ids, len(msgs), "every Message-ID once")
-	var sent, rows int
-	require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FROM sends`).Scan(&sent, &rows))
-	assert.Equal(t, leads*steps, sent, "the sends table records every email as sent")
+	require.Eventually(t, func() bool {
+		arrived := map[string]bool{}
+		for _, m := range c.Sink.Messages() {
+			if len(m.To) == 1 && due[key(m.To[0], m.Subject)] {
+				arrived[key(m.To[0], m.Subject)] = true
+			}
+		}
+		var sent int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM sends WHERE status = 'sent'`).Scan(&sent); err != nil {
+			return false
+		}
+		return len(arrived) == len(due) && sent == leads*steps
+	}, 4*time.Minute, 250*time.Millisecond, "all %d emails arrive and are recorded after the kill", leads*steps)
+	time.Sleep(3 * time.Second) // a copy would arrive within the activity's retry
+	msgs := c.Sink.Messages()
+	idsOf := map[string]map[string]bool{} // pair → its Message-IDs
+	pairOf := map[string]string{}         // Message-ID → its pair
+	resent := 0
+	for _, m := range msgs {
+		require.Len(t, m.To, 1)
+		k := key(m.To[0], m.Subject)
+		require.True(t, due[k], "an email nobody was due: %s", k)
+		if idsOf[k] == nil {
+			idsOf[k] = map[string]bool{}
+		}
+		if idsOf[k][m.MessageID] {
+			resent++
+		}
+		idsOf[k][m.MessageID] = true
+		if other, ok := pairOf[m.MessageID]; ok {
+			assert.Equal(t, other, k, "Message-ID %s on two emails", m.MessageID)
+		}
+		pairOf[m.MessageID] = k
+	}
+	for k := range due {
+		assert.Len(t, idsOf[k], 1, "%s received under one Message-ID", k)
+	}
+	assert.LessOrEqual(t, resent, 3, "copies under the same Message-ID come only from sends in flight at the kill")
+	t.Logf("%d emails, %d of them a copy under the same Message-ID (the documented window)", len(msgs), resent)
+	var rows int
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM sends`).Scan(&rows))
 	assert.Equal(t, leads*steps, rows, "one send row per lead and step")
 
 	// Every worker did work; the survivors took over the killed one's share.
