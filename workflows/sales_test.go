@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,20 @@ type salesEnv struct {
 	remindHook func()
 	// respondErr, when it returns an error, fails the Respond activity without storing anything.
 	respondErr func(in activities.RespondInput) error
+
+	// mu guards what the activities record; stopped is set once the run is over, so that an
+	// activity the cancelled run left behind records nothing while the test reads the records.
+	mu      sync.Mutex
+	stopped bool
+}
+
+// note records what an activity did, unless the run is over.
+func (e *salesEnv) note(record func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.stopped {
+		record()
+	}
 }
 
 func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
@@ -55,7 +70,7 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 	}
 	e.env.OnActivity(leads.Plan, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
-			e.plans = append(e.plans, in.Segment)
+			e.note(func() { e.plans = append(e.plans, in.Segment) })
 			seq := threePartSeries()
 			if in.Segment == "general" {
 				seq.ID = "general-series"
@@ -64,7 +79,7 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 		})
 	e.env.OnActivity(leads.Rescore, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RescoreInput) (activities.RescoreResult, error) {
-			e.handoffs++
+			e.note(func() { e.handoffs++ })
 			if e.rescore != nil {
 				return e.rescore(e.handoffs, in)
 			}
@@ -76,7 +91,7 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 			if e.send != nil {
 				return e.send(in)
 			}
-			e.sent = append(e.sent, in.SequenceID+"/"+in.StepID)
+			e.note(func() { e.sent = append(e.sent, in.SequenceID+"/"+in.StepID) })
 			return activities.SendResult{Status: activities.StatusSent}, nil
 		})
 	e.env.OnActivity(sales.Assign, mock.Anything, mock.Anything).Return(
@@ -84,7 +99,8 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 			if e.assign != nil {
 				return e.assign(in)
 			}
-			e.assigns = append(e.assigns, in)
+			var n int
+			e.note(func() { e.assigns = append(e.assigns, in); n = len(e.assigns) })
 			rep := "rep-jonas"
 			if in.Current != "" {
 				rep = "rep-mia"
@@ -93,13 +109,13 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 			if e.dueAt != nil {
 				due = e.dueAt(in.At)
 			}
-			return activities.Assignment{HandoffID: int64(len(e.assigns)), RepID: rep, ManagerID: "mgr-eva", Policy: "mql",
+			return activities.Assignment{HandoffID: int64(n), RepID: rep, ManagerID: "mgr-eva", Policy: "mql",
 				DueAt: due, ReassignAfter: 2, RecycleSegment: "general"}, nil
 		})
 	e.env.OnActivity(sales.Lapse, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.LapseInput) (activities.LapseResult, error) {
-			e.lapses = append(e.lapses, in)
-			e.lapseAt = append(e.lapseAt, e.env.Now())
+			now := e.env.Now()
+			e.note(func() { e.lapses, e.lapseAt = append(e.lapses, in), append(e.lapseAt, now) })
 			return activities.LapseResult{NextDueAt: in.At.Add(e.due)}, nil
 		})
 	e.env.OnActivity(sales.Remind, mock.Anything, mock.Anything).Return(
@@ -107,7 +123,7 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 			if e.remindHook != nil {
 				e.remindHook()
 			}
-			e.reminders++
+			e.note(func() { e.reminders++ })
 			return nil
 		})
 	e.respond = func(in activities.RespondInput) activities.RespondResult {
@@ -120,7 +136,7 @@ func newSalesEnv(t *testing.T, start time.Time) *salesEnv {
 					return activities.RespondResult{}, err
 				}
 			}
-			e.responds = append(e.responds, in)
+			e.note(func() { e.responds = append(e.responds, in) })
 			return e.respond(in), nil
 		})
 	// Engagement makes the lead hand-off ready an hour in.
@@ -148,6 +164,9 @@ func (e *salesEnv) run(t *testing.T, until time.Duration) LeadState {
 		e.env.CancelWorkflow()
 	}, until)
 	e.env.ExecuteWorkflow(Lead, LeadInput{LeadID: "3f1c0a3e-0000-4000-8000-0000000000aa"})
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
 	requireCancelled(t, e.env)
 	return st
 }
